@@ -1,0 +1,1 @@
+"""The compiler: function source -> plan (IR) -> code object, and the IR's interpreter."""

@@ -1,0 +1,1 @@
+"""The runtime: one shared pool, ordered task groups, deadlines, per-site measurement."""

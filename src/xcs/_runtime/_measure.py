@@ -1,0 +1,146 @@
+"""Per-site measurement: does a call site block (worth overlapping) or compute?
+
+A parallel region pays off only where its calls *wait* (on a socket, a sleep, a lock,
+a subprocess): waiting threads overlap, computing threads queue for the GIL. The
+runtime learns which by timing each call site twice at once: wall time (what the
+caller waits) and the thread's CPU time (what the calling thread itself computed).
+Their difference is time spent blocked. No user knob: the compiler asks
+``SiteProfile.overlap_pays(site)`` and follows the measurement (DESIGN §1.7).
+
+Thread CPU time counts only the calling thread, so a call that waits on work done by
+*other* threads (a nested parallel region, a server) counts as blocked too, which is
+exactly right: overlapping such calls pays.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+__all__ = [
+    "BLOCKED_FRACTION_MIN",
+    "BLOCKED_SECONDS_MIN",
+    "SiteProfile",
+    "SiteStatistics",
+    "get_profile",
+]
+
+R = TypeVar("R")
+
+# A call must wait at least this long, on average, before overlapping it is worth a
+# task (a task costs ~10 µs of scheduling; we want a clear multiple of that) ...
+BLOCKED_SECONDS_MIN = 200e-6
+# ... and waiting must be a real share of its time: a CPU-bound call that was merely
+# preempted on a busy machine also shows some wall-minus-CPU time.
+BLOCKED_FRACTION_MIN = 0.25
+# Recent calls weigh more, so a site that changes behaviour (a cache warming up, a
+# model switched to a local one) is re-decided within a few dozen calls.
+_EWMA_WEIGHT = 0.2
+
+
+@dataclass
+class SiteStatistics:
+    """What was measured at one call site. A snapshot; mutate only through the profile."""
+
+    site: Hashable
+    calls: int = 0
+    wall_s: float = 0.0  # total wall time
+    cpu_s: float = 0.0  # total thread CPU time
+    recent_blocked_s: float = 0.0  # EWMA of (wall - cpu) per call
+
+    @property
+    def blocked_s(self) -> float:
+        """Total time blocked (wall minus CPU, never negative)."""
+        return max(self.wall_s - self.cpu_s, 0.0)
+
+    @property
+    def blocked_fraction(self) -> float:
+        """Share of the wall time spent blocked, 0..1."""
+        return self.blocked_s / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def overlap_pays(self) -> bool:
+        """True when calls at this site block long enough to be worth overlapping."""
+        return (
+            self.calls > 0
+            and self.recent_blocked_s >= BLOCKED_SECONDS_MIN
+            and self.blocked_fraction >= BLOCKED_FRACTION_MIN
+        )
+
+
+class SiteProfile:
+    """Thread-safe measurements of call sites, bounded (least recently used sites go).
+
+    Args:
+        max_sites: how many sites to remember.
+    """
+
+    def __init__(self, max_sites: int = 4096) -> None:
+        self._max_sites = max_sites
+        self._sites: OrderedDict[Hashable, SiteStatistics] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def record(self, site: Hashable, wall_s: float, cpu_s: float) -> None:
+        """Add one call's wall and thread-CPU time to ``site``."""
+        blocked = max(wall_s - cpu_s, 0.0)
+        with self._lock:
+            stats = self._sites.get(site)
+            if stats is None:
+                stats = SiteStatistics(site, recent_blocked_s=blocked)
+                self._sites[site] = stats
+                if len(self._sites) > self._max_sites:
+                    self._sites.popitem(last=False)
+            else:
+                self._sites.move_to_end(site)
+                stats.recent_blocked_s += _EWMA_WEIGHT * (blocked - stats.recent_blocked_s)
+            stats.calls += 1
+            stats.wall_s += wall_s
+            stats.cpu_s += cpu_s
+
+    def measure(self, site: Hashable, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+        """Call ``fn(*args, **kwargs)`` and record its times at ``site``.
+
+        The call's exception propagates unchanged; the time until it was raised is
+        recorded all the same (a failing call still tells whether the site blocks).
+        """
+        wall0 = time.perf_counter()
+        cpu0 = time.thread_time()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.record(site, time.perf_counter() - wall0, time.thread_time() - cpu0)
+
+    def statistics(self, site: Hashable) -> SiteStatistics | None:
+        """A copy of what is known about ``site`` (None: never measured)."""
+        with self._lock:
+            stats = self._sites.get(site)
+            if stats is None:
+                return None
+            return SiteStatistics(
+                stats.site, stats.calls, stats.wall_s, stats.cpu_s, stats.recent_blocked_s
+            )
+
+    def overlap_pays(self, site: Hashable) -> bool | None:
+        """True/False once ``site`` was measured; None while nothing is known."""
+        with self._lock:
+            stats = self._sites.get(site)
+            return None if stats is None else stats.overlap_pays
+
+    def clear(self) -> None:
+        with self._lock:
+            self._sites.clear()
+
+    def __len__(self) -> int:
+        return len(self._sites)
+
+
+_profile = SiteProfile()
+
+
+def get_profile() -> SiteProfile:
+    """The process-wide profile shared by every jitted function."""
+    return _profile

@@ -1,0 +1,517 @@
+"""The scheduler: ordered task groups and the ordered parallel map on the shared pool.
+
+Everything in XCS that runs work concurrently goes through here: the compiled regions
+of ``@xcs.jit``, ``xcs.Graph``, ``xcs.vmap``. The unit is a ``TaskGroup``: tasks are
+spawned in *program order* (each gets the next index) and joined in that order, so
+the caller sees exactly what the sequential program would have seen:
+
+- results in spawn order;
+- the first error in program order: when tasks fail, the one raised is the failure
+  of the smallest index, the original exception object, never wrapped;
+- once a failure at index k is known, no task after k starts (it is cancelled when a
+  worker or a waiter would have claimed it);
+- when the group exits early (an error, a deadline, a consumer that stops reading),
+  tasks that have not started are cancelled and the group waits for the running ones,
+  so no work of the group outlives it.
+
+NOTE: [Waiting threads help]
+A thread that waits for a task of its group first tries to *claim* it; if the claim
+succeeds the task had not started, and the waiting thread runs it itself. A pool
+worker whose task is running elsewhere also runs other unstarted tasks of its group
+meanwhile, so a task waiting on its children never holds a pool thread idle while
+work nobody has taken is queued. A waiter blocks only on a task that some thread is
+running, and there is no deadlock whatever the pool size or the nesting depth: a
+thread's stack of tasks it runs is a path down the tree of groups, and it only ever
+blocks on a task deeper in that tree, which is running.
+
+A thread outside the pool (the caller of a jitted function, say) runs only the task
+it waits for, never later ones: it must stay free to refill its window promptly, and
+blocking it costs the pool nothing. Under an ``xcs.deadline`` it does not run tasks
+inline at all; it blocks with a timeout instead, so that the deadline is honoured to
+the moment even where a task it could have run would overrun it. Pool threads always
+help, so progress does not depend on it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import enum
+import itertools
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from types import TracebackType
+from typing import Any, Generic, TypeVar
+
+from xcs._runtime._deadline import Deadline, current_deadline
+from xcs._runtime._pool import WorkerPool, get_pool, in_worker_thread
+
+__all__ = [
+    "TaskGroup",
+    "TaskState",
+    "ordered_imap",
+    "ordered_map",
+]
+
+logger = logging.getLogger("xcs")
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+_INFINITY = float("inf")
+
+# One global sequence for the moments that matter for ordering: a task starting, a
+# group learning of a failure. Both are taken under the group's lock, so comparing
+# them says which happened first (used by tests and by tracing).
+_sequence = itertools.count()
+
+
+class TaskState(enum.Enum):
+    PENDING = "pending"  # spawned, not started; may be claimed by a worker or a waiter
+    RUNNING = "running"  # claimed: a thread is running it
+    FINISHED = "finished"  # ran to completion, with a value or an exception
+    CANCELLED = "cancelled"  # never started and never will
+
+
+_PENDING = TaskState.PENDING
+_RUNNING = TaskState.RUNNING
+_FINISHED = TaskState.FINISHED
+_CANCELLED = TaskState.CANCELLED
+
+
+class Task(Generic[R]):
+    """One call spawned in a ``TaskGroup``. Not constructed directly: use ``spawn``.
+
+    States: PENDING -> RUNNING -> FINISHED, or PENDING -> CANCELLED. Every transition
+    happens under the group's lock; ``_done`` is a lock held from creation until the
+    task is FINISHED or CANCELLED, which is the cheapest thing to block on.
+    """
+
+    __slots__ = (
+        "_args",
+        "_ctx",
+        "_done",
+        "_fn",
+        "error",
+        "group",
+        "index",
+        "name",
+        "start_seq",
+        "state",
+        "value",
+    )
+
+    def __init__(
+        self,
+        group: TaskGroup,
+        index: int,
+        name: str,
+        fn: Callable[..., R],
+        args: tuple[Any, ...],
+    ) -> None:
+        self.group = group
+        self.index = index
+        self.name = name
+        self._fn: Callable[..., R] | None = fn
+        self._args = args
+        # The task runs in a copy of the spawning context: deadlines, tracing and
+        # other context variables follow the work onto the worker thread.
+        self._ctx = contextvars.copy_context()
+        self._done = threading.Lock()
+        self._done.acquire()
+        self.state = _PENDING
+        self.value: R | None = None
+        self.error: BaseException | None = None
+        self.start_seq = -1
+
+    def run_from_pool(self) -> None:
+        """Entry point for pool workers: run unless a waiter claimed it or it was cancelled."""
+        if self.state is _PENDING and self.group._claim(self):
+            self._execute(inline=False)
+
+    def _execute(self, *, inline: bool) -> None:
+        fn, args = self._fn, self._args
+        assert fn is not None
+        try:
+            value = self._ctx.run(fn, *args)
+        except BaseException as exc:
+            self.group._finish(self, None, exc)
+            if inline and isinstance(exc, KeyboardInterrupt | SystemExit):
+                # Ctrl-C in a thread that was helping: stop now, not when the join
+                # reaches this task.
+                raise
+        else:
+            self.group._finish(self, value, None)
+        finally:
+            # Break references early: a finished task kept for its value must not
+            # keep its function, arguments and context alive too.
+            self._fn = None
+            self._args = ()
+            del fn, args
+
+    @property
+    def done(self) -> bool:
+        return self.state is _FINISHED or self.state is _CANCELLED
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name} #{self.index} {self.state.value}>"
+
+
+class TaskGroup:
+    """Tasks spawned in program order and joined in program order.
+
+    A group belongs to the thread that created it: only that thread spawns and joins
+    (workers only run tasks). Use it as a context manager; on exit it joins what is
+    left (raising the first error in program order) or, when the block raised,
+    cancels what has not started and waits for what is running.
+
+    Args:
+        name: a label for the tasks, shown in errors and traces.
+        pool: the pool to run on (default: the process-wide pool).
+
+    Example::
+
+        with TaskGroup(name="ensemble") as group:
+            a = group.spawn(call_model, "q1")
+            b = group.spawn(call_model, "q2")
+            answer = combine(group.result(a), group.result(b))
+    """
+
+    def __init__(self, *, name: str = "task", pool: WorkerPool | None = None) -> None:
+        self.name = name
+        self._pool = pool if pool is not None else get_pool()
+        self._lock = threading.Lock()
+        # Spawned tasks not yet joined, in index order. Only the owner touches it.
+        self._open: deque[Task[Any]] = deque()
+        self._next_index = 0
+        # Smallest index known to have failed; tasks after it must not start.
+        self._stop: float = _INFINITY
+        self.failure_seq = -1
+        self._closed = False
+        self._raised: BaseException | None = None  # the task error result() raised
+        self._cancelled = 0  # tasks cancelled before they started
+
+    # -- used by tasks (any thread) -----------------------------------------------
+
+    def _claim(self, task: Task[Any]) -> bool:
+        with self._lock:
+            if task.state is not _PENDING:
+                return False
+            if task.index > self._stop:
+                task.state = _CANCELLED
+                task._done.release()
+                return False
+            task.state = _RUNNING
+            task.start_seq = next(_sequence)
+            return True
+
+    def _finish(self, task: Task[Any], value: Any, error: BaseException | None) -> None:
+        with self._lock:
+            task.value = value
+            task.error = error
+            task.state = _FINISHED
+            discarded = error is not None and task.index > self._stop
+            if error is not None and task.index < self._stop:
+                self._stop = task.index
+                self.failure_seq = next(_sequence)
+        task._done.release()
+        if discarded:
+            # The sequential program would not have reached this failure, so it is
+            # never raised; it is not lost either.
+            logger.debug(
+                "xcs: discarded the error of task %s #%d (an earlier task failed first): %r",
+                task.name,
+                task.index,
+                error,
+            )
+
+    # -- the owner's API ----------------------------------------------------------
+
+    def spawn(self, fn: Callable[..., R], *args: Any, name: str | None = None) -> Task[R]:
+        """Start ``fn(*args)`` as the next task in program order.
+
+        Returns at once. A task spawned after an earlier task failed is created
+        cancelled and never runs: the sequential program would not have reached it.
+
+        Raises:
+            ExecutionTimeout: the deadline in force has expired.
+            RuntimeError: the group has exited.
+        """
+        if self._closed:
+            raise RuntimeError(f"task group {self.name!r} has exited; spawn in a new group")
+        active = current_deadline()
+        if active is not None and active.expired():
+            raise self._expire(active)
+        index = self._next_index
+        self._next_index = index + 1
+        task: Task[R] = Task(self, index, name or self.name, fn, args)
+        self._open.append(task)
+        if index > self._stop:
+            with self._lock:
+                task.state = _CANCELLED
+                task._done.release()
+        else:
+            self._pool.submit(task)
+        return task
+
+    def result(self, task: Task[R]) -> R:
+        """Wait for ``task`` and every task spawned before it; return its value.
+
+        Raises:
+            BaseException: the first exception in program order among ``task`` and
+                the tasks spawned before it, the original object.
+            ExecutionTimeout: the deadline in force expired while waiting.
+        """
+        if task.group is not self:
+            raise ValueError(f"{task!r} belongs to another task group")
+        while self._open and self._open[0].index <= task.index:
+            head = self._open[0]
+            self._join(head)
+            self._open.popleft()
+            error = head.error
+            if error is not None:
+                self._raised = error
+                try:
+                    raise error
+                finally:
+                    # Break the cycle error -> traceback -> this frame -> error.
+                    del error, head
+        if task.state is not _FINISHED:
+            raise RuntimeError(f"{task!r} never ran: its group stopped before it started")
+        if task.error is not None:
+            raise task.error  # joined before, asked again
+        return task.value  # type: ignore[return-value]
+
+    def next_result(self) -> Any:
+        """Join the oldest task not yet joined and return its value (or raise)."""
+        if not self._open:
+            raise IndexError(f"task group {self.name!r} has no task left to join")
+        return self.result(self._open[0])
+
+    @property
+    def pending_count(self) -> int:
+        """Tasks spawned and not yet joined (the in-flight window of an ordered map)."""
+        return len(self._open)
+
+    # -- waiting ------------------------------------------------------------------
+
+    def _join(self, task: Task[Any]) -> None:
+        """Block until ``task`` is done, helping with the group's unstarted tasks."""
+        if task.state is _FINISHED or task.state is _CANCELLED:
+            return
+        active = current_deadline()
+        worker = in_worker_thread()
+        # NOTE: [Waiting threads help]
+        if (active is None or worker) and self._claim(task):
+            task._execute(inline=True)
+            return
+        if worker:
+            for other in list(self._open):
+                if task.done:
+                    return
+                if active is not None and active.expired():
+                    break
+                if other.state is _PENDING and self._claim(other):
+                    other._execute(inline=True)
+        if active is None:
+            task._done.acquire()
+            task._done.release()
+            return
+        if task._done.acquire(timeout=max(active.remaining(), 0.0)):
+            task._done.release()
+            return
+        # The deadline expired while we waited.
+        raise self._expire(active)
+
+    def _expire(self, active: Deadline) -> BaseException:
+        """Cancel what has not started; the timeout error lists what still runs."""
+        running = tuple(f"{t.name}[{t.index}]" for t in self._open if t.state is _RUNNING)
+        self._abandon(wait=False)
+        return active.timeout_error(running=running, cancelled=self._cancelled, where=self.name)
+
+    # -- exiting ------------------------------------------------------------------
+
+    def settle(self, exc: BaseException) -> BaseException:
+        """Decide what the sequential program would raise, given that the owner's code
+        raised ``exc`` after every task spawned so far; leave nothing running.
+
+        - ``exc`` is a task's error that ``result`` raised: tasks after it are
+          cancelled (or waited for, if running), and ``exc`` stands.
+        - ``exc`` is the owner's own exception: every open task preceded it in program
+          order, so they are joined in order and the first of their errors wins;
+          ``exc`` stands only if they all succeed.
+        - ``KeyboardInterrupt``, ``SystemExit``, an expired deadline: unstarted tasks are
+          cancelled, running ones are not waited for, and ``exc`` stands.
+        - ``GeneratorExit`` (a consumer stopped reading an ordered map): unstarted tasks
+          are cancelled, running ones waited for, and ``exc`` stands.
+
+        Raise the returned exception *outside* any ``except`` block, so that Python
+        does not chain ``exc`` to it as ``__context__`` (see ``__exit__``).
+        """
+        if exc is self._raised or isinstance(exc, GeneratorExit):
+            self._abandon(wait=True)
+            return exc
+        active = current_deadline()
+        if isinstance(exc, KeyboardInterrupt | SystemExit) or (
+            active is not None and active.expired()
+        ):
+            self._abandon(wait=False)
+            return exc
+        try:
+            while self._open:
+                self.next_result()
+        except BaseException as first:
+            self._abandon(wait=not isinstance(first, KeyboardInterrupt | SystemExit))
+            return first
+        return exc
+
+    def _abandon(self, *, wait: bool) -> None:
+        """Cancel every unstarted task; with ``wait``, wait for the running ones."""
+        cancelled = 0
+        with self._lock:
+            self._stop = -1  # nothing may start from now on
+            for task in self._open:
+                if task.state is _PENDING:
+                    task.state = _CANCELLED
+                    task._done.release()
+                    cancelled += 1
+        self._cancelled += cancelled
+        if wait:
+            active = current_deadline()
+            for task in self._open:
+                if task.state is _RUNNING:
+                    timeout = -1.0 if active is None else max(active.remaining(), 0.0)
+                    if not task._done.acquire(timeout=timeout):
+                        break  # deadline: leave the rest running in the background
+                    task._done.release()
+        self._open.clear()
+
+    def __enter__(self) -> TaskGroup:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._closed = True
+        if exc is None:
+            if self._raised is not None:
+                # The owner met a task's failure and handled it; tasks after that one
+                # in program order are not needed.
+                self._abandon(wait=True)
+                return
+            # Tasks whose results nobody asked for still ran in the sequential
+            # program: their errors count, in program order.
+            try:
+                while self._open:
+                    self.next_result()
+            except BaseException as first:
+                self._abandon(wait=not isinstance(first, KeyboardInterrupt | SystemExit))
+                raise
+            return
+        outcome = self.settle(exc)
+        if outcome is not exc:
+            # A task that ran before the block's own exception failed first. Raised
+            # from here it gets the block's exception as __context__; code generated
+            # by the compiler calls settle() itself and raises outside the handler.
+            raise outcome
+
+    def __repr__(self) -> str:
+        return f"<TaskGroup {self.name!r} open={len(self._open)}>"
+
+
+# ---------------------------------------------------------------------------
+# The ordered map
+
+
+def ordered_imap(
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    *,
+    window: int | None = None,
+    name: str | None = None,
+    pool: WorkerPool | None = None,
+) -> Iterator[R]:
+    """Apply ``fn`` to each item concurrently; yield the results in input order.
+
+    At most ``window`` items are in flight (spawned and not yet yielded). ``items`` may
+    be any iterable, including an endless or lazy one: it is read only as the window
+    moves, never materialised. Error semantics are those of ``TaskGroup``: the first
+    failing item in input order raises its own exception, items after it do not start
+    once the failure is known, and none of their results is yielded. Closing the
+    iterator early cancels what has not started and waits for what is running.
+
+    Args:
+        fn: called once per item, on a pool thread or in the consuming thread.
+        items: the inputs.
+        window: the in-flight bound (default: the pool's size).
+        name: a label for tasks in errors and traces (default: ``fn``'s name).
+        pool: the pool to run on (default: the process-wide pool).
+
+    Raises:
+        BaseException: the exception of the first failing item, the original object.
+        ExecutionTimeout: an ``xcs.deadline`` expired.
+        ValueError: ``window`` < 1.
+    """
+    if window is not None and window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    return _imap(fn, items, window, name or str(getattr(fn, "__name__", "task")), pool)
+
+
+def _imap(
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    window: int | None,
+    name: str,
+    pool: WorkerPool | None,
+) -> Iterator[R]:
+    group = TaskGroup(name=name, pool=pool)
+    limit = window if window is not None else group._pool.max_workers
+    source = iter(items)
+    # If reading the input raises, the calls for the items read before it still come
+    # first in program order: their errors win, then the input's error is raised.
+    source_error: BaseException | None = None
+
+    def spawn_next() -> bool:
+        nonlocal source_error
+        if source_error is not None:
+            return False
+        try:
+            item = next(source)
+        except StopIteration:
+            return False
+        except BaseException as exc:
+            source_error = exc
+            return False
+        group.spawn(fn, item)
+        return True
+
+    with group:
+        while group.pending_count < limit and spawn_next():
+            pass
+        while group.pending_count:
+            value = group.next_result()
+            # Refill before handing the value over, so the pool stays busy while the
+            # consumer works on it.
+            spawn_next()
+            yield value
+    if source_error is not None:
+        try:
+            raise source_error
+        finally:
+            del source_error
+
+
+def ordered_map(
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    *,
+    window: int | None = None,
+    name: str | None = None,
+    pool: WorkerPool | None = None,
+) -> list[R]:
+    """``list(ordered_imap(...))``: every result, in input order. Same errors."""
+    return list(ordered_imap(fn, items, window=window, name=name, pool=pool))

@@ -1,0 +1,111 @@
+"""The exception hierarchy of XCS: every failure that is XCS's own, in one place.
+
+    XCSError
+     +-- CompilationError          the compiler failed in a way it did not expect
+     +-- ValidationError           bad input: a graph, an argument, a spec (also a ValueError)
+     +-- ExecutionTimeout          an xcs.deadline expired (also a TimeoutError)
+     +-- ProviderError             a model provider failed after the model layer gave up
+          +-- RateLimitError       the provider kept answering 429
+          +-- AuthenticationError  no key, or the provider refused the key
+
+User exceptions are never wrapped: when a function run by XCS raises, the caller sees
+the original exception object, the one the sequential program would have raised first
+(DESIGN §1.2). These classes are only for failures that belong to XCS itself.
+
+Every class takes a message and keyword context (the node, the provider, the deadline)
+that becomes attributes, and pickles with that context so errors survive a trip
+through a process pool or a Ray worker.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "AuthenticationError",
+    "CompilationError",
+    "ExecutionTimeout",
+    "ProviderError",
+    "RateLimitError",
+    "ValidationError",
+    "XCSError",
+]
+
+
+class XCSError(Exception):
+    """The root of every exception XCS raises on its own account.
+
+    Raised only through a subclass. Catch it to handle any XCS failure; exceptions
+    raised by user code inside jitted functions, graphs and maps are *not* XCSErrors,
+    they reach the caller unchanged.
+    """
+
+    def __init__(self, message: str, **context: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        for key, value in context.items():
+            setattr(self, key, value)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Context lives in __dict__; the default Exception reduce would drop it.
+        return (type(self), (self.message,), self.__dict__)
+
+
+class CompilationError(XCSError):
+    """Raised by ``xcs.jit`` when compiling a function fails in a way XCS did not expect.
+
+    A function XCS *knows* it cannot compile (a generator, no source) is not an error:
+    it falls back to running as written, and ``xcs.explain`` says why. This exception
+    means a bug in XCS or an input it never anticipated; it is never swallowed.
+    Attribute ``function`` names the function being compiled.
+    """
+
+
+class ValidationError(XCSError, ValueError):
+    """Raised when input given to XCS is malformed: a graph with a cycle or an unknown
+    dependency, a missing graph input, a negative deadline, an unknown model parameter.
+
+    The message names the offending item; attribute ``nodes`` (a tuple of names) is
+    set where nodes of a graph are at fault. Not to be confused with pydantic's own
+    ``ValidationError``, which XCS translates into this one at its boundary.
+    """
+
+
+class ExecutionTimeout(XCSError, TimeoutError):
+    """Raised by ``xcs.deadline`` (and by any wait inside it) when the deadline expires.
+
+    Work that had not started is cancelled and never runs. Work already running on a
+    thread cannot be interrupted; it is listed in attribute ``running`` (task names),
+    and its result is discarded. Attribute ``seconds`` is the length of the deadline
+    that expired. Also a ``TimeoutError``, so ``except TimeoutError`` catches it.
+    Not to be confused with a provider's own request timeout, which the model layer
+    retries and finally reports as a ``ProviderError``.
+    """
+
+    seconds: float
+    running: tuple[str, ...]
+    cancelled: int
+
+
+class ProviderError(XCSError):
+    """Raised by the model layer when a provider call fails for good: after the retries
+    for transient failures (429, 5xx, timeouts, connection errors) are used up, or at
+    once for a failure that retrying cannot fix. The SDK's exception is chained as
+    ``__cause__``. Attributes ``provider`` and ``model`` name the endpoint; API keys
+    never appear in the message or the attributes.
+    """
+
+
+class RateLimitError(ProviderError):
+    """Raised when a provider still answers 429 (rate limited) after the retries.
+
+    Unlike a plain ``ProviderError`` the request was well formed and may succeed later;
+    attribute ``retry_after`` holds the provider's last Retry-After in seconds, if any.
+    """
+
+
+class AuthenticationError(ProviderError):
+    """Raised when a provider needs an API key and none is set (the message names the
+    environment variable to set), or when the provider refuses the key (401/403).
+    The key itself is never part of the message.
+    """

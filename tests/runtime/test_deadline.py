@@ -1,0 +1,146 @@
+"""xcs.deadline: expiry, cancellation, what was running, nesting, bad input."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+import pytest
+
+import xcs
+from xcs._runtime._deadline import current_deadline, remaining
+from xcs._runtime._scheduler import TaskGroup, ordered_map
+
+FOREVER = 60.0  # a wait that would fail the test by pytest-timeout, never reached
+
+
+def test_expiry_raises_execution_timeout_and_cancels_unstarted_work(make_pool) -> None:  # type: ignore[no-untyped-def]
+    pool = make_pool(2)
+    release = threading.Event()
+    started: list[int] = []
+
+    def stuck(i: int) -> int:
+        started.append(i)
+        release.wait(FOREVER)
+        return i
+
+    try:
+        with pytest.raises(xcs.ExecutionTimeout) as caught, xcs.deadline(0.2):
+            ordered_map(stuck, range(10), window=10, pool=pool, name="stuck")
+    finally:
+        release.set()
+    err = caught.value
+    assert isinstance(err, TimeoutError)
+    assert isinstance(err, xcs.XCSError)
+    assert err.seconds == pytest.approx(0.2)
+    # Two workers were running calls; the caller does not run work inline under a
+    # deadline, so exactly those two ran and the other eight never will.
+    assert sorted(err.running) == ["stuck[0]", "stuck[1]"]
+    assert err.cancelled == 8
+    assert "still running" in str(err)
+    assert "8 not started, cancelled" in str(err)
+    pool.close()
+    assert pool.join(timeout=30)
+    assert sorted(started) == [0, 1]
+
+
+def test_nested_deadlines_take_the_earliest() -> None:
+    gate = threading.Event()
+    with pytest.raises(xcs.ExecutionTimeout) as caught, xcs.deadline(0.1):  # noqa: SIM117
+        with xcs.deadline(FOREVER):
+            ordered_map(lambda _: gate.wait(FOREVER), range(2))
+    gate.set()
+    assert caught.value.seconds == pytest.approx(0.1)
+
+    gate = threading.Event()
+    with pytest.raises(xcs.ExecutionTimeout) as caught, xcs.deadline(FOREVER):  # noqa: SIM117
+        with xcs.deadline(0.1):
+            ordered_map(lambda _: gate.wait(FOREVER), range(2))
+    gate.set()
+    assert caught.value.seconds == pytest.approx(0.1)
+
+
+def test_the_deadline_follows_work_into_tasks() -> None:
+    with xcs.deadline(30) as scope:
+        outer = current_deadline()
+        seen = ordered_map(lambda _: current_deadline(), range(4))
+        assert scope.remaining() <= 30
+    assert outer is not None
+    assert all(d is outer for d in seen)
+    assert current_deadline() is None
+    assert remaining() is None
+
+
+def test_deadline_bounds_nested_waits_in_workers(make_pool) -> None:  # type: ignore[no-untyped-def]
+    pool = make_pool(2)
+    gate = threading.Event()
+
+    def parent(_: int) -> list[object]:
+        return ordered_map(lambda __: gate.wait(FOREVER), range(3), pool=pool)
+
+    try:
+        with pytest.raises(xcs.ExecutionTimeout), xcs.deadline(0.2):
+            ordered_map(parent, range(2), pool=pool)
+    finally:
+        gate.set()
+
+
+def test_a_block_that_finishes_late_raises_at_its_end() -> None:
+    ran = False
+    with pytest.raises(xcs.ExecutionTimeout, match="finished late"), xcs.deadline(0.01):
+        time.sleep(0.05)
+        ran = True
+    assert ran
+
+
+def test_zero_is_an_expired_deadline() -> None:
+    ran = False
+    with pytest.raises(xcs.ExecutionTimeout, match="expired on entry"), xcs.deadline(0):
+        ran = True
+    assert not ran
+
+
+def test_an_expired_deadline_stops_new_work() -> None:
+    calls: list[int] = []
+    with pytest.raises(xcs.ExecutionTimeout), xcs.deadline(0.01):
+        time.sleep(0.03)
+        with TaskGroup() as group:
+            group.spawn(calls.append, 1)
+    assert calls == []
+
+
+@pytest.mark.parametrize("bad", [-1, -0.001, math.nan, "5", None, True])
+def test_bad_seconds_are_rejected(bad: object) -> None:
+    with pytest.raises(xcs.ValidationError, match=r"xcs\.deadline"):
+        xcs.deadline(bad)  # type: ignore[arg-type]
+
+
+def test_a_deadline_object_is_not_reentrant() -> None:
+    scope = xcs.deadline(5)
+    with scope, pytest.raises(RuntimeError, match="already in use"), scope:
+        pass
+
+
+def test_user_errors_pass_through_a_deadline_unchanged() -> None:
+    err = ValueError("mine")
+
+    def fail(_: int) -> None:
+        raise err
+
+    with pytest.raises(ValueError) as caught, xcs.deadline(30):
+        ordered_map(fail, range(3))
+    assert caught.value is err
+
+
+async def _async_body() -> float | None:
+    async with xcs.deadline(5):
+        return remaining()
+
+
+def test_async_with_sets_the_deadline() -> None:
+    import asyncio
+
+    left = asyncio.run(_async_body())
+    assert left is not None
+    assert 0 < left <= 5
