@@ -33,11 +33,11 @@ __all__ = [
 
 
 class XCSError(Exception):
-    """The root of every exception XCS raises on its own account.
-
-    Raised only through a subclass. Catch it to handle any XCS failure; exceptions
-    raised by user code inside jitted functions, graphs and maps are *not* XCSErrors,
-    they reach the caller unchanged.
+    """Raised only through a subclass: the root of every exception XCS raises on its
+       own account.
+    Catch it to handle any XCS failure; exceptions
+       raised by user code inside jitted functions, graphs and maps are *not* XCSErrors,
+       they reach the caller unchanged.
     """
 
     def __init__(self, message: str, **context: Any) -> None:

@@ -1,0 +1,262 @@
+"""xcs.Graph: validation, rendering, overlap, and the sequential program's results and errors."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import xcs
+
+BARRIER_TIMEOUT = 10.0
+
+
+def qa_graph() -> xcs.Graph:
+    g = xcs.Graph(inputs=["question"], name="qa")
+    g.add("fast", str.upper, "question")
+    g.add("careful", str.title, "question")
+    g.add("judge", max, "fast", "careful")
+    return g
+
+
+# -- building and validation ------------------------------------------------------------
+
+
+def test_rendering_shows_nodes_edges_and_waves() -> None:
+    assert str(qa_graph()) == (
+        "graph qa: inputs (question), 3 nodes in 2 waves\n"
+        "  wave 1\n"
+        "    fast = str.upper(question)\n"
+        "    careful = str.title(question)\n"
+        "  wave 2\n"
+        "    judge = max(fast, careful)"
+    )
+    g = qa_graph()
+    assert g.waves() == [["fast", "careful"], ["judge"]]
+    assert g.edges() == [
+        ("question", "fast"),
+        ("question", "careful"),
+        ("fast", "judge"),
+        ("careful", "judge"),
+    ]
+    assert repr(g) == "<xcs.Graph 'qa': 1 inputs, 3 nodes>"
+
+
+def test_keyword_dependencies() -> None:
+    g = xcs.Graph(inputs=["text", "n"])
+    g.add("cut", lambda text, *, size: text[:size], "text", size="n")
+    assert g.run(text="abcdef", n=3) == {"cut": "abc"}
+    assert "cut = " in str(g)
+    assert "(text, size=n)" in str(g)
+
+
+def test_a_cycle_names_its_nodes() -> None:
+    g = xcs.Graph(inputs=["x"], name="loop")
+    g.add("a", len, "c")
+    g.add("b", len, "a")
+    g.add("c", len, "b")
+    g.add("ok", len, "x")
+    with pytest.raises(xcs.ValidationError, match="graph 'loop' has a cycle: ") as caught:
+        g.lint()
+    assert set(caught.value.nodes) == {"a", "b", "c"}
+    assert "ok" not in str(caught.value)
+    with pytest.raises(xcs.ValidationError, match="cycle"):
+        g.run(x=[1])
+    assert "invalid" in str(g)  # rendering an invalid graph does not raise
+
+
+def test_a_self_dependency_is_a_cycle() -> None:
+    g = xcs.Graph()
+    g.add("me", len, "me")
+    with pytest.raises(xcs.ValidationError, match="me -> me"):
+        g.lint()
+
+
+def test_an_unknown_dependency_names_the_node_and_the_dependency() -> None:
+    g = xcs.Graph(inputs=["question"])
+    g.add("answer", len, "questoin")
+    with pytest.raises(xcs.ValidationError) as caught:
+        g.run(question="q")
+    assert caught.value.nodes == ("answer",)
+    assert "node 'answer' depends on unknown 'questoin'" in str(caught.value)
+    assert "inputs: question" in str(caught.value)
+
+
+def test_missing_and_unexpected_inputs() -> None:
+    g = xcs.Graph(inputs=["a", "b"])
+    g.add("sum", lambda x, y: x + y, "a", "b")
+    with pytest.raises(xcs.ValidationError, match="missing input 'b'") as caught:
+        g.run(a=1)
+    assert caught.value.nodes == ("b",)
+    with pytest.raises(xcs.ValidationError, match="has no input 'c'"):
+        g.run(a=1, b=2, c=3)
+    assert g(a=1, b=2) == {"sum": 3}
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda g: g.add("x", 42), "is not callable"),
+        (lambda g: g.add("", len), "non-empty strings"),
+        (lambda g: g.add("q", len), "already has an input named 'q'"),
+        (lambda g: (g.add("x", len, "q"), g.add("x", len, "q")), "already has a node named 'x'"),
+        (lambda g: g.add("x", len, 3), "dependencies are node names"),
+    ],
+)
+def test_bad_nodes_are_rejected(build: Any, message: str) -> None:
+    g = xcs.Graph(inputs=["q"])
+    with pytest.raises(xcs.ValidationError, match=message):
+        build(g)
+
+
+def test_inputs_must_be_a_list_of_names() -> None:
+    with pytest.raises(xcs.ValidationError, match=r"write inputs=\['question'\]"):
+        xcs.Graph(inputs="question")
+
+
+def test_nodes_may_be_added_before_their_dependencies() -> None:
+    g = xcs.Graph(inputs=["x"])
+    g.add("late", lambda v: v + 1, "early")
+    g.add("early", lambda v: v * 2, "x")
+    assert g.order() == ["early", "late"]
+    assert g.run(x=5) == {"early": 10, "late": 11}
+
+
+# -- running ------------------------------------------------------------------------------
+
+
+def test_a_wave_runs_concurrently() -> None:
+    barrier = threading.Barrier(4, timeout=BARRIER_TIMEOUT)
+
+    def member(q: str) -> str:
+        barrier.wait()
+        return q
+
+    g = xcs.Graph(inputs=["q"])
+    for i in range(4):
+        g.add(f"m{i}", member, "q")
+    g.add("all", lambda *xs: "".join(xs), "m0", "m1", "m2", "m3")
+    assert g.run(q="z")["all"] == "zzzz"
+
+
+def test_the_first_error_in_program_order_wins_across_waves() -> None:
+    # Program order: a, c, b. c (wave 2) comes before b (wave 1), so c's error is
+    # the one the sequential program raises, although b fails earlier in time.
+    calls: list[str] = []
+
+    def node(name: str, fail: bool = False, delay: float = 0.0) -> Any:
+        def run(*_: Any) -> str:
+            time.sleep(delay)
+            calls.append(name)
+            if fail:
+                raise ValueError(name)
+            return name
+
+        return run
+
+    g = xcs.Graph(inputs=["q"])
+    g.add("a", node("a", delay=0.02), "q")
+    g.add("c", node("c", fail=True), "a")
+    g.add("b", node("b", fail=True), "q")
+    g.add("d", node("d"), "b")
+    with pytest.raises(ValueError, match="c"):
+        g.run(q=0)
+    assert sorted(calls) == ["a", "b", "c"]  # d comes after the failure: never run
+
+
+def test_a_deadline_bounds_a_run() -> None:
+    gate = threading.Event()
+    g = xcs.Graph(inputs=["q"])
+    g.add("slow", lambda q: gate.wait(60), "q")
+    try:
+        with pytest.raises(xcs.ExecutionTimeout), xcs.deadline(0.1):
+            g.run(q=1)
+    finally:
+        gate.set()
+
+
+def test_compiler_plan_nodes_are_shown_not_run() -> None:
+    g = xcs.Graph(inputs=["x"])
+    g.add_node(xcs.Node("r", "region", "[f(v) for v in x]", ("x",)))
+    with pytest.raises(xcs.ValidationError, match="plans are shown, not run"):
+        g.run(x=[])
+    with pytest.raises(xcs.ValidationError, match="unknown op"):
+        g.add_node(xcs.Node("bad", "jump", None))
+
+
+# -- differential: a graph run is its sequential program -----------------------------------
+
+
+class Boom(Exception):
+    pass
+
+
+@st.composite
+def graphs(draw: st.DrawFn) -> tuple[list[tuple[str, list[str]]], set[str], dict[str, float]]:
+    n = draw(st.integers(1, 12))
+    spec: list[tuple[str, list[str]]] = []
+    for i in range(n):
+        pool = ["x", *(f"n{j}" for j in range(i))]
+        deps = draw(st.lists(st.sampled_from(pool), max_size=3, unique=True))
+        spec.append((f"n{i}", deps))
+    order = draw(st.permutations(range(n)))  # insertion order differs from creation
+    spec = [spec[i] for i in order]
+    failing = draw(st.sets(st.sampled_from([name for name, _ in spec])))
+    delays = {name: draw(st.floats(0, 0.002)) for name, _ in spec}
+    return spec, failing, delays
+
+
+@given(graphs())
+def test_graph_run_equals_the_sequential_program(
+    case: tuple[list[tuple[str, list[str]]], set[str], dict[str, float]],
+) -> None:
+    spec, failing, delays = case
+    errors = {name: Boom(name) for name in failing}
+
+    def make(name: str, calls: Counter[str], lock: threading.Lock) -> Any:
+        def fn(*args: Any) -> str:
+            with lock:
+                calls[name] += 1
+            time.sleep(delays[name])
+            if name in errors:
+                raise errors[name]
+            return f"{name}({','.join(map(str, args))})"
+
+        return fn
+
+    def build(calls: Counter[str]) -> xcs.Graph:
+        lock = threading.Lock()
+        g = xcs.Graph(inputs=["x"])
+        for name, deps in spec:
+            g.add(name, make(name, calls, lock), *deps)
+        return g
+
+    # The sequential program: nodes called one after another in program order.
+    seq_calls: Counter[str] = Counter()
+    reference = build(seq_calls)
+    seq_values: dict[str, Any] = {"x": "x"}
+    seq_error: BaseException | None = None
+    for name in reference.order():
+        node = reference.nodes[name]
+        try:
+            seq_values[name] = node.target(*(seq_values[d] for d in node.args))  # type: ignore[operator]
+        except Boom as exc:
+            seq_error = exc
+            break
+
+    par_calls: Counter[str] = Counter()
+    graph = build(par_calls)
+    if seq_error is None:
+        assert graph.run(x="x") == {k: v for k, v in seq_values.items() if k != "x"}
+        assert par_calls == seq_calls
+    else:
+        with pytest.raises(Boom) as caught:
+            graph.run(x="x")
+        assert caught.value is seq_error
+        assert set(seq_calls) <= set(par_calls)  # every call it made, we made
+    assert all(count == 1 for count in par_calls.values())  # and never twice

@@ -1,0 +1,89 @@
+"""Per-site measurement: blocking sites are told apart from computing ones."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from xcs._runtime._measure import SiteProfile, get_profile
+from xcs._runtime._scheduler import ordered_map
+
+
+def spin(seconds: float) -> int:
+    end = time.thread_time() + seconds
+    n = 0
+    while time.thread_time() < end:
+        n += 1
+    return n
+
+
+def test_a_sleeping_site_blocks_and_a_computing_site_does_not() -> None:
+    profile = SiteProfile()
+    for _ in range(5):
+        profile.measure("io", time.sleep, 0.005)
+        profile.measure("cpu", spin, 0.005)
+    assert profile.overlap_pays("io") is True
+    assert profile.overlap_pays("cpu") is False
+    io = profile.statistics("io")
+    cpu = profile.statistics("cpu")
+    assert io is not None
+    assert cpu is not None
+    assert io.calls == cpu.calls == 5
+    assert io.blocked_fraction > 0.5
+    assert cpu.cpu_s > 0.02
+
+
+def test_waiting_on_other_threads_counts_as_blocked() -> None:
+    profile = SiteProfile()
+    for _ in range(3):
+        profile.measure("nested", ordered_map, lambda _: time.sleep(0.003), range(4), window=4)
+    assert profile.overlap_pays("nested") is True
+
+
+def test_an_unmeasured_site_is_unknown_and_errors_still_count() -> None:
+    profile = SiteProfile()
+    assert profile.overlap_pays("never") is None
+    assert profile.statistics("never") is None
+
+    def fail() -> None:
+        time.sleep(0.002)
+        raise KeyError("x")
+
+    with pytest.raises(KeyError):
+        profile.measure("fails", fail)
+    stats = profile.statistics("fails")
+    assert stats is not None
+    assert stats.calls == 1
+    assert stats.wall_s > 0
+
+
+def test_the_profile_is_bounded_and_thread_safe() -> None:
+    profile = SiteProfile(max_sites=10)
+
+    def hammer(t: int) -> None:
+        for i in range(1000):
+            profile.record(("site", i % 20), 0.001, 0.0005)
+
+    threads = [threading.Thread(target=hammer, args=(t,)) for t in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(profile) == 10
+    total = sum(s.calls for i in range(20) if (s := profile.statistics(("site", i))) is not None)
+    assert 0 < total <= 4000
+    profile.clear()
+    assert len(profile) == 0
+    assert isinstance(get_profile(), SiteProfile)
+
+
+def test_the_decision_follows_a_site_that_changes() -> None:
+    profile = SiteProfile()
+    for _ in range(5):
+        profile.record("s", 0.0101, 0.0001)  # blocks
+    assert profile.overlap_pays("s")
+    for _ in range(40):
+        profile.record("s", 0.0001, 0.0001)  # now answers at once (a warm cache)
+    assert not profile.overlap_pays("s")

@@ -1,0 +1,34 @@
+"""The public API: one place re-exports it, and __all__ is exactly the public names."""
+
+from __future__ import annotations
+
+import types
+
+import xcs
+
+
+def test_all_is_sorted_and_complete() -> None:
+    public = {
+        name
+        for name, value in vars(xcs).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+    }
+    assert xcs.__all__ == sorted(xcs.__all__)
+    assert set(xcs.__all__) == public
+
+
+def test_every_public_name_is_documented() -> None:
+    for name in xcs.__all__:
+        assert getattr(xcs, name).__doc__, name
+
+
+def test_importing_xcs_is_light() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, xcs; heavy = [m for m in ('ray', 'dask', 'openai', 'anthropic', "
+        "'xllamacpp', 'numpy') if m in sys.modules]; print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
