@@ -36,6 +36,7 @@ This module is the one place that re-exports public names.
 """
 
 from xcs._compiler._ir import Graph, Node
+from xcs._compiler._jit import explain, jit, sequential
 from xcs._runtime._deadline import deadline
 from xcs.errors import (
     AuthenticationError,
@@ -60,4 +61,7 @@ __all__ = [
     "ValidationError",
     "XCSError",
     "deadline",
+    "explain",
+    "jit",
+    "sequential",
 ]

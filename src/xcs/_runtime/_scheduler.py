@@ -296,6 +296,17 @@ class TaskGroup:
 
     # -- waiting ------------------------------------------------------------------
 
+    def wait(self, task: Task[Any]) -> None:
+        """Block until ``task`` is done (running it here if it has not started),
+        without raising its error: ``result`` raises it, in program order.
+
+        Raises:
+            ExecutionTimeout: the deadline in force expired while waiting.
+        """
+        if task.group is not self:
+            raise ValueError(f"{task!r} belongs to another task group")
+        self._join(task)
+
     def _join(self, task: Task[Any]) -> None:
         """Block until ``task`` is done, helping with the group's unstarted tasks."""
         if task.state is _FINISHED or task.state is _CANCELLED:

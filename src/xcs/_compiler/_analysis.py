@@ -1,0 +1,623 @@
+"""Analysis of a function's AST: which names are bound where, what reads what, and
+whether a construct may become a parallel region (and if not, why not).
+
+Everything here is conservative: when a question cannot be answered with certainty
+(a name read through ``locals()``, a loop whose iterations might see each other's
+writes), the answer is "keep it in order", with a reason that ``xcs.explain`` shows.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+__all__ = [
+    "EffectKind",
+    "FunctionScope",
+    "LoopAnalysis",
+    "analyze_loop",
+    "bound_names",
+    "comprehension_obstacle",
+    "free_loads",
+    "has_call",
+    "own_nodes",
+    "own_statements",
+    "target_names",
+]
+
+# Calls whose meaning depends on the frame they run in: moving them into a helper
+# function (a task) would change what they see.
+FRAME_SENSITIVE = frozenset({"locals", "vars", "eval", "exec", "dir", "globals", "super"})
+
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+
+def own_nodes(node: ast.AST) -> Iterator[ast.AST]:
+    """``node`` and its descendants, not entering nested functions, lambdas or classes
+    (their bodies run later, in their own scope). Comprehensions are entered."""
+    yield node
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, _SCOPES):
+            # Defaults and decorators are evaluated here; bodies are not.
+            if isinstance(child, ast.Lambda):
+                yield from _walk_all(child.args.defaults)
+                yield from _walk_all(d for d in child.args.kw_defaults if d is not None)
+            elif isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                yield from _walk_all(child.decorator_list)
+                yield from _walk_all(child.args.defaults)
+                yield from _walk_all(d for d in child.args.kw_defaults if d is not None)
+            else:
+                yield from _walk_all(child.decorator_list)
+                yield from _walk_all(child.bases)
+            yield child  # the definition itself binds a name here
+            continue
+        yield from own_nodes(child)
+
+
+def _walk_all(nodes: Iterable[ast.AST]) -> Iterator[ast.AST]:
+    for node in nodes:
+        yield from own_nodes(node)
+
+
+def has_call(node: ast.AST) -> bool:
+    """True if evaluating ``node`` calls something (or awaits), here, not later."""
+    return any(isinstance(n, ast.Call | ast.Await) for n in own_nodes(node))
+
+
+def target_names(target: ast.AST) -> list[str] | None:
+    """Names bound by an assignment target, or None if it stores elsewhere
+    (an attribute or a subscript)."""
+    if isinstance(target, ast.Name):
+        return [target.id]
+    if isinstance(target, ast.Starred):
+        return target_names(target.value)
+    if isinstance(target, ast.Tuple | ast.List):
+        names: list[str] = []
+        for element in target.elts:
+            inner = target_names(element)
+            if inner is None:
+                return None
+            names.extend(inner)
+        return names
+    return None
+
+
+def bound_names(nodes: Iterable[ast.AST]) -> set[str]:
+    """Names bound in the current scope by these nodes (assignments, loop targets,
+    imports, definitions, ``with ... as``, ``except ... as``, walrus targets)."""
+    names: set[str] = set()
+    for root in nodes:
+        for node in own_nodes(root):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store | ast.Del):
+                if not _inside_comprehension_target(node):
+                    names.add(node.id)
+            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                names.add(node.name)
+            elif isinstance(node, ast.Import | ast.ImportFrom):
+                for alias in node.names:
+                    names.add((alias.asname or alias.name).split(".")[0])
+            elif (isinstance(node, ast.ExceptHandler) and node.name) or (
+                isinstance(node, ast.MatchAs | ast.MatchStar) and node.name
+            ):
+                names.add(node.name)
+            elif isinstance(node, ast.MatchMapping) and node.rest:
+                names.add(node.rest)
+    return names
+
+
+def _inside_comprehension_target(node: ast.Name) -> bool:
+    # Comprehension variables are local to the comprehension. ``own_nodes`` enters
+    # comprehensions, so their targets are filtered here; walrus targets inside them
+    # (NamedExpr) bind the enclosing scope and are kept.
+    return getattr(node, "_xcs_comp_target", False)
+
+
+def mark_comprehension_targets(tree: ast.AST) -> None:
+    """Tag the Name nodes that comprehension clauses bind (call once per tree)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.comprehension):
+            for name in ast.walk(node.target):
+                if isinstance(name, ast.Name):
+                    name._xcs_comp_target = True  # type: ignore[attr-defined]
+
+
+def free_loads(node: ast.AST) -> set[str]:
+    """Names read by ``node`` from outside it, at any depth: loads inside nested
+    lambdas, functions and comprehensions count, except of the names those bind
+    themselves. Conservative: a nested scope's read counts as a read here."""
+    return _free_loads(node, frozenset())
+
+
+def _free_loads(node: ast.AST, local: frozenset[str]) -> set[str]:
+    found: set[str] = set()
+    if isinstance(node, ast.Name):
+        if isinstance(node.ctx, ast.Load) and node.id not in local:
+            found.add(node.id)
+        return found
+    if isinstance(node, ast.Lambda):
+        for default in (*node.args.defaults, *(d for d in node.args.kw_defaults if d)):
+            found |= _free_loads(default, local)
+        return found | _free_loads(node.body, local | _params(node.args))
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        for decorator in (*node.decorator_list, *node.args.defaults):
+            found |= _free_loads(decorator, local)
+        for keyword_default in node.args.kw_defaults:
+            if keyword_default is not None:
+                found |= _free_loads(keyword_default, local)
+        scope = local | _params(node.args) | bound_names(node.body)
+        for stmt in node.body:
+            found |= _free_loads(stmt, scope)
+        return found
+    if isinstance(node, _COMPREHENSIONS):
+        inner: set[str] = set(local)
+        for index, generator in enumerate(node.generators):
+            # The first iterable is evaluated outside the comprehension's scope.
+            found |= _free_loads(generator.iter, frozenset(inner) if index else local)
+            inner |= {n.id for n in ast.walk(generator.target) if isinstance(n, ast.Name)}
+            for condition in generator.ifs:
+                found |= _free_loads(condition, frozenset(inner))
+        frozen = frozenset(inner)
+        if isinstance(node, ast.DictComp):
+            found |= _free_loads(node.key, frozen) | _free_loads(node.value, frozen)
+        else:
+            found |= _free_loads(node.elt, frozen)
+        return found
+    for child in ast.iter_child_nodes(node):
+        found |= _free_loads(child, local)
+    return found
+
+
+def _params(args: ast.arguments) -> frozenset[str]:
+    names = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
+    if args.vararg:
+        names.append(args.vararg.arg)
+    if args.kwarg:
+        names.append(args.kwarg.arg)
+    return frozenset(names)
+
+
+def frame_sensitive_call(node: ast.AST) -> str | None:
+    """The name of a call in ``node`` that depends on its frame (``locals()``,
+    zero-argument ``super()``...), at any depth, or None."""
+    for inner in ast.walk(node):
+        if (
+            isinstance(inner, ast.Call)
+            and isinstance(inner.func, ast.Name)
+            and inner.func.id in FRAME_SENSITIVE
+            and not (inner.func.id == "super" and inner.args)
+        ):
+            return inner.func.id
+    return None
+
+
+def comprehension_obstacle(node: ast.AST) -> str | None:
+    """Why a comprehension cannot become a region, or None if it can."""
+    generators: list[ast.comprehension] = node.generators  # type: ignore[attr-defined]
+    if any(g.is_async for g in generators):
+        return "an async comprehension"
+    for inner in ast.walk(node):
+        if isinstance(inner, ast.NamedExpr):
+            return "it assigns with := (the name outlives the comprehension)"
+        if isinstance(inner, ast.Yield | ast.YieldFrom):
+            return "it yields"
+        if isinstance(inner, ast.Await):
+            return "it awaits (async functions are compiled separately)"
+    for generator in generators:
+        if target_names(generator.target) is None:
+            return "a loop target stores into an attribute or an item"
+    called = frame_sensitive_call(node)
+    if called is not None:
+        return f"it calls {called}(), which depends on the frame it runs in"
+    last = generators[-1]
+    parts: list[ast.AST] = list(last.ifs)
+    if isinstance(node, ast.DictComp):
+        parts += [node.key, node.value]
+    else:
+        parts.append(node.elt)  # type: ignore[attr-defined]
+    if not any(has_call(p) for p in parts):
+        return "its items make no call"
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Loops
+
+
+class EffectKind:
+    CALL = "call"  # out.append(x), s.add(x), out.extend(x), print(...)
+    SETITEM = "setitem"  # d[k] = v
+    AUG = "aug"  # total += x
+
+
+_EFFECT_METHODS = frozenset({"append", "add", "extend"})
+
+
+@dataclass
+class LoopAnalysis:
+    """The verdict on one ``for`` loop."""
+
+    obstacle: str | None = None  # why it runs in order, or None
+    assigned: list[str] = field(default_factory=list)  # names the body binds (in order)
+    effect_targets: set[str] = field(default_factory=set)  # out, d, s, ...
+    aug_targets: list[str] = field(default_factory=list)  # total, ...
+    effects: dict[int, str] = field(default_factory=dict)  # id(stmt) -> EffectKind
+
+
+def _chain_root(expr: ast.AST) -> str | None:
+    """``a`` for ``a``, ``a.b``, ``a.b.c``; None for anything else."""
+    while isinstance(expr, ast.Attribute):
+        expr = expr.value
+    return expr.id if isinstance(expr, ast.Name) else None
+
+
+def effect_of(stmt: ast.stmt) -> tuple[str, str] | None:
+    """(kind, target root name) if ``stmt`` is a deferrable effect, else None."""
+    if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
+        call = stmt.value
+        func = call.func
+        if (
+            isinstance(func, ast.Attribute)
+            and func.attr in _EFFECT_METHODS
+            and len(call.args) == 1
+            and not call.keywords
+            and not isinstance(call.args[0], ast.Starred)
+        ):
+            root = _chain_root(func.value)
+            if root is not None:
+                return EffectKind.CALL, root
+        if isinstance(func, ast.Name) and func.id == "print":
+            return EffectKind.CALL, "print"
+        return None
+    if (
+        isinstance(stmt, ast.Assign)
+        and len(stmt.targets) == 1
+        and isinstance(stmt.targets[0], ast.Subscript)
+        and not isinstance(stmt.targets[0].slice, ast.Slice)
+    ):
+        root = _chain_root(stmt.targets[0].value)
+        if root is not None:
+            return EffectKind.SETITEM, root
+    if isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name):
+        return EffectKind.AUG, stmt.target.id
+    return None
+
+
+def _only_aug_bound(name: str, statements: list[ast.stmt]) -> bool:
+    """True if every binding of ``name`` among ``statements`` is ``name op= ...``."""
+    for stmt in statements:
+        if isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name):
+            continue
+        if isinstance(stmt, _COMPOUND):
+            # Compound statements bind through their own targets only.
+            heads: list[ast.AST] = []
+            if isinstance(stmt, ast.For | ast.AsyncFor):
+                heads.append(stmt.target)
+            elif isinstance(stmt, ast.With | ast.AsyncWith):
+                heads.extend(i.optional_vars for i in stmt.items if i.optional_vars)
+            elif isinstance(stmt, ast.Try) and any(h.name == name for h in stmt.handlers):
+                return False
+            if name in bound_names(heads):
+                return False
+            continue
+        if name in bound_names([stmt]):
+            return False
+    return True
+
+
+def own_statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """Every statement in ``body`` at any nesting depth, not entering nested scopes."""
+    return _statements(body)
+
+
+def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    for stmt in body:
+        yield stmt
+        if isinstance(stmt, _SCOPES):
+            continue
+        for name in ("body", "orelse", "finalbody"):
+            yield from _statements(getattr(stmt, name, []) or [])
+        for handler in getattr(stmt, "handlers", []) or []:
+            yield from _statements(handler.body)
+        for case in getattr(stmt, "cases", []) or []:
+            yield from _statements(case.body)
+
+
+def analyze_loop(
+    loop: ast.For, function_cells: frozenset[str], declared: frozenset[str]
+) -> LoopAnalysis:
+    """May the iterations of ``loop`` run concurrently? (DESIGN §1.5)
+
+    Args:
+        loop: the ``for`` statement.
+        function_cells: names of the enclosing function captured by closures.
+        declared: names declared ``global`` or ``nonlocal`` in the function.
+    """
+    result = LoopAnalysis()
+    target = target_names(loop.target)
+    if target is None:
+        result.obstacle = "its target stores into an attribute or an item"
+        return result
+    reason = _loop_control_obstacle(loop.body)
+    if reason is not None:
+        result.obstacle = reason
+        return result
+    called = frame_sensitive_call(ast.Module(body=loop.body, type_ignores=[]))
+    if called is not None:
+        result.obstacle = f"it calls {called}(), which depends on the frame it runs in"
+        return result
+    if not any(has_call(stmt) for stmt in loop.body):
+        result.obstacle = "its body makes no call"
+        return result
+
+    # Effects: statements whose only outside write is to an accumulator.
+    statements = list(_statements(loop.body))
+    all_bound = bound_names([loop.target, *loop.body])
+    body_bound = bound_names(loop.body)
+    other_bound = set(target) | {n for n in body_bound if not _only_aug_bound(n, statements)}
+    effects: dict[int, str] = {}
+    effect_roots: set[str] = set()
+    aug_names: list[str] = []
+    for stmt in statements:
+        found = effect_of(stmt)
+        if found is None:
+            continue
+        kind, root = found
+        if root in other_bound:
+            continue  # the body binds it: an iteration-local object, not an effect
+        effects[id(stmt)] = kind
+        if kind == EffectKind.AUG:
+            if root not in aug_names:
+                aug_names.append(root)
+        elif root != "print":
+            effect_roots.add(root)
+    assigned = all_bound - set(aug_names)
+
+    declared_here = declared & (assigned | effect_roots | set(aug_names))
+    if declared_here:
+        name = sorted(declared_here)[0]
+        result.obstacle = f"it writes {name!r}, declared global or nonlocal"
+        return result
+    captured = function_cells & (assigned | effect_roots | set(aug_names))
+    if captured:
+        name = sorted(captured)[0]
+        result.obstacle = (
+            f"{name!r} is written in the loop and read by a nested function, which could "
+            "see another iteration's value"
+        )
+        return result
+
+    # Reads: accumulators may be read only where they are accumulated into; a name
+    # the body binds must be bound, in this iteration, before it is read.
+    checker = _CarriedReads(
+        assigned=assigned,
+        accumulators=effect_roots | set(aug_names),
+        effects=effects,
+        defined=set(target),
+    )
+    problem = checker.check_block(loop.body)
+    if problem is not None:
+        result.obstacle = problem
+        return result
+    result.assigned = sorted(assigned)
+    result.effect_targets = effect_roots
+    result.aug_targets = aug_names
+    result.effects = effects
+    return result
+
+
+_COMPOUND = (ast.If, ast.For, ast.While, ast.With, ast.Try, ast.Match, ast.AsyncFor, ast.AsyncWith)
+
+
+def _loop_control_obstacle(body: list[ast.stmt]) -> str | None:
+    """break/return/yield/await/global/del in the body (break and continue of inner
+    loops are theirs, not this loop's)."""
+
+    def visit(stmts: list[ast.stmt], inner_loop: bool) -> str | None:
+        for stmt in stmts:
+            if isinstance(stmt, ast.Break) and not inner_loop:
+                return "it may break out early (later iterations must not start)"
+            if isinstance(stmt, ast.Return):
+                return "it may return from the function"
+            if isinstance(stmt, ast.Global | ast.Nonlocal):
+                return "it declares global or nonlocal names"
+            if isinstance(stmt, ast.Delete):
+                return "it deletes names or items"
+            for node in own_nodes(stmt):
+                if isinstance(node, ast.Yield | ast.YieldFrom):
+                    return "it yields"
+                if isinstance(node, ast.Await):
+                    return "it awaits"
+            if isinstance(stmt, _SCOPES):
+                continue
+            nested_loop = inner_loop or isinstance(stmt, ast.For | ast.While | ast.AsyncFor)
+            for name in ("body", "orelse"):
+                block = getattr(stmt, name, None)
+                if block:
+                    loop_body = nested_loop if name == "body" else inner_loop
+                    found = visit(block, loop_body)
+                    if found:
+                        return found
+            for handler in getattr(stmt, "handlers", []) or []:
+                found = visit(handler.body, inner_loop)
+                if found:
+                    return found
+            final = getattr(stmt, "finalbody", None)
+            if final:
+                found = visit(final, inner_loop)
+                if found:
+                    return found
+            for case in getattr(stmt, "cases", []) or []:
+                found = visit(case.body, inner_loop)
+                if found:
+                    return found
+        return None
+
+    return visit(body, False)
+
+
+class _CarriedReads:
+    """Definite-assignment check of one iteration of a loop body."""
+
+    def __init__(
+        self,
+        assigned: set[str],
+        accumulators: set[str],
+        effects: dict[int, str],
+        defined: set[str],
+    ) -> None:
+        self.assigned = assigned
+        self.accumulators = accumulators
+        self.effects = effects
+        self.defined = defined
+
+    def check_block(self, stmts: list[ast.stmt]) -> str | None:
+        for stmt in stmts:
+            problem = self.check_stmt(stmt)
+            if problem is not None:
+                return problem
+        return None
+
+    def _reads(self, node: ast.AST | None, *, skip_root: str | None = None) -> str | None:
+        if node is None:
+            return None
+        for name in sorted(free_loads(node)):
+            if name == skip_root:
+                continue
+            if name in self.accumulators:
+                return (
+                    f"it reads {name!r}, which the loop accumulates into "
+                    "(a later iteration would see earlier ones)"
+                )
+            if name in self.assigned and name not in self.defined:
+                return (
+                    f"it reads {name!r} before assigning it in the same iteration "
+                    "(the value comes from an earlier iteration)"
+                )
+        return None
+
+    def check_stmt(self, stmt: ast.stmt) -> str | None:
+        kind = self.effects.get(id(stmt))
+        if kind == EffectKind.CALL:
+            call = stmt.value  # type: ignore[attr-defined]
+            root = _chain_root(call.func.value) if isinstance(call.func, ast.Attribute) else None
+            problem = self._reads(call.func, skip_root=root) or self._reads_all(call.args)
+            return problem or self._reads_all([k.value for k in call.keywords])
+        if kind == EffectKind.SETITEM:
+            target = stmt.targets[0]  # type: ignore[attr-defined]
+            root = _chain_root(target.value)
+            return (
+                self._reads(stmt.value)  # type: ignore[attr-defined]
+                or self._reads(target.value, skip_root=root)
+                or self._reads(target.slice)
+            )
+        if kind == EffectKind.AUG:
+            return self._reads(stmt.value)  # type: ignore[attr-defined]
+        if isinstance(stmt, ast.If | ast.While):
+            problem = self._reads(stmt.test)
+            if problem:
+                return problem
+            before = set(self.defined)
+            problem = self.check_block(stmt.body)
+            if problem:
+                return problem
+            after_body = self.defined
+            self.defined = set(before)
+            problem = self.check_block(stmt.orelse)
+            if problem:
+                return problem
+            if isinstance(stmt, ast.While):
+                self.defined = before
+            else:
+                self.defined = after_body & self.defined
+            return None
+        if isinstance(stmt, ast.For | ast.AsyncFor):
+            problem = self._reads(stmt.iter)
+            if problem:
+                return problem
+            before = set(self.defined)
+            self.defined |= bound_names([stmt.target])
+            problem = self.check_block(stmt.body) or self.check_block(stmt.orelse)
+            self.defined = before
+            return problem
+        if isinstance(stmt, ast.With | ast.AsyncWith):
+            for item in stmt.items:
+                problem = self._reads(item.context_expr)
+                if problem:
+                    return problem
+                if item.optional_vars is not None:
+                    self.defined |= bound_names([item.optional_vars])
+            return self.check_block(stmt.body)
+        if isinstance(stmt, ast.Try):
+            before = set(self.defined)
+            problem = self.check_block(stmt.body)
+            if problem:
+                return problem
+            for handler in stmt.handlers:
+                self.defined = set(before)
+                if handler.name:
+                    self.defined.add(handler.name)
+                problem = self._reads(handler.type) or self.check_block(handler.body)
+                if problem:
+                    return problem
+            self.defined = set(before)
+            problem = self.check_block(stmt.orelse) or self.check_block(stmt.finalbody)
+            self.defined = before
+            return problem
+        if isinstance(stmt, ast.Match):
+            return f"it contains a match statement (line {stmt.lineno})"
+        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            problem = self._reads(stmt)
+            self.defined.add(stmt.name)
+            return problem
+        # Simple statements: reads first, then what they bind.
+        if isinstance(stmt, ast.Assign):
+            problem = self._reads(stmt.value) or self._reads_all(
+                [t for t in stmt.targets if not isinstance(t, ast.Name)]
+            )
+        elif isinstance(stmt, ast.AnnAssign):
+            problem = self._reads(stmt.value)
+        elif isinstance(stmt, ast.AugAssign):
+            if not isinstance(stmt.target, ast.Name):
+                # An item or attribute updated in place: read-modify-write of shared state.
+                return "it updates an item or attribute in place with an augmented assignment"
+            # A local accumulator of this iteration: it reads its own earlier value.
+            problem = self._reads(ast.Name(id=stmt.target.id, ctx=ast.Load())) or self._reads(
+                stmt.value
+            )
+        else:
+            problem = self._reads(stmt)
+        if problem:
+            return problem
+        self.defined |= bound_names([stmt])
+        return None
+
+    def _reads_all(self, nodes: Iterable[ast.AST]) -> str | None:
+        for node in nodes:
+            problem = self._reads(node)
+            if problem:
+                return problem
+        return None
+
+
+@dataclass
+class FunctionScope:
+    """What the compiler needs to know about the function being compiled."""
+
+    params: frozenset[str]
+    local: frozenset[str]  # params and names bound in the function's own scope
+    declared: frozenset[str]  # global / nonlocal
+    cells: frozenset[str]  # locals captured by nested functions
+
+    @classmethod
+    def of(cls, node: ast.FunctionDef | ast.Lambda, cells: Iterable[str]) -> FunctionScope:
+        params = _params(node.args)
+        if isinstance(node, ast.Lambda):
+            return cls(params, params, frozenset(), frozenset(cells))
+        declared: set[str] = set()
+        for stmt in _statements(node.body):
+            if isinstance(stmt, ast.Global | ast.Nonlocal):
+                declared.update(stmt.names)
+        local = (params | bound_names(node.body)) - declared
+        return cls(params, frozenset(local), frozenset(declared), frozenset(cells))

@@ -1,0 +1,976 @@
+"""Rewriting: a function's AST -> the AST of its compiled form -> a code object that
+keeps the original file name, line numbers, globals, closure cells and defaults.
+
+Each parallel region becomes two paths, the original code and the region through
+``__xcs_rt__`` (see ``_rt``). A comprehension::
+
+    results = [call(x) for x in xs if keep(x)]
+
+becomes::
+
+    results = ([call(x) for x in xs if keep(x)] if __xcs_rt__.original(0)
+               else __xcs_rt__.comp(0, 0, lambda x: call(x) if keep(x) else __xcs_rt__.SKIP,
+                                    ((x,) for x in xs)))
+
+A loop whose iterations are independent becomes a body function per iteration
+(writes to accumulators recorded, not made), run by ``__xcs_rt__.loop``, and a replay
+of each iteration's writes, in order, in the function's own frame. A run of
+independent statements ``a = f(x); b = g(x)`` becomes spawns on a fork and joins at
+the first use of each name, in program order.
+
+Generated names start with ``__xcs_`` and end with ``__``, which also exempts them
+from class-private name mangling.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import types
+from dataclasses import dataclass, field
+from typing import Any
+
+from xcs._compiler._analysis import (
+    EffectKind,
+    FunctionScope,
+    LoopAnalysis,
+    analyze_loop,
+    bound_names,
+    comprehension_obstacle,
+    frame_sensitive_call,
+    free_loads,
+    has_call,
+    mark_comprehension_targets,
+    own_nodes,
+    own_statements,
+    target_names,
+)
+from xcs._compiler._rt import Site
+
+__all__ = ["Rewrite", "rewrite_function"]
+
+RT = "__xcs_rt__"
+_KIND = {ast.ListComp: 0, ast.SetComp: 1, ast.DictComp: 2}
+_CONSUMER_NAMES = frozenset({"list", "tuple", "set", "frozenset", "sorted", "sum", "min", "max"})
+
+
+@dataclass
+class Note:
+    """A construct kept in order, and why (shown by ``xcs.explain``)."""
+
+    line: int
+    what: str
+    reason: str
+
+
+@dataclass
+class SiteInfo:
+    """Compile-time facts about a region, for the plan."""
+
+    site: Site
+    reads: set[str] = field(default_factory=set)
+    writes: list[str] = field(default_factory=list)
+    statements: list[tuple[str, list[str], set[str], int]] = field(default_factory=list)
+
+
+@dataclass
+class Rewrite:
+    """The result of rewriting one function."""
+
+    node: ast.FunctionDef
+    sites: list[SiteInfo]
+    notes: list[Note]
+
+
+# ---------------------------------------------------------------------------
+# Small AST builders
+
+
+def _name(id_: str, ctx: ast.expr_context | None = None) -> ast.Name:
+    return ast.Name(id=id_, ctx=ctx or ast.Load())
+
+
+def _rt_attr(attr: str) -> ast.Attribute:
+    return ast.Attribute(value=_name(RT), attr=attr, ctx=ast.Load())
+
+
+def _rt_call(method: str, *args: ast.expr, keywords: list[ast.keyword] | None = None) -> ast.Call:
+    return ast.Call(func=_rt_attr(method), args=list(args), keywords=keywords or [])
+
+
+def _const(value: Any) -> ast.Constant:
+    return ast.Constant(value=value)
+
+
+def _lambda(params: list[str], body: ast.expr) -> ast.Lambda:
+    return ast.Lambda(
+        args=ast.arguments(
+            posonlyargs=[],
+            args=[ast.arg(arg=p) for p in params],
+            vararg=None,
+            kwonlyargs=[],
+            kw_defaults=[],
+            kwarg=None,
+            defaults=[],
+        ),
+        body=body,
+    )
+
+
+def _located(node: ast.AST, like: ast.AST) -> Any:
+    ast.copy_location(node, like)
+    for child in ast.walk(node):
+        if "lineno" in child._attributes and not hasattr(child, "lineno"):
+            ast.copy_location(child, like)
+    return node
+
+
+def _source(node: ast.AST, limit: int = 70) -> str:
+    text = " ".join(ast.unparse(node).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _unique(names: list[str]) -> list[str]:
+    return list(dict.fromkeys(names))
+
+
+def _is_deadline(item: ast.withitem) -> bool:
+    """``with xcs.deadline(...)`` / ``with deadline(...)``: safe to overlap inside."""
+    expr = item.context_expr
+    if not isinstance(expr, ast.Call):
+        return False
+    func = expr.func
+    if isinstance(func, ast.Name):
+        return func.id == "deadline"
+    return isinstance(func, ast.Attribute) and func.attr in ("deadline", "trace")
+
+
+# ---------------------------------------------------------------------------
+# The rewriter
+
+
+class _Context:
+    __slots__ = ("comps", "forks", "loops", "why")
+
+    def __init__(self, comps: bool, loops: bool, forks: bool, why: str = "") -> None:
+        self.comps = comps  # comprehension regions allowed
+        self.loops = loops  # loop regions allowed
+        self.forks = forks  # statement forks allowed
+        self.why = why  # why something is disallowed here
+
+    def inside_try(self) -> _Context:
+        return _Context(
+            self.comps,
+            False,
+            False,
+            self.why or "inside a try block (its handlers must see the sequential state)",
+        )
+
+    def inside_with(self) -> _Context:
+        return _Context(
+            False,
+            False,
+            False,
+            self.why or "inside a with block (the context manager may hold thread-local state)",
+        )
+
+
+class _Rewriter:
+    def __init__(self, scope: FunctionScope) -> None:
+        self.scope = scope
+        self.sites: list[SiteInfo] = []
+        self.notes: list[Note] = []
+        self._counter = 0
+
+    # -- bookkeeping -----------------------------------------------------------------------
+
+    def _new_site(self, kind: str, node: ast.AST, callees: tuple[str, ...] = ()) -> SiteInfo:
+        site = Site(len(self.sites), kind, getattr(node, "lineno", 0), _source(node), callees)
+        info = SiteInfo(site)
+        self.sites.append(info)
+        return info
+
+    def _fresh(self, stem: str) -> str:
+        self._counter += 1
+        return f"__xcs_{stem}{self._counter}__"
+
+    def _note(self, node: ast.AST, what: str, reason: str) -> None:
+        self.notes.append(Note(getattr(node, "lineno", 0), what, reason))
+
+    def _callees(self, node: ast.AST) -> tuple[str, ...]:
+        names = {
+            n.func.id
+            for n in ast.walk(node)
+            if isinstance(n, ast.Call)
+            and isinstance(n.func, ast.Name)
+            and n.func.id not in self.scope.local
+        }
+        return tuple(sorted(names))
+
+    # -- statements --------------------------------------------------------------------------
+
+    def block(self, stmts: list[ast.stmt], ctx: _Context) -> list[ast.stmt]:
+        rewritten: list[ast.stmt] = []
+        for stmt in stmts:
+            rewritten.extend(self.statement(stmt, ctx))
+        if ctx.forks:
+            return self.forks(stmts, rewritten)
+        return rewritten
+
+    def statement(self, stmt: ast.stmt, ctx: _Context) -> list[ast.stmt]:
+        original = stmt
+        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            return [stmt]  # bodies run later, in their own scope: not compiled here
+        if isinstance(stmt, ast.For):
+            return self.for_loop(stmt, ctx)
+        if isinstance(stmt, ast.Try | ast.TryStar):
+            inner = ctx.inside_try()
+            stmt = copy.copy(stmt)
+            stmt.body = self.block(stmt.body, inner)
+            stmt.handlers = [self._handler(h, inner) for h in stmt.handlers]
+            stmt.orelse = self.block(stmt.orelse, inner)
+            stmt.finalbody = self.block(stmt.finalbody, inner)
+            return [stmt]
+        if isinstance(stmt, ast.With):
+            safe = all(_is_deadline(item) for item in stmt.items)
+            inner = ctx if safe else ctx.inside_with()
+            stmt = copy.copy(stmt)
+            stmt.items = [self._withitem(item, ctx) for item in stmt.items]
+            stmt.body = self.block(stmt.body, inner)
+            if not safe and any(has_call(s) for s in stmt.body):
+                self._note(stmt, "with block", f"its calls run in order: {inner.why}")
+            return [stmt]
+        if isinstance(stmt, ast.If):
+            stmt = copy.copy(stmt)
+            stmt.test = self.expr(stmt.test, ctx)
+            stmt.body = self.block(stmt.body, ctx)
+            stmt.orelse = self.block(stmt.orelse, ctx)
+            return [stmt]
+        if isinstance(stmt, ast.While):
+            stmt = copy.copy(stmt)
+            stmt.test = self.expr(stmt.test, ctx)
+            stmt.body = self.block(stmt.body, ctx)
+            stmt.orelse = self.block(stmt.orelse, ctx)
+            if has_call(original):
+                self._note(
+                    stmt,
+                    "while loop",
+                    "runs in order: a while loop's next test depends on the iteration before it",
+                )
+            return [stmt]
+        if isinstance(stmt, ast.AsyncFor | ast.AsyncWith | ast.Match):
+            return [stmt]
+        return [self._simple(stmt, ctx)]
+
+    def _handler(self, handler: ast.ExceptHandler, ctx: _Context) -> ast.ExceptHandler:
+        handler = copy.copy(handler)
+        handler.body = self.block(handler.body, ctx)
+        return handler
+
+    def _withitem(self, item: ast.withitem, ctx: _Context) -> ast.withitem:
+        item = copy.copy(item)
+        item.context_expr = self.expr(item.context_expr, ctx)
+        return item
+
+    def _simple(self, stmt: ast.stmt, ctx: _Context) -> ast.stmt:
+        stmt = copy.copy(stmt)
+        for name, value in ast.iter_fields(stmt):
+            if isinstance(value, ast.expr):
+                setattr(stmt, name, self.expr(value, ctx))
+            elif isinstance(value, list) and value and isinstance(value[0], ast.expr):
+                setattr(stmt, name, [self.expr(v, ctx) for v in value])
+        return stmt
+
+    # -- expressions: comprehensions and consumed generator expressions ------------------------
+
+    def expr(self, node: ast.expr, ctx: _Context) -> ast.expr:
+        if not ctx.comps:
+            for inner in own_nodes(node):
+                if isinstance(inner, ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp):
+                    if has_call(inner):
+                        self._note(inner, "comprehension", f"runs in order: {ctx.why}")
+                    break
+            return node
+        rewritten: ast.expr = _ExprRewriter(self).visit(copy.deepcopy(node))
+        return rewritten
+
+    def comprehension(self, node: ast.expr, original: ast.expr) -> ast.expr:
+        obstacle = comprehension_obstacle(node)
+        if obstacle is not None:
+            if obstacle != "its items make no call":
+                self._note(original, "comprehension", f"runs in order: {obstacle}")
+            return node
+        kind = _KIND[type(node)]
+        info = self._new_site("comprehension", original, self._callees(node))
+        body, items = self._comprehension_parts(node)
+        region = _rt_call("comp", _const(info.site.index), _const(kind), body, items)
+        info.reads = free_loads(original)
+        return self._two_paths(info.site.index, original, region)
+
+    def consumed(self, call: ast.Call, original: ast.Call) -> ast.expr | None:
+        genexp = call.args[0]
+        assert isinstance(genexp, ast.GeneratorExp)
+        obstacle = comprehension_obstacle(genexp)
+        if obstacle is not None:
+            if obstacle != "its items make no call":
+                self._note(original, "generator expression", f"runs in order: {obstacle}")
+            return None
+        info = self._new_site("consume", original, self._callees(genexp))
+        body, items = self._comprehension_parts(genexp)
+        region = _rt_call(
+            "consume",
+            _const(info.site.index),
+            call.func,
+            body,
+            items,
+            *call.args[1:],
+            keywords=call.keywords,
+        )
+        info.reads = free_loads(original)
+        return self._two_paths(info.site.index, original, region)
+
+    def _comprehension_parts(self, node: Any) -> tuple[ast.Lambda, ast.GeneratorExp]:
+        generators: list[ast.comprehension] = node.generators
+        params: list[str] = []
+        for generator in generators:
+            params.extend(target_names(generator.target) or [])
+        params = _unique(params)
+        last = generators[-1]
+        if isinstance(node, ast.DictComp):
+            value: ast.expr = ast.Tuple(elts=[node.key, node.value], ctx=ast.Load())
+        else:
+            value = node.elt
+        if last.ifs:
+            test = last.ifs[0] if len(last.ifs) == 1 else ast.BoolOp(op=ast.And(), values=last.ifs)
+            value = ast.IfExp(test=test, body=value, orelse=_rt_attr("SKIP"))
+        body = _located(_lambda(params, value), node)
+        clauses = [copy.copy(g) for g in generators]
+        clauses[-1].ifs = []
+        items = ast.GeneratorExp(
+            elt=ast.Tuple(elts=[_name(p) for p in params], ctx=ast.Load()), generators=clauses
+        )
+        return body, _located(items, node)
+
+    def _two_paths(self, index: int, original: ast.expr, region: ast.expr) -> ast.expr:
+        test = _rt_call("original", _const(index))
+        choice: ast.expr = _located(ast.IfExp(test=test, body=original, orelse=region), original)
+        return choice
+
+    # -- loops --------------------------------------------------------------------------------
+
+    def for_loop(self, loop: ast.For, ctx: _Context) -> list[ast.stmt]:
+        analysis = analyze_loop(loop, self.scope.cells, self.scope.declared)
+        if analysis.obstacle is None and not ctx.loops:
+            analysis.obstacle = ctx.why
+        if analysis.obstacle is not None:
+            if analysis.obstacle != "its body makes no call":
+                self._note(loop, "for loop", f"runs in order: {analysis.obstacle}")
+            rewritten = copy.copy(loop)
+            rewritten.iter = self.expr(loop.iter, ctx)
+            rewritten.body = self.block(loop.body, ctx)
+            rewritten.orelse = self.block(loop.orelse, ctx)
+            return [rewritten]
+        return self._loop_region(loop, analysis, ctx)
+
+    def _loop_region(self, loop: ast.For, analysis: LoopAnalysis, ctx: _Context) -> list[ast.stmt]:
+        info = self._new_site("loop", loop, self._callees(loop))
+        info.site.source = _source(
+            ast.For(
+                target=loop.target,
+                iter=loop.iter,
+                body=[ast.Pass()],
+                orelse=[],
+                lineno=loop.lineno,
+                col_offset=0,
+            )
+        )
+        info.site.source = info.site.source.replace(": pass", ": ...")
+        info.reads = free_loads(loop.iter) | set().union(*(free_loads(s) for s in loop.body))
+        info.writes = _unique([*analysis.assigned, *sorted(analysis.effect_targets)])
+        index = info.site.index
+        body_name = self._fresh("loop_body")
+        rec, item = "__xcs_rec__", "__xcs_item__"
+
+        # The iteration, as a function of (record, item). Effects are marked on the
+        # original nodes (the analysis knows them by identity) before copying.
+        for stmt in own_statements(loop.body):
+            kind = analysis.effects.get(id(stmt))
+            if kind is not None:
+                stmt._xcs_effect = kind  # type: ignore[attr-defined]
+        aug_kinds: list[ast.AugAssign] = []
+        transformer = _EffectRewriter(analysis, rec, aug_kinds)
+        inner_ctx = _Context(True, False, False, "inside a parallel loop's body")
+        body = [transformer.visit_block(copy.deepcopy(s)) for s in loop.body]
+        body_stmts: list[ast.stmt] = [
+            ast.Assign(targets=[copy.deepcopy(loop.target)], value=_name(item)),
+        ]
+        for group in body:
+            for stmt in group:
+                body_stmts.extend(self.statement(stmt, inner_ctx))
+        capture = ast.Assign(
+            targets=[ast.Attribute(value=_name(rec), attr="bindings", ctx=ast.Store())],
+            value=_rt_call(
+                "capture",
+                ast.Call(func=_rt_attr("LOCALS"), args=[], keywords=[]),
+                ast.Tuple(elts=[_const(n) for n in analysis.assigned], ctx=ast.Load()),
+            ),
+        )
+        function = ast.FunctionDef(
+            name=body_name,
+            args=ast.arguments(
+                posonlyargs=[],
+                args=[ast.arg(arg=rec), ast.arg(arg=item)],
+                vararg=None,
+                kwonlyargs=[],
+                kw_defaults=[],
+                kwarg=None,
+                defaults=[],
+            ),
+            body=[ast.Try(body=body_stmts, handlers=[], orelse=[], finalbody=[capture])],
+            decorator_list=[],
+            returns=None,
+        )
+
+        # The owner: run the iterations, replay their writes in order.
+        record, kind, payload, bound = "__xcs_r__", "__xcs_k__", "__xcs_p__", "__xcs_b__"
+        replay: list[ast.stmt] = []
+        cases: list[tuple[ast.expr, list[ast.stmt]]] = [
+            (
+                _const(0),
+                [
+                    ast.Expr(
+                        ast.Call(
+                            func=ast.Subscript(
+                                value=_name(payload), slice=_const(0), ctx=ast.Load()
+                            ),
+                            args=[
+                                ast.Starred(
+                                    value=ast.Subscript(
+                                        value=_name(payload), slice=_const(1), ctx=ast.Load()
+                                    ),
+                                    ctx=ast.Load(),
+                                )
+                            ],
+                            keywords=[
+                                ast.keyword(
+                                    arg=None,
+                                    value=ast.Subscript(
+                                        value=_name(payload), slice=_const(2), ctx=ast.Load()
+                                    ),
+                                )
+                            ],
+                        )
+                    )
+                ],
+            )
+        ]
+        for number, aug in enumerate(aug_kinds, start=1):
+            assert isinstance(aug.target, ast.Name)
+            cases.append(
+                (
+                    _const(number),
+                    [
+                        _located(
+                            ast.AugAssign(
+                                target=_name(aug.target.id, ast.Store()),
+                                op=aug.op,
+                                value=_name(payload),
+                            ),
+                            aug,
+                        )
+                    ],
+                )
+            )
+        chain: list[ast.stmt] = []
+        for test_value, stmts in reversed(cases):
+            test = ast.Compare(left=_name(kind), ops=[ast.Eq()], comparators=[test_value])
+            chain = [ast.If(test=test, body=stmts, orelse=chain)]
+        if analysis.effects:
+            replay.append(
+                ast.For(
+                    target=ast.Tuple(
+                        elts=[_name(kind, ast.Store()), _name(payload, ast.Store())],
+                        ctx=ast.Store(),
+                    ),
+                    iter=ast.Attribute(value=_name(record), attr="effects", ctx=ast.Load()),
+                    body=chain,
+                    orelse=[],
+                )
+            )
+        if analysis.assigned:
+            replay.append(
+                ast.Assign(
+                    targets=[_name(bound, ast.Store())],
+                    value=ast.Attribute(value=_name(record), attr="bindings", ctx=ast.Load()),
+                )
+            )
+        for position, name in enumerate(analysis.assigned):
+            value = ast.Subscript(value=_name(bound), slice=_const(position), ctx=ast.Load())
+            replay.append(
+                ast.If(
+                    test=ast.Compare(
+                        left=value, ops=[ast.IsNot()], comparators=[_rt_attr("UNBOUND")]
+                    ),
+                    body=[
+                        ast.Assign(targets=[_name(name, ast.Store())], value=copy.deepcopy(value))
+                    ],
+                    orelse=[],
+                )
+            )
+        if not replay:
+            replay.append(ast.Pass())
+        driver = ast.For(
+            target=_name(record, ast.Store()),
+            iter=_rt_call("loop", _const(index), _name(body_name), self.expr(loop.iter, ctx)),
+            body=replay,
+            orelse=[],
+        )
+        parallel: list[ast.stmt] = [function, driver, *self.block(loop.orelse, ctx)]
+        for stmt in parallel:
+            _located(stmt, loop)
+        original = copy.deepcopy(loop)
+        return [
+            _located(
+                ast.If(test=_rt_call("original", _const(index)), body=[original], orelse=parallel),
+                loop,
+            )
+        ]
+
+    # -- independent statements --------------------------------------------------------------
+
+    def forks(self, originals: list[ast.stmt], rewritten: list[ast.stmt]) -> list[ast.stmt]:
+        """Find runs of independent assignments in a block and fork them."""
+        if len(originals) != len(rewritten):
+            # A statement became several (a loop region): keep the block as it is, but
+            # look for runs between such statements.
+            return rewritten
+        out: list[ast.stmt] = []
+        start = 0
+        while start < len(originals):
+            run = self._fork_run(originals, start)
+            if run is None:
+                out.append(rewritten[start])
+                start += 1
+                continue
+            end, plan = run
+            out.extend(self._emit_fork(originals[start:end], rewritten[start:end], plan))
+            start = end
+        return out
+
+    def _spawnable(self, stmt: ast.stmt) -> list[str] | None:
+        """Target names if ``stmt`` is ``names = <value that calls>``, forkable."""
+        if not isinstance(stmt, ast.Assign) or len(stmt.targets) != 1:
+            return None
+        names = target_names(stmt.targets[0])
+        if not names or not has_call(stmt.value):
+            return None
+        if any(n in self.scope.declared or n in self.scope.cells for n in names):
+            return None
+        for node in ast.walk(stmt.value):
+            if isinstance(node, ast.NamedExpr | ast.Yield | ast.YieldFrom | ast.Await):
+                return None
+        if frame_sensitive_call(stmt.value) is not None:
+            return None
+        return names
+
+    def _keepable(self, stmt: ast.stmt) -> bool:
+        """A statement that may run between spawns: no call, and it writes only
+        plain locals (nothing a spawned call could see)."""
+        if isinstance(stmt, ast.Pass):
+            return True
+        if isinstance(stmt, ast.Expr):
+            return isinstance(stmt.value, ast.Constant)
+        if isinstance(stmt, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            if has_call(stmt):
+                return False
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            for target in targets:
+                names = target_names(target)
+                if names is None or any(
+                    n in self.scope.declared or n in self.scope.cells for n in names
+                ):
+                    return False
+            return not any(isinstance(n, ast.NamedExpr) for n in ast.walk(stmt))
+        return False
+
+    def _fork_run(self, stmts: list[ast.stmt], start: int) -> tuple[int, list[Any]] | None:
+        """From ``start``, the longest run worth forking: (end, per-statement plan)."""
+        if self._spawnable(stmts[start]) is None:
+            return None
+        plan: list[Any] = []
+        pending: dict[str, int] = {}  # name -> spawn number
+        spawns = 0
+        overlapping = False
+        position = start
+        while position < len(stmts):
+            stmt = stmts[position]
+            names = self._spawnable(stmt)
+            reads = free_loads(stmt)
+            needed = [pending[n] for n in reads if n in pending]
+            if names is not None:
+                clobbered = [pending[n] for n in names if n in pending]
+                join_to = max(needed + clobbered, default=-1)
+                if spawns > join_to + 1:
+                    overlapping = True  # an earlier spawn is still open beside this one
+                plan.append(("spawn", names, join_to, reads))
+                for number in [n for n in list(pending) if pending[n] <= join_to]:
+                    del pending[number]
+                for name in names:
+                    pending[name] = spawns
+                spawns += 1
+            elif self._keepable(stmt):
+                clobbered = [pending[n] for n in bound_names([stmt]) if n in pending]
+                join_to = max(needed + clobbered, default=-1)
+                plan.append(("keep", None, join_to, reads))
+                for name in [n for n in list(pending) if pending[n] <= join_to]:
+                    del pending[name]
+            else:
+                break
+            position += 1
+        # The run ends with every open spawn joined.
+        while plan and plan[-1][0] == "keep" and plan[-1][2] == -1:
+            plan.pop()
+            position -= 1
+        if not overlapping or spawns < 2:
+            return None
+        return position, plan
+
+    def _emit_fork(
+        self, originals: list[ast.stmt], rewritten: list[ast.stmt], plan: list[Any]
+    ) -> list[ast.stmt]:
+        first = originals[0]
+        info = self._new_site("statements", first, self._callees(ast.Module(originals, [])))
+        info.site.source = _source(first) + (
+            f" ... ({len(originals)} statements)" if len(originals) > 1 else ""
+        )
+        index = info.site.index
+        fork = self._fresh("fork")
+        error, caught = self._fresh("error"), self._fresh("caught")
+        targets: dict[int, ast.expr] = {}  # spawn number -> its assignment target
+        joined = -1  # every spawn up to this one has been joined
+        body: list[ast.stmt] = []
+        spawn_number = 0
+
+        def join_until(limit: int, like: ast.AST) -> None:
+            nonlocal joined
+            for number in range(joined + 1, limit + 1):
+                body.append(
+                    _located(
+                        ast.Assign(
+                            targets=[copy.deepcopy(targets[number])],
+                            value=ast.Call(
+                                func=ast.Attribute(
+                                    value=_name(fork), attr="result", ctx=ast.Load()
+                                ),
+                                args=[_const(number)],
+                                keywords=[],
+                            ),
+                        ),
+                        like,
+                    )
+                )
+            joined = max(joined, limit)
+
+        for original, new, (action, names, join_to, reads) in zip(
+            originals, rewritten, plan, strict=True
+        ):
+            join_until(join_to, original)
+            if action == "keep":
+                body.append(new)
+                continue
+            assert isinstance(new, ast.Assign)
+            params = sorted(n for n in reads if n in self.scope.local)
+            spawn = ast.Call(
+                func=ast.Attribute(value=_name(fork), attr="spawn", ctx=ast.Load()),
+                args=[_lambda(params, new.value), *(_name(p) for p in params)],
+                keywords=[],
+            )
+            body.append(_located(ast.Expr(spawn), original))
+            targets[spawn_number] = new.targets[0]
+            info.statements.append((_source(original), list(names), set(reads), original.lineno))
+            spawn_number += 1
+        join_until(spawn_number - 1, originals[-1])
+
+        # try: <body> except BaseException as caught: error = fork.settle(caught) ...
+        handler = ast.ExceptHandler(
+            type=_name("BaseException"),
+            name=caught,
+            body=[
+                ast.Assign(
+                    targets=[_name(error, ast.Store())],
+                    value=ast.Call(
+                        func=ast.Attribute(value=_name(fork), attr="settle", ctx=ast.Load()),
+                        args=[_name(caught)],
+                        keywords=[],
+                    ),
+                ),
+                ast.If(
+                    test=ast.Compare(
+                        left=_name(error), ops=[ast.Is()], comparators=[_name(caught)]
+                    ),
+                    body=[ast.Raise(exc=None, cause=None)],
+                    orelse=[],
+                ),
+            ],
+        )
+        parallel: list[ast.stmt] = [
+            ast.Assign(targets=[_name(fork, ast.Store())], value=_rt_call("fork", _const(index))),
+            ast.Assign(targets=[_name(error, ast.Store())], value=_const(None)),
+            ast.Try(body=body, handlers=[handler], orelse=[], finalbody=[]),
+            ast.If(
+                test=ast.Compare(left=_name(error), ops=[ast.IsNot()], comparators=[_const(None)]),
+                body=[ast.Raise(exc=_name(error), cause=None)],
+                orelse=[],
+            ),
+        ]
+        for stmt in parallel:
+            _located(stmt, first)
+        return [
+            _located(
+                ast.If(
+                    test=_rt_call("original", _const(index)),
+                    body=copy.deepcopy(originals),
+                    orelse=parallel,
+                ),
+                first,
+            )
+        ]
+
+
+class _ExprRewriter(ast.NodeTransformer):
+    """Rewrites the comprehension regions of one expression, innermost first."""
+
+    def __init__(self, owner: _Rewriter) -> None:
+        self.owner = owner
+
+    def _skip_scope(self, node: ast.AST) -> ast.AST:
+        return node  # nested lambdas: their bodies run later, in their own scope
+
+    visit_Lambda = _skip_scope
+
+    def _comprehension(self, node: ast.expr) -> ast.expr:
+        original = copy.deepcopy(node)
+        self.generic_visit(node)
+        return self.owner.comprehension(node, original)
+
+    visit_ListComp = _comprehension
+    visit_SetComp = _comprehension
+    visit_DictComp = _comprehension
+
+    def visit_Call(self, node: ast.Call) -> ast.expr:
+        consumer = node.func
+        is_whole = (isinstance(consumer, ast.Name) and consumer.id in _CONSUMER_NAMES) or (
+            isinstance(consumer, ast.Attribute) and consumer.attr == "join"
+        )
+        if (
+            is_whole
+            and node.args
+            and isinstance(node.args[0], ast.GeneratorExp)
+            and not any(isinstance(a, ast.Starred) for a in node.args[1:])
+        ):
+            original = copy.deepcopy(node)
+            self.generic_visit(node)
+            region = self.owner.consumed(node, original)
+            return region if region is not None else node
+        self.generic_visit(node)
+        return node
+
+
+class _EffectRewriter:
+    """Turns a parallel loop body's writes to accumulators into records."""
+
+    def __init__(self, analysis: LoopAnalysis, rec: str, aug_kinds: list[ast.AugAssign]) -> None:
+        self.analysis = analysis
+        self.rec = rec
+        self.aug_kinds = aug_kinds
+
+    def visit_block(self, stmt: ast.stmt, loop_depth: int = 0) -> list[ast.stmt]:
+        kind = getattr(stmt, "_xcs_effect", None)
+        if kind is not None:
+            return [_located(s, stmt) for s in self._effect(stmt, kind)]
+        if isinstance(stmt, ast.Continue) and loop_depth == 0:
+            return [_located(ast.Return(value=None), stmt)]
+        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            return [stmt]
+        inner_depth = loop_depth + isinstance(stmt, ast.For | ast.While | ast.AsyncFor)
+        for field_name in ("body", "orelse", "finalbody"):
+            block = getattr(stmt, field_name, None)
+            if block:
+                depth = inner_depth if field_name == "body" else loop_depth
+                setattr(stmt, field_name, [s for b in block for s in self.visit_block(b, depth)])
+        for handler in getattr(stmt, "handlers", []) or []:
+            handler.body = [s for b in handler.body for s in self.visit_block(b, loop_depth)]
+        return [stmt]
+
+    def _effect(self, stmt: ast.stmt, kind: str) -> list[ast.stmt]:
+        record = _name(self.rec)
+        if kind == EffectKind.CALL:
+            call = stmt.value  # type: ignore[attr-defined]
+            args = list(call.args)
+            if isinstance(call.func, ast.Attribute) and call.func.attr == "extend":
+                args = [_rt_call("materialize", args[0])]
+            return [
+                ast.Expr(
+                    ast.Call(
+                        func=ast.Attribute(value=record, attr="call", ctx=ast.Load()),
+                        args=[call.func, *args],
+                        keywords=call.keywords,
+                    )
+                )
+            ]
+        if kind == EffectKind.SETITEM:
+            target = stmt.targets[0]  # type: ignore[attr-defined]
+            value_name = "__xcs_value__"
+            return [
+                ast.Assign(targets=[_name(value_name, ast.Store())], value=stmt.value),  # type: ignore[attr-defined]
+                ast.Expr(
+                    ast.Call(
+                        func=ast.Attribute(value=record, attr="call", ctx=ast.Load()),
+                        args=[_rt_attr("setitem"), target.value, target.slice, _name(value_name)],
+                        keywords=[],
+                    )
+                ),
+            ]
+        assert isinstance(stmt, ast.AugAssign)
+        self.aug_kinds.append(stmt)
+        return [
+            ast.Expr(
+                ast.Call(
+                    func=ast.Attribute(value=record, attr="aug", ctx=ast.Load()),
+                    args=[_const(len(self.aug_kinds)), stmt.value],
+                    keywords=[],
+                )
+            )
+        ]
+
+
+# ---------------------------------------------------------------------------
+# Entry point
+
+
+def rewrite_function(node: ast.FunctionDef | ast.Lambda, scope: FunctionScope) -> Rewrite:
+    """Rewrite a function's AST (a ``def`` or a lambda, turned into a ``def``)."""
+    mark_comprehension_targets(node)
+    rewriter = _Rewriter(scope)
+    ctx = _Context(True, True, True)
+    if isinstance(node, ast.Lambda):
+        body: list[ast.stmt] = [
+            _located(ast.Return(value=rewriter.expr(node.body, ctx)), node.body)
+        ]
+        name = "__xcs_lambda__"
+        args = node.args
+        returns = None
+    else:
+        body = rewriter.block(node.body, ctx)
+        name, args, returns = node.name, node.args, node.returns
+    function = ast.FunctionDef(
+        name=name,
+        args=args,
+        body=body,
+        decorator_list=[],
+        returns=returns,
+        type_comment=None,
+    )
+    _located(function, node)
+    return Rewrite(function, rewriter.sites, rewriter.notes)
+
+
+def build_function(
+    fn: types.FunctionType,
+    rewrite: Rewrite,
+    runtime: Any,
+) -> types.FunctionType:
+    """Compile the rewritten ``def`` into a function that shares ``fn``'s globals,
+    closure cells, defaults and metadata (DESIGN §5, keeping closures live)."""
+    code = fn.__code__
+    freevars = list(code.co_freevars)
+    outer_params = [*freevars, RT]
+    inner: ast.stmt = rewrite.node
+    class_name = _mangling_class(fn)
+    if class_name is not None:
+        # Private names (self.__x) were mangled with the class's name when the method
+        # was compiled in its class body; compiling it inside a class of that name
+        # mangles them the same way.
+        inner = ast.ClassDef(
+            name=class_name, bases=[], keywords=[], body=[inner], decorator_list=[]
+        )
+        _located(inner, rewrite.node)
+    outer = ast.FunctionDef(
+        name="__xcs_outer__",
+        args=ast.arguments(
+            posonlyargs=[],
+            args=[ast.arg(arg=p) for p in outer_params],
+            vararg=None,
+            kwonlyargs=[],
+            kw_defaults=[],
+            kwarg=None,
+            defaults=[],
+        ),
+        body=[inner, ast.Return(value=_const(None))],
+        decorator_list=[],
+        returns=None,
+    )
+    _located(outer, rewrite.node)
+    module = ast.Module(body=[outer], type_ignores=[])
+    ast.fix_missing_locations(module)
+    compiled = compile(module, code.co_filename, "exec", dont_inherit=True)
+    new_code = _find_code(compiled, rewrite.node.name, rewrite.node.lineno)
+    cells: dict[str, types.CellType] = dict(
+        zip(code.co_freevars, fn.__closure__ or (), strict=True)
+    )
+    closure = tuple(
+        cells[name]
+        if name in cells
+        else types.CellType(runtime)
+        if name == RT
+        else types.CellType()
+        for name in new_code.co_freevars
+    )
+    if code.co_name == "<lambda>":
+        new_code = new_code.replace(co_name="<lambda>", co_qualname=code.co_qualname)
+    else:
+        new_code = new_code.replace(co_qualname=code.co_qualname)
+    function = types.FunctionType(new_code, fn.__globals__, fn.__name__, fn.__defaults__, closure)
+    function.__kwdefaults__ = copy.copy(fn.__kwdefaults__)
+    function.__dict__.update(fn.__dict__)
+    function.__qualname__ = fn.__qualname__
+    function.__module__ = fn.__module__
+    function.__doc__ = fn.__doc__
+    function.__annotations__ = fn.__annotations__
+    return function
+
+
+def _mangling_class(fn: types.FunctionType) -> str | None:
+    """The class to compile ``fn`` inside of, if it needs one: for private names
+    (``self.__x``, stored mangled as ``_Cls__x``) or for zero-argument ``super()``."""
+    parts = fn.__qualname__.split(".")
+    owner = parts[-2] if len(parts) >= 2 and parts[-2] != "<locals>" else None
+    code = fn.__code__
+    if "__class__" in code.co_freevars:
+        return owner or "__xcs_class__"
+    if owner is None:
+        return None
+    prefix = "_" + owner.lstrip("_") + "__"
+    if any(name.startswith(prefix) for name in _all_names(code)):
+        return owner
+    return None
+
+
+def _all_names(code: types.CodeType) -> list[str]:
+    names = [*code.co_names, *code.co_varnames, *code.co_freevars, *code.co_cellvars]
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names.extend(_all_names(const))
+    return names
+
+
+def _find_code(code: types.CodeType, name: str, line: int) -> types.CodeType:
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            if const.co_name == name and const.co_firstlineno == line:
+                return const
+            try:
+                return _find_code(const, name, line)
+            except LookupError:
+                continue
+    raise LookupError(name)

@@ -1,0 +1,416 @@
+"""``xcs.jit``, ``xcs.explain``, ``xcs.sequential``: the compiler's public face.
+
+The pass, per function object, once (then cached, weakly)::
+
+    fn --_source--> AST --_codegen.rewrite_function--> AST + sites
+       --_codegen.build_function--> function (same globals, cells, defaults)
+
+Functions XCS knows it cannot compile run as written, permanently, with the reason
+in ``xcs.explain`` and one log record (DESIGN §1.8). Anything unexpected while
+compiling raises ``xcs.CompilationError``.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import functools
+import inspect
+import logging
+import threading
+import time
+import types
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar, overload
+
+from xcs._compiler._analysis import FunctionScope
+from xcs._compiler._codegen import Rewrite, build_function, rewrite_function
+from xcs._compiler._ir import Graph, Node
+from xcs._compiler._rt import FunctionRuntime
+from xcs._compiler._source import NoSource, function_node
+from xcs.errors import CompilationError, ValidationError
+
+__all__ = ["explain", "jit", "sequential"]
+
+logger = logging.getLogger("xcs")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _Fallback(Exception):
+    """A function XCS knows it cannot compile; ``args[0]`` says why."""
+
+
+@dataclass
+class Compiled:
+    """One function object, compiled (or fallen back) for one window size."""
+
+    original: Callable[..., Any]
+    target: Callable[..., Any]  # what calls run: the compiled function, or the original
+    runtime: FunctionRuntime | None = None
+    rewrite: Rewrite | None = None
+    fallback: str | None = None
+    compile_s: float = 0.0
+
+
+# Compiled per function object, held weakly: a redefined function (a new object)
+# compiles anew, and a function that goes away takes its compiled form with it.
+_cache: weakref.WeakKeyDictionary[Callable[..., Any], dict[int | None, Compiled]] = (
+    weakref.WeakKeyDictionary()
+)
+# Compiling takes a millisecond or two and calls no user code, so one lock is enough
+# to make "two threads call a new function at once" compile it once.
+_compile_lock = threading.RLock()
+
+
+class CompileStatistics:
+    """Counters of the compiler (read by ``xcs.stats``)."""
+
+    def __init__(self) -> None:
+        self.compiled = 0
+        self.fallbacks = 0
+        self.seconds = 0.0
+
+    def reset(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+
+statistics = CompileStatistics()
+
+
+def compiled_for(fn: Callable[..., Any], window: int | None) -> Compiled:
+    """The compiled form of ``fn`` for ``window`` (compiling it on first use)."""
+    try:
+        per_window = _cache.get(fn)
+    except TypeError:  # not weak-referenceable
+        per_window = None
+    if per_window is not None and window in per_window:
+        return per_window[window]
+    with _compile_lock:
+        try:
+            per_window = _cache.setdefault(fn, {})
+        except TypeError:
+            per_window = {}
+        entry = per_window.get(window)
+        if entry is None:
+            entry = _compile(fn, window)
+            per_window[window] = entry
+        return entry
+
+
+def _compile(fn: Callable[..., Any], window: int | None) -> Compiled:
+    start = time.perf_counter()
+    try:
+        entry = _try_compile(fn, window)
+    except _Fallback as fallback:
+        reason = str(fallback)
+        name = getattr(fn, "__qualname__", repr(fn))
+        logger.info("xcs.jit: %s runs as written: %s", name, reason)
+        statistics.fallbacks += 1
+        return Compiled(fn, fn, fallback=reason)
+    except CompilationError:
+        raise
+    except Exception as exc:
+        name = getattr(fn, "__qualname__", repr(fn))
+        raise CompilationError(
+            f"xcs.jit failed to compile {name}: {type(exc).__name__}: {exc}. This is a bug "
+            "in XCS; please report it with the function's source.",
+            function=name,
+        ) from exc
+    entry.compile_s = time.perf_counter() - start
+    statistics.compiled += 1
+    statistics.seconds += entry.compile_s
+    return entry
+
+
+def _try_compile(fn: Callable[..., Any], window: int | None) -> Compiled:
+    if isinstance(fn, functools.partial):
+        raise _Fallback("it is a functools.partial; jit the function it wraps instead")
+    if not isinstance(fn, types.FunctionType):
+        kind = "a builtin or C function" if inspect.isbuiltin(fn) else f"a {type(fn).__name__}"
+        raise _Fallback(f"it is {kind}, not a Python function, so it has no source to compile")
+    code = fn.__code__
+    if code.co_flags & (inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR):
+        raise _Fallback("it is a generator function (its calls interleave with its consumer)")
+    if code.co_flags & inspect.CO_COROUTINE:
+        raise _Fallback("it is an async function (async functions are not compiled yet)")
+    try:
+        node = function_node(fn)
+    except NoSource as missing:
+        raise _Fallback(str(missing)) from None
+    if isinstance(node, ast.AsyncFunctionDef):  # pragma: no cover - caught by co_flags
+        raise _Fallback("it is an async function")
+    scope = FunctionScope.of(node, code.co_cellvars)
+    rewrite = rewrite_function(node, scope)
+    if not rewrite.sites:
+        # Nothing to overlap: the original function is the fastest correct one.
+        return Compiled(fn, fn, rewrite=rewrite)
+    runtime = FunctionRuntime(
+        fn.__qualname__, [info.site for info in rewrite.sites], window, fn.__globals__
+    )
+    function = build_function(fn, rewrite, runtime)
+    return Compiled(fn, function, runtime, rewrite)
+
+
+# ---------------------------------------------------------------------------
+# The decorator
+
+
+def _check_window(max_workers: object) -> int | None:
+    if max_workers is None:
+        return None
+    if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
+        raise ValidationError(
+            f"xcs.jit(max_workers=...) takes a positive integer or None, got {max_workers!r}"
+        )
+    return max_workers
+
+
+@overload
+def jit(fn: F, *, max_workers: int | None = None) -> F: ...
+@overload
+def jit(fn: None = None, *, max_workers: int | None = None) -> Callable[[F], F]: ...
+
+
+def jit(fn: Any = None, *, max_workers: int | None = None) -> Any:
+    """Run the independent calls of ``fn`` concurrently, with ``fn``'s exact results.
+
+    Use bare (``@xcs.jit``) or with arguments (``@xcs.jit(max_workers=8)``). The
+    jitted function returns what ``fn`` returns and raises what ``fn`` raises first,
+    in program order, the original exception object; every call ``fn`` makes is made
+    once (DESIGN §1). What may overlap: the items of a comprehension or generator
+    expression consumed whole, the iterations of a ``for`` loop that do not depend
+    on each other, and consecutive assignments that do not use each other's results.
+    A region overlaps only where its calls block; ``xcs.explain(fn)`` shows the plan.
+
+    Args:
+        fn: a function, method, ``staticmethod`` or ``classmethod``.
+        max_workers: at most this many calls of one region in flight at once
+            (default: the shared pool's size, 64).
+
+    Returns:
+        A function with ``fn``'s name, signature and docstring.
+
+    Raises:
+        ValidationError: ``fn`` is not callable, or ``max_workers`` is not a positive int.
+        CompilationError: (at the first call) XCS failed internally while compiling.
+
+    Functions XCS cannot compile (generators, builtins, no source) run as written;
+    ``xcs.explain`` says why.
+    """
+    window = _check_window(max_workers)
+    if fn is None:
+        return functools.partial(jit, max_workers=window)
+    if isinstance(fn, staticmethod):
+        return staticmethod(jit(fn.__func__, max_workers=window))
+    if isinstance(fn, classmethod):
+        return classmethod(jit(fn.__func__, max_workers=window))
+    if isinstance(fn, property):
+        raise ValidationError("xcs.jit cannot compile a property; jit the getter function")
+    state = getattr(fn, "__xcs_jit__", None)
+    if isinstance(state, _JitState):
+        if state.window == window:
+            return fn
+        fn = state.original
+    if inspect.isclass(fn):
+        raise ValidationError(
+            f"xcs.jit applies to functions and methods, not to the class {fn.__qualname__}"
+        )
+    if not callable(fn):
+        raise ValidationError(f"xcs.jit needs a function, got {type(fn).__name__} {fn!r:.60}")
+    return _make_wrapper(fn, window)
+
+
+class _JitState:
+    """The per-wrapper state: the original, the window, and what calls run."""
+
+    __slots__ = ("call", "original", "window")
+
+    def __init__(self, original: Callable[..., Any], window: int | None) -> None:
+        self.original = original
+        self.window = window
+        self.call: Callable[..., Any] = self._first_call
+
+    def _first_call(self, *args: Any, **kwargs: Any) -> Any:
+        entry = compiled_for(self.original, self.window)
+        self.call = entry.target
+        return entry.target(*args, **kwargs)
+
+    def compiled(self) -> Compiled:
+        entry = compiled_for(self.original, self.window)
+        self.call = entry.target
+        return entry
+
+
+def _make_wrapper(fn: Callable[..., Any], window: int | None) -> Callable[..., Any]:
+    state = _JitState(fn, window)
+
+    if inspect.iscoroutinefunction(fn):
+
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            return await state.call(*args, **kwargs)
+
+        wrapper: Callable[..., Any] = async_wrapper
+    else:
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return state.call(*args, **kwargs)
+
+    with contextlib.suppress(AttributeError, TypeError):  # exotic callables
+        functools.update_wrapper(wrapper, fn)
+    wrapper.__xcs_jit__ = state  # type: ignore[attr-defined]
+    return wrapper
+
+
+# ---------------------------------------------------------------------------
+# @xcs.sequential
+
+
+def sequential(fn: F) -> F:
+    """Keep the calls to ``fn`` in program order inside jitted functions.
+
+    A region of a jitted function that calls ``fn`` directly runs in order, and
+    ``xcs.explain`` says so. Use it for callees whose calls must not overlap (they
+    share a connection that is not thread-safe, or depend on each other's effects).
+
+    Args:
+        fn: a function (or any callable that accepts attributes).
+
+    Returns:
+        ``fn`` itself, marked.
+
+    Raises:
+        ValidationError: ``fn`` is not callable.
+    """
+    if not callable(fn):
+        raise ValidationError(f"xcs.sequential needs a callable, got {type(fn).__name__}")
+    target: Any = getattr(fn, "__func__", fn)
+    try:
+        target.__xcs_sequential__ = True
+    except (AttributeError, TypeError):
+
+        @functools.wraps(fn)
+        def marked(*args: Any, **kwargs: Any) -> Any:
+            return fn(*args, **kwargs)
+
+        marked.__xcs_sequential__ = True  # type: ignore[attr-defined]
+        return marked  # type: ignore[return-value]
+    return fn
+
+
+# ---------------------------------------------------------------------------
+# xcs.explain
+
+
+def explain(fn: Callable[..., Any]) -> str:
+    """The plan of a jitted function: its regions, what overlaps and why, what runs in
+    order and why, or why the function runs as written.
+
+    Args:
+        fn: a jitted function (or any function: it is compiled to show the plan,
+            without changing it).
+
+    Returns:
+        A text report; its last part is the plan as an ``xcs.Graph``.
+
+    Raises:
+        CompilationError: XCS failed internally while compiling ``fn``.
+    """
+    state = getattr(fn, "__xcs_jit__", None)
+    if isinstance(state, _JitState):
+        entry = state.compiled()
+    else:
+        target = getattr(fn, "__func__", fn)
+        entry = compiled_for(target, None)
+    return _report(entry)
+
+
+def plan_of(entry: Compiled) -> Graph:
+    """The plan of a compiled function as the IR (inputs: its parameters)."""
+    name = getattr(entry.original, "__qualname__", "function")
+    fn = entry.original
+    params: list[str] = []
+    if isinstance(fn, types.FunctionType):
+        code = fn.__code__
+        count = code.co_argcount + code.co_kwonlyargcount
+        count += bool(code.co_flags & inspect.CO_VARARGS)
+        count += bool(code.co_flags & inspect.CO_VARKEYWORDS)
+        params = list(code.co_varnames[:count])
+    graph = Graph(inputs=params, name=name)
+    if entry.rewrite is None:
+        return graph
+    producer: dict[str, str] = {p: p for p in params}
+
+    def deps(reads: set[str]) -> list[str]:
+        return sorted({producer[n] for n in reads if n in producer})
+
+    for info in entry.rewrite.sites:
+        site = info.site
+        note = site.mode.value
+        if site.kind == "statements":
+            for number, (text, writes, reads, line) in enumerate(info.statements):
+                node_name = f"r{site.index}.{number}"
+                graph.add_node(
+                    Node(
+                        node_name,
+                        "site",
+                        f"line {line}: {text}",
+                        tuple(deps(reads)),
+                        meta={"note": note},
+                    )
+                )
+                for written in writes:
+                    producer[written] = node_name
+            continue
+        node_name = f"r{site.index}"
+        graph.add_node(
+            Node(
+                node_name,
+                "region",
+                f"{site.kind} line {site.line}: {site.source}",
+                tuple(deps(info.reads)),
+                meta={"note": note},
+            )
+        )
+        for written in info.writes:
+            producer[written] = node_name
+    return graph
+
+
+def _report(entry: Compiled) -> str:
+    fn = entry.original
+    name = getattr(fn, "__qualname__", repr(fn))
+    where = ""
+    code = getattr(fn, "__code__", None)
+    if code is not None:
+        where = f" ({code.co_filename}:{code.co_firstlineno})"
+    lines = [f"xcs.jit {name}{where}"]
+    if entry.fallback is not None:
+        lines.append(f"  runs as written: {entry.fallback}")
+        return "\n".join(lines)
+    rewrite = entry.rewrite
+    assert rewrite is not None
+    lines[0] += f": compiled in {entry.compile_s * 1e3:.2f} ms"
+    if not rewrite.sites:
+        lines.append("  no parallel region: the function runs as written")
+    else:
+        lines.append("  regions:")
+        for info in rewrite.sites:
+            site = info.site
+            lines.append(f"    [{site.index}] {site.kind}, line {site.line}: {site.source}")
+            lines.append(f"        {site.mode.value}: {site.reason}")
+            if site.executions:
+                lines.append(
+                    f"        ran {site.executions} time{'s' * (site.executions != 1)}, "
+                    f"{site.probes} probe{'s' * (site.probes != 1)}"
+                )
+    if rewrite.notes:
+        lines.append("  kept in order:")
+        for note in rewrite.notes:
+            lines.append(f"    line {note.line}: {note.what} {note.reason}")
+    if rewrite.sites:
+        lines.append("  plan:")
+        lines.extend("    " + line for line in str(plan_of(entry)).splitlines())
+    return "\n".join(lines)

@@ -1,0 +1,565 @@
+"""What compiled code calls at run time: regions, sites, and their adaptive decisions.
+
+The compiler rewrites each parallel region of a function into two paths::
+
+    if __xcs_rt__.original(3):        # site 3 runs in order: the user's own code,
+        <the original statement>      # untouched, at no cost
+    else:
+        <the region, through this module: overlapped or instrumented in order>
+
+``__xcs_rt__`` is a ``FunctionRuntime``, one per compiled function, reached by the
+compiled code through a closure cell (see ``_codegen``). Regions are numbered; a
+``Site`` holds what was measured for one region and its current decision.
+
+NOTE: [Deciding by probes]
+A region overlaps its calls only where they block (DESIGN §1.7). The evidence is a
+*probe*: the region's first item run alone, inline, before anything else is
+spawned, and timed twice (wall and thread CPU; see ``_runtime._measure``). Timing
+items while others run would mislead: threads that compute queue for the GIL, and
+waiting for the GIL looks like blocking. A probe is taken at the first execution of a
+region and then at exponentially spaced executions (2, 4, 8, ... up to every 1024th),
+in either mode, so a site that changes behaviour is noticed and the cost of looking
+vanishes. Between probes an in-order region runs the original code, untouched (the
+overhead is one attribute check); an overlapping region spawns every item at once.
+"""
+
+from __future__ import annotations
+
+import builtins
+import enum
+import operator
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from xcs._runtime._measure import BLOCKED_FRACTION_MIN, BLOCKED_SECONDS_MIN, get_profile
+from xcs._runtime._pool import get_pool
+from xcs._runtime._scheduler import Task, TaskGroup
+
+__all__ = ["SKIP", "UNBOUND", "FunctionRuntime", "Mode", "Site"]
+
+
+class _Sentinel:
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return self._name
+
+    def __reduce__(self) -> str:
+        return self._name
+
+
+SKIP = _Sentinel("SKIP")  # a comprehension item whose condition was false
+UNBOUND = _Sentinel("UNBOUND")  # a name the loop body did not assign
+
+_EWMA = 0.3
+_MAX_PROBE_INTERVAL = 1024
+
+
+class Mode(enum.Enum):
+    OVERLAP = "overlap"  # spawn the region's items as tasks
+    IN_ORDER = "in order"  # run the original code
+
+
+class Site:
+    """One parallel region of a compiled function: what it is, what was measured,
+    and whether it overlaps. Shown by ``xcs.explain``.
+
+    Thread safety: decisions are single attribute writes; counters may lose an
+    update under concurrent calls, which only shifts when the next probe happens.
+    """
+
+    __slots__ = (
+        "_countdown",
+        "_interval",
+        "_task_n",
+        "_task_wall",
+        "blocked_s",
+        "callees",
+        "executions",
+        "fraction",
+        "index",
+        "kind",
+        "line",
+        "mode",
+        "probes",
+        "reason",
+        "source",
+    )
+
+    def __init__(
+        self,
+        index: int,
+        kind: str,
+        line: int,
+        source: str,
+        callees: tuple[str, ...] = (),
+    ) -> None:
+        self.index = index
+        self.kind = kind  # "comprehension", "consume", "loop", "statements"
+        self.line = line
+        self.source = source
+        self.callees = callees  # names of the functions it calls (for @sequential)
+        # Optimistic until measured: an I/O-bound region overlaps from the first call.
+        self.mode = Mode.OVERLAP
+        self.reason = "not measured yet: the first item will be a probe"
+        self.executions = 0
+        self.probes = 0
+        self.blocked_s = 0.0  # EWMA of a probe's blocked time
+        self.fraction = 0.0  # EWMA of a probe's blocked share of its wall time
+        self._interval = 1
+        self._countdown = 0  # in order: executions left before the next probe
+        self._task_wall = 0.0  # overlapping: wall time of this execution's tasks
+        self._task_n = 0
+
+    # -- the decision ---------------------------------------------------------------------
+
+    def original(self) -> bool:
+        """Called by compiled code at each execution: True runs the original code."""
+        self.executions += 1
+        if self.mode is Mode.IN_ORDER and self._countdown > 0:
+            self._countdown -= 1
+            return True
+        return False
+
+    def wants_probe(self) -> bool:
+        """True if this execution should start with a probe."""
+        if self.probes == 0:
+            return True
+        if self.mode is Mode.IN_ORDER and self._countdown <= 0:
+            self._interval = min(self._interval * 2, _MAX_PROBE_INTERVAL)
+            self._countdown = self._interval - 1
+            return True
+        return False
+
+    def record_probe(self, wall_s: float, cpu_s: float) -> None:
+        blocked = max(wall_s - cpu_s, 0.0)
+        fraction = blocked / wall_s if wall_s > 0 else 0.0
+        if self.probes == 0:
+            self.blocked_s, self.fraction = blocked, fraction
+        else:
+            self.blocked_s += _EWMA * (blocked - self.blocked_s)
+            self.fraction += _EWMA * (fraction - self.fraction)
+        self.probes += 1
+        get_profile().record(("site", id(self), self.line), wall_s, cpu_s)
+        blocks = self.blocked_s >= BLOCKED_SECONDS_MIN and self.fraction >= BLOCKED_FRACTION_MIN
+        if not blocks and self.mode is Mode.OVERLAP:
+            self._countdown = self._interval = 1
+        self.mode = Mode.OVERLAP if blocks else Mode.IN_ORDER
+        self.reason = (
+            f"a call blocks {self.blocked_s * 1e3:.3g} ms "
+            f"({self.fraction:.0%} of its time) on average over {self.probes} probe"
+            f"{'s' * (self.probes != 1)}: "
+            + ("overlapping pays" if blocks else "it computes; overlapping would not pay")
+        )
+
+    def timed(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """``fn``, timed as a task of an overlapping execution (see ``settle``)."""
+
+        def task(*args: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return fn(*args)
+            finally:
+                self._task_wall += time.perf_counter() - start
+                self._task_n += 1
+
+        return task
+
+    def settle(self) -> None:
+        """After an overlapping execution: if its calls have become quick (a warm
+        cache, a local model), overlapping no longer pays; go in order. Tasks are
+        timed by wall clock only: running beside each other they share the GIL, so
+        their CPU time says little, but a short wall time is conclusive."""
+        count, wall = self._task_n, self._task_wall
+        self._task_n, self._task_wall = 0, 0.0
+        if self.mode is not Mode.OVERLAP or count == 0:
+            return
+        mean = wall / count
+        if mean < BLOCKED_SECONDS_MIN:
+            self.mode = Mode.IN_ORDER
+            self._countdown = self._interval = 1
+            self.reason = f"its calls now take {mean * 1e6:.0f} µs: overlapping no longer pays"
+
+    def force_in_order(self, reason: str) -> None:
+        self.mode = Mode.IN_ORDER
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"<Site {self.index} {self.kind} line {self.line}: {self.mode.value}>"
+
+
+def _probe(site: Site, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    """Run one item inline, timed; record it on ``site`` even if it raises."""
+    wall0 = time.perf_counter()
+    cpu0 = time.thread_time()
+    try:
+        return fn(*args)
+    finally:
+        site.record_probe(time.perf_counter() - wall0, time.thread_time() - cpu0)
+
+
+class _LoopRecord:
+    """What one iteration of a parallel loop produced, applied by the owner in order.
+
+    ``effects`` are ``(kind, payload)`` pairs: kind 0 is a deferred call
+    ``payload[0](*payload[1])`` (``out.append(x)``, ``d[k] = v``, ``print(...)``);
+    kind k > 0 is the k-th augmented assignment of the loop (``total += x``), which
+    the compiled code applies to its own local. ``bindings`` are the final values of
+    the names the body assigns (UNBOUND where it did not).
+    """
+
+    __slots__ = ("bindings", "effects")
+
+    def __init__(self) -> None:
+        self.effects: list[tuple[int, Any]] = []
+        self.bindings: tuple[Any, ...] = ()
+
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self.effects.append((0, (fn, args, kwargs)))
+
+    def aug(self, kind: int, value: Any) -> None:
+        self.effects.append((kind, value))
+
+
+class FunctionRuntime:
+    """The run-time half of one compiled function. Not constructed by users."""
+
+    # Names compiled code reads through ``__xcs_rt__.<name>``: a user's own global
+    # called ``list`` or ``locals`` cannot shadow them.
+    SKIP = SKIP
+    UNBOUND = UNBOUND
+    LOCALS = staticmethod(builtins.locals)
+    setitem = staticmethod(operator.setitem)
+
+    @staticmethod
+    def capture(frame_locals: dict[str, Any], names: tuple[str, ...]) -> tuple[Any, ...]:
+        """The values of ``names`` in a loop body's frame (UNBOUND where unassigned)."""
+        return tuple(frame_locals.get(name, UNBOUND) for name in names)
+
+    @staticmethod
+    def materialize(values: Iterable[Any]) -> list[Any]:
+        """``out.extend(x)`` in a loop body: read ``x`` now, in the iteration."""
+        return list(values)
+
+    def __init__(
+        self,
+        qualname: str,
+        sites: list[Site],
+        window: int | None,
+        globals_: dict[str, Any],
+    ) -> None:
+        self.qualname = qualname
+        self.sites = sites
+        self.window = window
+        self._globals = globals_
+        self._lock = threading.Lock()
+
+    # -- shared -------------------------------------------------------------------------
+
+    def original(self, index: int) -> bool:
+        return self.sites[index].original()
+
+    def _window(self) -> int:
+        return self.window if self.window is not None else get_pool().max_workers
+
+    def _sequential_callee(self, site: Site) -> str | None:
+        """The name of a callee marked ``@xcs.sequential``, if the region calls one."""
+        if not site.callees:
+            return None
+        namespace = self._globals
+        builtins_ = namespace.get("__builtins__", {})
+        for name in site.callees:
+            target = namespace.get(name)
+            if target is None and isinstance(builtins_, dict):
+                target = builtins_.get(name)
+            if target is not None and _is_sequential(target):
+                return name
+        return None
+
+    def _plan(self, site: Site) -> tuple[bool, bool]:
+        """(probe first?, overlap after the probe?) for one execution of ``site``."""
+        sequential = self._sequential_callee(site)
+        if sequential is not None:
+            site.force_in_order(f"calls {sequential}, which is marked @xcs.sequential")
+            return False, False
+        probe = site.wants_probe()
+        return probe, site.mode is Mode.OVERLAP
+
+    # -- comprehensions and consumed generator expressions --------------------------------
+
+    def iterate(self, index: int, body: Callable[..., Any], items: Iterable[Any]) -> Iterator[Any]:
+        """The results of ``body(*item)`` for each item, in order, SKIPs dropped.
+
+        ``items`` yields argument tuples (the names the comprehension's targets bind).
+        """
+        site = self.sites[index]
+        probe, overlap = self._plan(site)
+        source = iter(items)
+        if probe:
+            for first in source:
+                result = _probe(site, body, first)
+                if result is not SKIP:
+                    yield result
+                overlap = site.mode is Mode.OVERLAP
+                break
+        if not overlap:
+            for args in source:
+                result = body(*args)
+                if result is not SKIP:
+                    yield result
+            return
+        try:
+            for result in _ordered(site.timed(body), source, self._window(), site):
+                if result is not SKIP:
+                    yield result
+        finally:
+            site.settle()
+
+    def comp(self, index: int, kind: int, body: Callable[..., Any], items: Iterable[Any]) -> Any:
+        """A list (kind 0), set (1) or dict (2) comprehension."""
+        results = self.iterate(index, body, items)
+        try:
+            return _BUILDERS[kind](results)
+        finally:
+            results.close()  # type: ignore[attr-defined]
+
+    def consume(
+        self,
+        index: int,
+        consumer: Callable[..., Any],
+        body: Callable[..., Any],
+        items: Iterable[Any],
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        """``consumer(<generator expression>, *args, **kwargs)`` for a consumer that reads
+        its argument whole (list, sum, max, str.join...); any other consumer gets a
+        plain lazy generator, exactly as the original code would.
+        """
+        if not _consumes_whole(consumer):
+            return consumer(_lazy(body, items), *args, **kwargs)
+        results = self.iterate(index, body, items)
+        try:
+            return consumer(results, *args, **kwargs)
+        finally:
+            results.close()  # type: ignore[attr-defined]
+
+    # -- loops ----------------------------------------------------------------------------
+
+    def loop(
+        self, index: int, body: Callable[[_LoopRecord, Any], None], items: Iterable[Any]
+    ) -> Iterator[_LoopRecord]:
+        """Run ``body(record, item)`` per item; yield the records in order.
+
+        The compiled code applies each record (effects, then bindings) before asking
+        for the next. If an iteration failed, its record (the effects it made before
+        failing) is yielded first and the failure raised at the next step, so the
+        effects of the failing iteration happen, as they did in the sequential run.
+        """
+        site = self.sites[index]
+        probe, overlap = self._plan(site)
+        source = iter(items)
+        if probe:
+            for item in source:
+                record = _LoopRecord()
+                _probe(site, body, (record, item))
+                yield record
+                overlap = site.mode is Mode.OVERLAP
+                break
+        if not overlap:
+            for item in source:
+                record = _LoopRecord()
+                try:
+                    body(record, item)
+                except BaseException:
+                    yield record
+                    raise
+                yield record
+            return
+        try:
+            yield from _ordered_loop(site.timed(body), source, self._window(), site)
+        finally:
+            site.settle()
+
+    # -- independent statements -----------------------------------------------------------
+
+    def fork(self, index: int) -> Fork:
+        """A group for the independent statements of region ``index``."""
+        site = self.sites[index]
+        probe, overlap = self._plan(site)
+        return Fork(site, probe, overlap)
+
+
+_BUILDERS: tuple[Callable[[Iterable[Any]], Any], ...] = (list, set, dict)
+
+
+def _is_sequential(target: Any) -> bool:
+    if getattr(target, "__xcs_sequential__", False):
+        return True
+    func = getattr(target, "__func__", None)
+    return bool(func is not None and getattr(func, "__xcs_sequential__", False))
+
+
+_WHOLE_CONSUMERS: frozenset[Any] = frozenset(
+    {list, tuple, set, frozenset, sorted, sum, min, max, dict}
+)
+
+
+def _consumes_whole(consumer: Any) -> bool:
+    """True for consumers that read a generator to the end (unless it raises)."""
+    try:
+        if consumer in _WHOLE_CONSUMERS:
+            return True
+    except TypeError:  # unhashable consumer
+        return False
+    # "sep".join(...): a bound str.join
+    return getattr(consumer, "__name__", None) == "join" and isinstance(
+        getattr(consumer, "__self__", None), str | bytes
+    )
+
+
+def _lazy(body: Callable[..., Any], items: Iterable[Any]) -> Iterator[Any]:
+    for args in items:
+        result = body(*args)
+        if result is not SKIP:
+            yield result
+
+
+def _ordered(
+    body: Callable[..., Any], source: Iterator[tuple[Any, ...]], window: int, site: Site
+) -> Iterator[Any]:
+    """The ordered map of the scheduler, over argument tuples."""
+    from xcs._runtime._scheduler import _imap
+
+    return _imap(_star(body), source, window, f"{site.kind}@{site.line}", None)
+
+
+def _star(body: Callable[..., Any]) -> Callable[[tuple[Any, ...]], Any]:
+    def call(args: tuple[Any, ...]) -> Any:
+        return body(*args)
+
+    return call
+
+
+def _ordered_loop(
+    body: Callable[[_LoopRecord, Any], None],
+    source: Iterator[Any],
+    window: int,
+    site: Site,
+) -> Iterator[_LoopRecord]:
+    group = TaskGroup(name=f"loop@{site.line}")
+    records: dict[int, _LoopRecord] = {}
+    pending: list[Task[None]] = []
+    source_error: BaseException | None = None
+
+    def spawn_next() -> bool:
+        nonlocal source_error
+        if source_error is not None:
+            return False
+        try:
+            item = next(source)
+        except StopIteration:
+            return False
+        except BaseException as exc:
+            source_error = exc
+            return False
+        record = _LoopRecord()
+        task = group.spawn(body, record, item)
+        records[task.index] = record
+        pending.append(task)
+        return True
+
+    with group:
+        while len(pending) < window and spawn_next():
+            pass
+        position = 0
+        while position < len(pending):
+            task = pending[position]
+            failure: BaseException | None = None
+            try:
+                group.result(task)
+            except BaseException as exc:
+                if task.error is not exc:
+                    raise
+                failure = exc
+            record = records.pop(task.index)
+            pending[position] = None  # type: ignore[call-overload]
+            position += 1
+            if failure is None:
+                spawn_next()
+            yield record
+            if failure is not None:
+                try:
+                    raise failure
+                finally:
+                    del failure
+    if source_error is not None:
+        try:
+            raise source_error
+        finally:
+            del source_error
+
+
+# ---------------------------------------------------------------------------
+# Independent statements
+
+
+class Fork:
+    """The group behind a run of independent statements (``a = f(x); b = g(x)``).
+
+    ``spawn`` starts a statement's value as a task; ``result`` returns it at the first
+    use, after every statement spawned before it (program order). When the site runs
+    in order (or this statement is the probe), ``spawn`` waits for the task at once,
+    so the calls happen one after another in program order; its error, if any, is
+    still raised at the join, after the errors of earlier statements.
+    """
+
+    __slots__ = ("_group", "_items", "_overlap", "_probe", "_site")
+
+    def __init__(self, site: Site, probe: bool, overlap: bool) -> None:
+        self._site = site
+        self._probe = probe
+        self._overlap = overlap
+        self._group = TaskGroup(name=f"statements@{site.line}")
+        self._items: list[Task[Any]] = []
+
+    def spawn(self, fn: Callable[..., Any], *args: Any) -> int:
+        group = self._group
+        if self._probe:
+            self._probe = False
+            task = group.spawn(_probing(self._site, fn), *args)
+            group.wait(task)
+            self._overlap = self._site.mode is Mode.OVERLAP
+        elif self._overlap:
+            task = group.spawn(self._site.timed(fn), *args)
+        else:
+            task = group.spawn(fn, *args)
+            group.wait(task)
+        self._items.append(task)
+        return len(self._items) - 1
+
+    def result(self, handle: int) -> Any:
+        value = self._group.result(self._items[handle])
+        if handle == len(self._items) - 1:
+            self._site.settle()
+        return value
+
+    def settle(self, exc: BaseException) -> BaseException:
+        """The exception to raise when the statements' own code raised ``exc``."""
+        self._site.settle()
+        return self._group.settle(exc)
+
+    def __repr__(self) -> str:
+        return f"<Fork site {self._site.index}: {len(self._items)} statements>"
+
+
+def _probing(site: Site, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def probe(*args: Any) -> Any:
+        return _probe(site, fn, args)
+
+    return probe

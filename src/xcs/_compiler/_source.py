@@ -1,0 +1,102 @@
+"""Finding a function's source and its AST node, with the original line and column
+numbers, for functions from files, ``__main__``, notebooks and ``exec`` (anything
+``linecache`` knows), and for lambdas among several on one line."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import linecache
+import types
+
+__all__ = ["NoSource", "function_node"]
+
+
+class NoSource(Exception):
+    """The function's source cannot be found or does not match its code (a fallback)."""
+
+
+def function_node(
+    fn: types.FunctionType,
+) -> ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda:
+    """The AST node of ``fn``, positioned at its real lines and columns.
+
+    Raises:
+        NoSource: no source, unparsable source, or source that is not this function.
+    """
+    code = fn.__code__
+    if code.co_name == "<lambda>":
+        return _lambda_node(code)
+    try:
+        lines, start = inspect.getsourcelines(code)
+    except (OSError, TypeError) as exc:
+        raise NoSource(f"its source is not available ({exc})") from None
+    # Parse the lines where they stand: wrapping them in "if 1:" keeps their
+    # indentation, so column offsets (and the carets of tracebacks) stay exact.
+    text = "".join(lines)
+    indented = bool(lines) and lines[0][:1] in (" ", "\t")
+    try:
+        tree = ast.parse("if 1:\n" + text if indented else text, filename=code.co_filename)
+    except SyntaxError as exc:
+        raise NoSource(f"its source does not parse on its own ({exc.msg})") from None
+    body = tree.body[0].body if indented else tree.body  # type: ignore[attr-defined]
+    if not body or not isinstance(body[0], ast.FunctionDef | ast.AsyncFunctionDef):
+        raise NoSource("its source is not a function definition")
+    node = body[0]
+    ast.increment_lineno(tree, start - 1 - (1 if indented else 0))
+    if node.name != code.co_name or _arg_names(node.args) != _code_args(code):
+        raise NoSource("its source does not match its code (was the file edited after import?)")
+    return node
+
+
+def _lambda_node(code: types.CodeType) -> ast.Lambda:
+    lines = linecache.getlines(code.co_filename)
+    if not lines:
+        raise NoSource("its source is not available")
+    try:
+        tree = ast.parse("".join(lines), filename=code.co_filename)
+    except SyntaxError as exc:
+        raise NoSource(f"the file containing it does not parse ({exc.msg})") from None
+    # The first instruction after RESUME is the start of the lambda's body.
+    positions = [
+        (line, col)
+        for line, _, col, _ in code.co_positions()
+        if line is not None and col is not None and line >= code.co_firstlineno
+    ]
+    body_start = positions[1] if len(positions) > 1 else (code.co_firstlineno, 0)
+    candidates = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Lambda)
+        and node.lineno == code.co_firstlineno
+        and _arg_names(node.args) == _code_args(code)
+        and _contains(node.body, body_start)
+    ]
+    if len(candidates) != 1:
+        raise NoSource(
+            "its source could not be located precisely"
+            + (" (several lambdas match)" if candidates else "")
+        )
+    return candidates[0]
+
+
+def _contains(node: ast.expr, position: tuple[int, int]) -> bool:
+    start = (node.lineno, node.col_offset)
+    end = (node.end_lineno or node.lineno, node.end_col_offset or 0)
+    return start <= position < end
+
+
+def _arg_names(args: ast.arguments) -> tuple[str, ...]:
+    names = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
+    if args.vararg:
+        names.append(args.vararg.arg)
+    if args.kwarg:
+        names.append(args.kwarg.arg)
+    return tuple(names)
+
+
+def _code_args(code: types.CodeType) -> tuple[str, ...]:
+    count = code.co_argcount + code.co_kwonlyargcount
+    count += bool(code.co_flags & inspect.CO_VARARGS)
+    count += bool(code.co_flags & inspect.CO_VARKEYWORDS)
+    return code.co_varnames[:count]
