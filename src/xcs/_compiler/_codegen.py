@@ -184,8 +184,12 @@ class _Rewriter:
 
     # -- bookkeeping -----------------------------------------------------------------------
 
-    def _new_site(self, kind: str, node: ast.AST, callees: tuple[str, ...] = ()) -> SiteInfo:
-        site = Site(len(self.sites), kind, getattr(node, "lineno", 0), _source(node), callees)
+    def _new_site(self, kind: str, node: ast.AST, scan: ast.AST | None = None) -> SiteInfo:
+        callees = self._callees(scan if scan is not None else node)
+        local_roots = tuple(sorted({root for root, _ in callees if root in self.scope.local}))
+        site = Site(
+            len(self.sites), kind, getattr(node, "lineno", 0), _source(node), callees, local_roots
+        )
         info = SiteInfo(site)
         self.sites.append(info)
         return info
@@ -197,15 +201,28 @@ class _Rewriter:
     def _note(self, node: ast.AST, what: str, reason: str) -> None:
         self.notes.append(Note(getattr(node, "lineno", 0), what, reason))
 
-    def _callees(self, node: ast.AST) -> tuple[str, ...]:
-        names = {
-            n.func.id
-            for n in ast.walk(node)
-            if isinstance(n, ast.Call)
-            and isinstance(n.func, ast.Name)
-            and n.func.id not in self.scope.local
-        }
-        return tuple(sorted(names))
+    def _callees(self, node: ast.AST) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """The callees of ``node`` that are names or attribute chains (``save``,
+        ``self.store.save``): checked for ``@xcs.sequential`` when the region runs."""
+        found: set[tuple[str, tuple[str, ...]]] = set()
+        for call in ast.walk(node):
+            if not isinstance(call, ast.Call):
+                continue
+            func = call.func
+            path: list[str] = []
+            while isinstance(func, ast.Attribute):
+                path.append(func.attr)
+                func = func.value
+            if isinstance(func, ast.Name):
+                found.add((func.id, tuple(reversed(path))))
+        return tuple(sorted(found))
+
+    def _roots(self, info: SiteInfo) -> ast.expr:
+        """``lambda: (a, b)`` for the callee roots that are this function's locals."""
+        if not info.site.local_roots:
+            return _const(None)
+        values = ast.Tuple(elts=[_name(n) for n in info.site.local_roots], ctx=ast.Load())
+        return _lambda([], values)
 
     # -- statements --------------------------------------------------------------------------
 
@@ -301,9 +318,11 @@ class _Rewriter:
                 self._note(original, "comprehension", f"runs in order: {obstacle}")
             return node
         kind = _KIND[type(node)]
-        info = self._new_site("comprehension", original, self._callees(node))
+        info = self._new_site("comprehension", original, node)
         body, items = self._comprehension_parts(node)
-        region = _rt_call("comp", _const(info.site.index), _const(kind), body, items)
+        region = _rt_call(
+            "comp", _const(info.site.index), self._roots(info), _const(kind), body, items
+        )
         info.reads = free_loads(original)
         return self._two_paths(info.site.index, original, region)
 
@@ -315,11 +334,12 @@ class _Rewriter:
             if obstacle != "its items make no call":
                 self._note(original, "generator expression", f"runs in order: {obstacle}")
             return None
-        info = self._new_site("consume", original, self._callees(genexp))
+        info = self._new_site("consume", original, genexp)
         body, items = self._comprehension_parts(genexp)
         region = _rt_call(
             "consume",
             _const(info.site.index),
+            self._roots(info),
             call.func,
             body,
             items,
@@ -373,7 +393,7 @@ class _Rewriter:
         return self._loop_region(loop, analysis, ctx)
 
     def _loop_region(self, loop: ast.For, analysis: LoopAnalysis, ctx: _Context) -> list[ast.stmt]:
-        info = self._new_site("loop", loop, self._callees(loop))
+        info = self._new_site("loop", loop)
         info.site.source = _source(
             ast.For(
                 target=loop.target,
@@ -521,7 +541,13 @@ class _Rewriter:
             replay.append(ast.Pass())
         driver = ast.For(
             target=_name(record, ast.Store()),
-            iter=_rt_call("loop", _const(index), _name(body_name), self.expr(loop.iter, ctx)),
+            iter=_rt_call(
+                "loop",
+                _const(index),
+                self._roots(info),
+                _name(body_name),
+                self.expr(loop.iter, ctx),
+            ),
             body=replay,
             orelse=[],
         )
@@ -639,7 +665,7 @@ class _Rewriter:
         self, originals: list[ast.stmt], rewritten: list[ast.stmt], plan: list[Any]
     ) -> list[ast.stmt]:
         first = originals[0]
-        info = self._new_site("statements", first, self._callees(ast.Module(originals, [])))
+        info = self._new_site("statements", first, ast.Module(originals, []))
         info.site.source = _source(first) + (
             f" ... ({len(originals)} statements)" if len(originals) > 1 else ""
         )
@@ -714,7 +740,10 @@ class _Rewriter:
             ],
         )
         parallel: list[ast.stmt] = [
-            ast.Assign(targets=[_name(fork, ast.Store())], value=_rt_call("fork", _const(index))),
+            ast.Assign(
+                targets=[_name(fork, ast.Store())],
+                value=_rt_call("fork", _const(index), self._roots(info)),
+            ),
             ast.Assign(targets=[_name(error, ast.Store())], value=_const(None)),
             ast.Try(body=body, handlers=[handler], orelse=[], finalbody=[]),
             ast.If(

@@ -147,9 +147,7 @@ def _try_compile(fn: Callable[..., Any], window: int | None) -> Compiled:
     if not rewrite.sites:
         # Nothing to overlap: the original function is the fastest correct one.
         return Compiled(fn, fn, rewrite=rewrite)
-    runtime = FunctionRuntime(
-        fn.__qualname__, [info.site for info in rewrite.sites], window, fn.__globals__
-    )
+    runtime = FunctionRuntime(fn, [info.site for info in rewrite.sites], window)
     function = build_function(fn, rewrite, runtime)
     return Compiled(fn, function, runtime, rewrite)
 

@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import builtins
 import enum
+import inspect
 import operator
-import threading
 import time
+import types
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -53,6 +54,7 @@ class _Sentinel:
         return self._name
 
 
+_MISSING = _Sentinel("MISSING")
 SKIP = _Sentinel("SKIP")  # a comprehension item whose condition was false
 UNBOUND = _Sentinel("UNBOUND")  # a name the loop body did not assign
 
@@ -85,6 +87,7 @@ class Site:
         "index",
         "kind",
         "line",
+        "local_roots",
         "mode",
         "probes",
         "reason",
@@ -97,13 +100,17 @@ class Site:
         kind: str,
         line: int,
         source: str,
-        callees: tuple[str, ...] = (),
+        callees: tuple[tuple[str, tuple[str, ...]], ...] = (),
+        local_roots: tuple[str, ...] = (),
     ) -> None:
         self.index = index
         self.kind = kind  # "comprehension", "consume", "loop", "statements"
         self.line = line
         self.source = source
-        self.callees = callees  # names of the functions it calls (for @sequential)
+        # What it calls, as (name, attribute path), checked for @xcs.sequential; the
+        # names among them that are the function's locals come from the frame.
+        self.callees = callees
+        self.local_roots = local_roots
         # Optimistic until measured: an I/O-bound region overlaps from the first call.
         self.mode = Mode.OVERLAP
         self.reason = "not measured yet: the first item will be a probe"
@@ -246,18 +253,14 @@ class FunctionRuntime:
         """``out.extend(x)`` in a loop body: read ``x`` now, in the iteration."""
         return list(values)
 
-    def __init__(
-        self,
-        qualname: str,
-        sites: list[Site],
-        window: int | None,
-        globals_: dict[str, Any],
-    ) -> None:
-        self.qualname = qualname
+    def __init__(self, original: types.FunctionType, sites: list[Site], window: int | None) -> None:
+        self.qualname = original.__qualname__
         self.sites = sites
         self.window = window
-        self._globals = globals_
-        self._lock = threading.Lock()
+        self._globals = original.__globals__
+        self._cells = dict(
+            zip(original.__code__.co_freevars, original.__closure__ or (), strict=True)
+        )
 
     # -- shared -------------------------------------------------------------------------
 
@@ -267,23 +270,48 @@ class FunctionRuntime:
     def _window(self) -> int:
         return self.window if self.window is not None else get_pool().max_workers
 
-    def _sequential_callee(self, site: Site) -> str | None:
-        """The name of a callee marked ``@xcs.sequential``, if the region calls one."""
+    def _lookup(self, name: str) -> Any:
+        cell = self._cells.get(name)
+        if cell is not None:
+            try:
+                return cell.cell_contents
+            except ValueError:
+                return _MISSING
+        if name in self._globals:
+            return self._globals[name]
+        builtins_ = self._globals.get("__builtins__", builtins)
+        namespace = builtins_ if isinstance(builtins_, dict) else vars(builtins_)
+        return namespace.get(name, _MISSING)
+
+    def _sequential_callee(
+        self, site: Site, roots: Callable[[], tuple[Any, ...]] | None
+    ) -> str | None:
+        """The callee marked ``@xcs.sequential`` that the region calls, if any.
+
+        Attribute chains are resolved statically (``inspect.getattr_static``): looking
+        must not run a property or ``__getattr__`` that the program would not run.
+        """
         if not site.callees:
             return None
-        namespace = self._globals
-        builtins_ = namespace.get("__builtins__", {})
-        for name in site.callees:
-            target = namespace.get(name)
-            if target is None and isinstance(builtins_, dict):
-                target = builtins_.get(name)
-            if target is not None and _is_sequential(target):
-                return name
+        local: dict[str, Any] = {}
+        if roots is not None:
+            try:
+                local = dict(zip(site.local_roots, roots(), strict=True))
+            except NameError:  # a local not bound yet: the call would fail anyway
+                local = {}
+        for root, path in site.callees:
+            target = local[root] if root in local else self._lookup(root)
+            for attribute in path:
+                if target is _MISSING:
+                    break
+                target = inspect.getattr_static(target, attribute, _MISSING)
+            if target is not _MISSING and _is_sequential(target):
+                return ".".join((root, *path))
         return None
 
-    def _plan(self, site: Site) -> tuple[bool, bool]:
+    def _plan(self, site: Site, roots: Callable[[], tuple[Any, ...]] | None) -> tuple[bool, bool]:
         """(probe first?, overlap after the probe?) for one execution of ``site``."""
-        sequential = self._sequential_callee(site)
+        sequential = self._sequential_callee(site, roots)
         if sequential is not None:
             site.force_in_order(f"calls {sequential}, which is marked @xcs.sequential")
             return False, False
@@ -292,13 +320,19 @@ class FunctionRuntime:
 
     # -- comprehensions and consumed generator expressions --------------------------------
 
-    def iterate(self, index: int, body: Callable[..., Any], items: Iterable[Any]) -> Iterator[Any]:
+    def iterate(
+        self,
+        index: int,
+        roots: Callable[[], tuple[Any, ...]] | None,
+        body: Callable[..., Any],
+        items: Iterable[Any],
+    ) -> Iterator[Any]:
         """The results of ``body(*item)`` for each item, in order, SKIPs dropped.
 
         ``items`` yields argument tuples (the names the comprehension's targets bind).
         """
         site = self.sites[index]
-        probe, overlap = self._plan(site)
+        probe, overlap = self._plan(site, roots)
         source = iter(items)
         if probe:
             for first in source:
@@ -320,9 +354,16 @@ class FunctionRuntime:
         finally:
             site.settle()
 
-    def comp(self, index: int, kind: int, body: Callable[..., Any], items: Iterable[Any]) -> Any:
+    def comp(
+        self,
+        index: int,
+        roots: Callable[[], tuple[Any, ...]] | None,
+        kind: int,
+        body: Callable[..., Any],
+        items: Iterable[Any],
+    ) -> Any:
         """A list (kind 0), set (1) or dict (2) comprehension."""
-        results = self.iterate(index, body, items)
+        results = self.iterate(index, roots, body, items)
         try:
             return _BUILDERS[kind](results)
         finally:
@@ -331,6 +372,7 @@ class FunctionRuntime:
     def consume(
         self,
         index: int,
+        roots: Callable[[], tuple[Any, ...]] | None,
         consumer: Callable[..., Any],
         body: Callable[..., Any],
         items: Iterable[Any],
@@ -343,7 +385,7 @@ class FunctionRuntime:
         """
         if not _consumes_whole(consumer):
             return consumer(_lazy(body, items), *args, **kwargs)
-        results = self.iterate(index, body, items)
+        results = self.iterate(index, roots, body, items)
         try:
             return consumer(results, *args, **kwargs)
         finally:
@@ -352,7 +394,11 @@ class FunctionRuntime:
     # -- loops ----------------------------------------------------------------------------
 
     def loop(
-        self, index: int, body: Callable[[_LoopRecord, Any], None], items: Iterable[Any]
+        self,
+        index: int,
+        roots: Callable[[], tuple[Any, ...]] | None,
+        body: Callable[[_LoopRecord, Any], None],
+        items: Iterable[Any],
     ) -> Iterator[_LoopRecord]:
         """Run ``body(record, item)`` per item; yield the records in order.
 
@@ -362,7 +408,7 @@ class FunctionRuntime:
         effects of the failing iteration happen, as they did in the sequential run.
         """
         site = self.sites[index]
-        probe, overlap = self._plan(site)
+        probe, overlap = self._plan(site, roots)
         source = iter(items)
         if probe:
             for item in source:
@@ -388,10 +434,10 @@ class FunctionRuntime:
 
     # -- independent statements -----------------------------------------------------------
 
-    def fork(self, index: int) -> Fork:
+    def fork(self, index: int, roots: Callable[[], tuple[Any, ...]] | None) -> Fork:
         """A group for the independent statements of region ``index``."""
         site = self.sites[index]
-        probe, overlap = self._plan(site)
+        probe, overlap = self._plan(site, roots)
         return Fork(site, probe, overlap)
 
 
@@ -399,10 +445,16 @@ _BUILDERS: tuple[Callable[[Iterable[Any]], Any], ...] = (list, set, dict)
 
 
 def _is_sequential(target: Any) -> bool:
-    if getattr(target, "__xcs_sequential__", False):
-        return True
-    func = getattr(target, "__func__", None)
-    return bool(func is not None and getattr(func, "__xcs_sequential__", False))
+    # getattr_static hands back staticmethod/classmethod objects; bound methods and
+    # jit wrappers carry the function in __func__ / __wrapped__.
+    for candidate in (
+        target,
+        getattr(target, "__func__", None),
+        getattr(target, "__wrapped__", None),
+    ):
+        if candidate is not None and getattr(candidate, "__xcs_sequential__", False) is True:
+            return True
+    return False
 
 
 _WHOLE_CONSUMERS: frozenset[Any] = frozenset(
