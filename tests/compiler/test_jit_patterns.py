@@ -207,7 +207,7 @@ def test_loop_with_accumulators_overlaps() -> None:
             index: dict[int, int] = {}
             flat: list[int] = []
             total = 0
-            for i, x in enumerate(xs):
+            for i, x in enumerate(xs):  # noqa: B007 - i is read after the loop
                 y = ops.f(x)
                 if y == 4:
                     continue
@@ -222,6 +222,10 @@ def test_loop_with_accumulators_overlaps() -> None:
 
     out, seen, index, flat, total, i, x, y = run_twice(make, N - 1, list(range(N)))
     assert out == [0, 2, 6, 8, 10]
+    assert seen == {0, 1, 2}
+    assert index == {0: 0, 1: 2, 2: 4, 3: 6, 4: 8, 5: 10}
+    assert flat == [0, 0, 2, -2, 6, -6, 8, -8, 10, -10]
+    assert total == 26
     assert (i, x, y) == (5, 5, 10)
 
 
@@ -256,7 +260,7 @@ def test_a_loop_printing_prints_in_order(capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_loop_over_imported_operations_overlaps() -> None:
-    from tests.compiler import _remote_ops  # noqa: PLC0415
+    from tests.compiler import _remote_ops
 
     _remote_ops.barrier = threading.Barrier(N - 1, timeout=TIMEOUT)
     try:
@@ -373,6 +377,7 @@ def test_short_circuit_consumers_make_no_extra_call() -> None:
         )
 
     expected, plain = in_order(run, list(range(N)))
+    assert expected == (True, False, 6)
     assert len(plain.calls) == 1 + 2 + 1
 
 

@@ -45,10 +45,13 @@ class _Fallback(Exception):
 
 @dataclass
 class Compiled:
-    """One function object, compiled (or fallen back) for one window size."""
+    """One function object, compiled (or fallen back) for one window size.
 
-    original: Callable[..., Any]
-    target: Callable[..., Any]  # what calls run: the compiled function, or the original
+    It must not refer to the function object itself: the cache holds it under that
+    object as a weak key, and a strong reference back would keep both alive forever.
+    """
+
+    target: Callable[..., Any] | None  # the compiled function; None: run the original
     runtime: FunctionRuntime | None = None
     rewrite: Rewrite | None = None
     fallback: str | None = None
@@ -109,7 +112,7 @@ def _compile(fn: Callable[..., Any], window: int | None) -> Compiled:
         name = getattr(fn, "__qualname__", repr(fn))
         logger.info("xcs.jit: %s runs as written: %s", name, reason)
         statistics.fallbacks += 1
-        return Compiled(fn, fn, fallback=reason)
+        return Compiled(None, fallback=reason)
     except CompilationError:
         raise
     except Exception as exc:
@@ -146,10 +149,10 @@ def _try_compile(fn: Callable[..., Any], window: int | None) -> Compiled:
     rewrite = rewrite_function(node, scope)
     if not rewrite.sites:
         # Nothing to overlap: the original function is the fastest correct one.
-        return Compiled(fn, fn, rewrite=rewrite)
+        return Compiled(None, rewrite=rewrite)
     runtime = FunctionRuntime(fn, [info.site for info in rewrite.sites], window)
     function = build_function(fn, rewrite, runtime)
-    return Compiled(fn, function, runtime, rewrite)
+    return Compiled(function, runtime, rewrite)
 
 
 # ---------------------------------------------------------------------------
@@ -232,14 +235,16 @@ class _JitState:
         self.call: Callable[..., Any] = self._first_call
 
     def _first_call(self, *args: Any, **kwargs: Any) -> Any:
+        return self._install()(*args, **kwargs)
+
+    def _install(self) -> Callable[..., Any]:
         entry = compiled_for(self.original, self.window)
-        self.call = entry.target
-        return entry.target(*args, **kwargs)
+        self.call = entry.target if entry.target is not None else self.original
+        return self.call
 
     def compiled(self) -> Compiled:
-        entry = compiled_for(self.original, self.window)
-        self.call = entry.target
-        return entry
+        self._install()
+        return compiled_for(self.original, self.window)
 
 
 def _make_wrapper(fn: Callable[..., Any], window: int | None) -> Callable[..., Any]:
@@ -318,17 +323,14 @@ def explain(fn: Callable[..., Any]) -> str:
     """
     state = getattr(fn, "__xcs_jit__", None)
     if isinstance(state, _JitState):
-        entry = state.compiled()
-    else:
-        target = getattr(fn, "__func__", fn)
-        entry = compiled_for(target, None)
-    return _report(entry)
+        return _report(state.compiled(), state.original)
+    target = getattr(fn, "__func__", fn)
+    return _report(compiled_for(target, None), target)
 
 
-def plan_of(entry: Compiled) -> Graph:
+def plan_of(entry: Compiled, fn: Callable[..., Any]) -> Graph:
     """The plan of a compiled function as the IR (inputs: its parameters)."""
-    name = getattr(entry.original, "__qualname__", "function")
-    fn = entry.original
+    name = getattr(fn, "__qualname__", "function")
     params: list[str] = []
     if isinstance(fn, types.FunctionType):
         code = fn.__code__
@@ -377,8 +379,7 @@ def plan_of(entry: Compiled) -> Graph:
     return graph
 
 
-def _report(entry: Compiled) -> str:
-    fn = entry.original
+def _report(entry: Compiled, fn: Callable[..., Any]) -> str:
     name = getattr(fn, "__qualname__", repr(fn))
     where = ""
     code = getattr(fn, "__code__", None)
@@ -410,5 +411,5 @@ def _report(entry: Compiled) -> str:
             lines.append(f"    line {note.line}: {note.what} {note.reason}")
     if rewrite.sites:
         lines.append("  plan:")
-        lines.extend("    " + line for line in str(plan_of(entry)).splitlines())
+        lines.extend("    " + line for line in str(plan_of(entry, fn)).splitlines())
     return "\n".join(lines)

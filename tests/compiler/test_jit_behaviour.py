@@ -1,0 +1,333 @@
+"""Fallbacks, internal errors, the compile cache, adaptivity, bounds and explain."""
+
+from __future__ import annotations
+
+import functools
+import gc
+import logging
+import threading
+import time
+import weakref
+from typing import Any
+
+import pytest
+
+import xcs
+from xcs._compiler import _jit
+from xcs._runtime._pool import WorkerPool
+
+
+def slow(x: Any) -> Any:
+    time.sleep(0.001)
+    return x
+
+
+def spin(x: int) -> int:
+    end = time.thread_time() + 0.001
+    while time.thread_time() < end:
+        pass
+    return x
+
+
+# -- fallbacks -------------------------------------------------------------------------
+
+
+def gen(n: int) -> Any:
+    yield from (slow(i) for i in range(n))
+
+
+async def coroutine(x: int) -> int:
+    return x
+
+
+class CallableThing:
+    def __call__(self, x: int) -> int:
+        return x + 1
+
+
+@pytest.mark.parametrize(
+    ("target", "args", "reason"),
+    [
+        (gen, (3,), "generator function"),
+        (len, ([1, 2],), "builtin or C function"),
+        (functools.partial(slow, 3), (), "functools.partial"),
+        (CallableThing(), (1,), "CallableThing, not a Python function"),
+    ],
+)
+def test_known_unsupported_functions_run_as_written(
+    target: Any, args: tuple[Any, ...], reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    jitted = xcs.jit(target)
+    with caplog.at_level(logging.INFO, logger="xcs"):
+        first = jitted(*args)
+        jitted(*args)
+    expected = target(*args)
+    if hasattr(expected, "__next__"):
+        assert list(first) == list(expected)
+    else:
+        assert first == expected
+    assert reason in xcs.explain(jitted)
+    records = [r for r in caplog.records if "runs as written" in r.getMessage()]
+    assert len(records) <= 1  # one record, at the first compile only
+
+
+def test_async_functions_stay_awaitable() -> None:
+    import asyncio
+    import inspect
+
+    jitted = xcs.jit(coroutine)
+    assert inspect.iscoroutinefunction(jitted)
+    assert asyncio.run(jitted(4)) == 4
+    assert "async" in xcs.explain(jitted)
+
+
+def test_an_internal_failure_is_a_compilation_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_: Any) -> Any:
+        raise RuntimeError("boom inside the compiler")
+
+    monkeypatch.setattr(_jit, "rewrite_function", broken)
+
+    @xcs.jit
+    def run(xs: list[int]) -> list[int]:
+        return [slow(x) for x in xs]
+
+    with pytest.raises(xcs.CompilationError, match="failed to compile") as caught:
+        run([1])
+    assert isinstance(caught.value.__cause__, RuntimeError)
+    assert caught.value.function.endswith("run")  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "4", True])
+def test_bad_max_workers(bad: Any) -> None:
+    with pytest.raises(xcs.ValidationError, match="max_workers"):
+        xcs.jit(max_workers=bad)
+
+
+@pytest.mark.parametrize("bad", [42, "text", None.__class__])
+def test_bad_targets(bad: Any) -> None:
+    with pytest.raises(xcs.ValidationError, match=r"xcs\.jit"):
+        xcs.jit(bad)
+
+
+# -- the cache ---------------------------------------------------------------------------
+
+
+def test_compiled_once_per_function_even_from_many_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    compiles: list[str] = []
+    real = _jit._try_compile
+
+    def counting(fn: Any, window: Any) -> Any:
+        compiles.append(fn.__name__)
+        time.sleep(0.01)  # widen the window in which threads would race
+        return real(fn, window)
+
+    monkeypatch.setattr(_jit, "_try_compile", counting)
+
+    def run(xs: list[int]) -> list[int]:
+        return [slow(x) for x in xs]
+
+    jitted = xcs.jit(run)
+    start = threading.Barrier(8, timeout=10)
+    results: list[list[int]] = []
+
+    def call() -> None:
+        start.wait()
+        results.append(jitted([1, 2]))
+
+    threads = [threading.Thread(target=call) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert results == [[1, 2]] * 8
+    assert compiles == ["run"]
+    xcs.jit(run)([3])  # another wrapper of the same function object: cached
+    assert compiles == ["run"]
+
+
+def test_a_redefined_function_compiles_anew_and_the_old_is_released() -> None:
+    def make(k: int) -> Any:
+        def run(xs: list[int]) -> list[int]:
+            return [slow(x) * k for x in xs]
+
+        return run
+
+    first = make(1)
+    assert xcs.jit(first)([2]) == [2]
+    second = make(3)
+    assert xcs.jit(second)([2]) == [6]
+    assert first in _jit._cache
+    assert second in _jit._cache
+    alive = weakref.ref(first)
+    del first
+    gc.collect()
+    assert alive() is None  # the cache did not keep the old function alive
+
+
+# -- results are never stale ---------------------------------------------------------------
+
+
+def test_new_arguments_give_new_results() -> None:
+    @xcs.jit
+    def run(xs: list[int], k: int) -> list[int]:
+        out = []
+        for x in xs:
+            out.append(slow(x) + k)
+        return out
+
+    for k in range(4):
+        xs = list(range(k + 2))
+        assert run(xs, k) == [x + k for x in xs]
+
+
+# -- adaptivity --------------------------------------------------------------------------
+
+
+def test_a_cpu_bound_region_runs_in_order_after_the_first_call() -> None:
+    @xcs.jit
+    def run(xs: list[int]) -> list[int]:
+        return [spin(x) for x in xs]
+
+    assert run(list(range(5))) == list(range(5))
+    site = run.__xcs_jit__.compiled().runtime.sites[0]  # type: ignore[attr-defined]
+    assert site.mode.value == "in order"
+    before = site.probes
+    for _ in range(20):
+        assert run([1, 2]) == [1, 2]
+    assert site.probes - before <= 5  # probes become rare: 2, 4, 8, 16 ...
+    assert "it computes; overlapping would not pay" in xcs.explain(run)
+
+
+def test_an_io_bound_region_overlaps_and_says_why() -> None:
+    @xcs.jit
+    def run(xs: list[int]) -> list[int]:
+        return [slow(x) for x in xs]
+
+    run([1, 2, 3])
+    text = xcs.explain(run)
+    assert "overlap: a call blocks" in text
+    assert "overlapping pays" in text
+
+
+def test_a_region_whose_calls_become_quick_goes_in_order() -> None:
+    delay = [0.002]
+
+    def call(x: int) -> int:
+        if delay[0]:
+            time.sleep(delay[0])
+        return x
+
+    @xcs.jit
+    def run(xs: list[int]) -> list[int]:
+        return [call(x) for x in xs]
+
+    run([1, 2, 3])
+    site = run.__xcs_jit__.compiled().runtime.sites[0]  # type: ignore[attr-defined]
+    assert site.mode.value == "overlap"
+    delay[0] = 0
+    run([1, 2, 3])
+    assert site.mode.value == "in order"
+    assert "no longer pays" in xcs.explain(run)
+
+
+# -- bounds, nesting, deadlines ---------------------------------------------------------------
+
+
+def test_max_workers_bounds_a_region() -> None:
+    lock = threading.Lock()
+    state = {"now": 0, "peak": 0}
+
+    def call(x: int) -> int:
+        with lock:
+            state["now"] += 1
+            state["peak"] = max(state["peak"], state["now"])
+        time.sleep(0.002)
+        with lock:
+            state["now"] -= 1
+        return x
+
+    @xcs.jit(max_workers=3)
+    def run(xs: list[int]) -> list[int]:
+        return [call(x) for x in xs]
+
+    assert run(list(range(20))) == list(range(20))
+    assert 1 < state["peak"] <= 3
+
+
+def test_jitted_functions_nest_inside_regions_without_deadlock() -> None:
+    pool = WorkerPool(2, name="xcs-nest")
+    from xcs._runtime import _pool
+
+    original = _pool._pool
+    _pool._pool = pool
+    try:
+
+        @xcs.jit
+        def leaf(x: int) -> int:
+            return sum(slow(v) for v in range(x, x + 3))
+
+        @xcs.jit
+        def middle(x: int) -> list[int]:
+            return [leaf(x + i) for i in range(3)]
+
+        @xcs.jit
+        def top(xs: list[int]) -> list[list[int]]:
+            return [middle(x) for x in xs]
+
+        expected = [[sum(range(x + i, x + i + 3)) for i in range(3)] for x in range(4)]
+        for _ in range(3):
+            assert top(list(range(4))) == expected
+        assert pool.thread_count <= 2
+    finally:
+        _pool._pool = original
+        pool.close()
+        pool.join(10)
+
+
+def test_a_deadline_bounds_a_jitted_call() -> None:
+    gate = threading.Event()
+
+    def stuck(x: int) -> int:
+        if x:
+            gate.wait(60)
+        else:
+            time.sleep(0.002)
+        return x
+
+    @xcs.jit
+    def run(xs: list[int]) -> list[int]:
+        return [stuck(x) for x in xs]
+
+    try:
+        with pytest.raises(xcs.ExecutionTimeout), xcs.deadline(0.2):
+            run([0, 1, 2])
+    finally:
+        gate.set()
+
+
+# -- explain -------------------------------------------------------------------------------
+
+
+def test_explain_shows_regions_order_notes_and_the_plan() -> None:
+    def run(q: str, xs: list[int]) -> Any:
+        a = slow(q)
+        b = slow(q + "!")
+        answers = [slow(x) for x in xs]
+        for x in xs:
+            if slow(x) > 2:
+                break
+        return a, b, answers
+
+    text = xcs.explain(run)  # a plain function: compiled to show the plan
+    assert "statements, line" in text
+    assert "comprehension, line" in text
+    assert "for loop runs in order: it may break out early" in text
+    assert "graph test_explain_shows_regions_order_notes_and_the_plan.<locals>.run" in text
+    assert "inputs (q, xs)" in text
+
+
+def test_explain_a_function_with_nothing_to_overlap() -> None:
+    def run(x: int) -> int:
+        return x + 1
+
+    assert "no parallel region" in xcs.explain(xcs.jit(run))
