@@ -9,8 +9,11 @@ writes), the answer is "keep it in order", with a reason that ``xcs.explain`` sh
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = [
     "EffectKind",
@@ -21,6 +24,7 @@ __all__ = [
     "comprehension_obstacle",
     "free_loads",
     "has_call",
+    "memoized",
     "own_nodes",
     "own_statements",
     "target_names",
@@ -34,9 +38,48 @@ _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 
 
-def own_nodes(node: ast.AST) -> Iterator[ast.AST]:
+# NOTE: [Analysis memo]
+# The rewriter asks the same questions about the same nodes many times (is there a
+# call in this statement? what does it read?), from every candidate start of a fork
+# run and from every enclosing region. Within one compile the answers are memoized
+# by node identity. The memo holds the node too, so no id is reused while it lives;
+# it exists only inside ``memoized()``, never across compiles.
+_memo: ContextVar[dict[tuple[str, int], tuple[ast.AST, Any]] | None] = ContextVar(
+    "xcs_analysis_memo", default=None
+)
+
+
+@contextmanager
+def memoized() -> Iterator[None]:
+    """Memoize the analysis of nodes for the duration of one compile."""
+    token = _memo.set({})
+    try:
+        yield
+    finally:
+        _memo.reset(token)
+
+
+def _remember(kind: str, node: ast.AST, compute: Callable[[], Any]) -> Any:
+    memo = _memo.get()
+    if memo is None:
+        return compute()
+    key = (kind, id(node))
+    hit = memo.get(key)
+    if hit is not None:
+        return hit[1]
+    value = compute()
+    memo[key] = (node, value)
+    return value
+
+
+def own_nodes(node: ast.AST) -> list[ast.AST]:
     """``node`` and its descendants, not entering nested functions, lambdas or classes
     (their bodies run later, in their own scope). Comprehensions are entered."""
+    result: list[ast.AST] = _remember("own", node, lambda: list(_own_nodes(node)))
+    return result
+
+
+def _own_nodes(node: ast.AST) -> Iterator[ast.AST]:
     yield node
     for child in ast.iter_child_nodes(node):
         if isinstance(child, _SCOPES):
@@ -63,7 +106,10 @@ def _walk_all(nodes: Iterable[ast.AST]) -> Iterator[ast.AST]:
 
 def has_call(node: ast.AST) -> bool:
     """True if evaluating ``node`` calls something (or awaits), here, not later."""
-    return any(isinstance(n, ast.Call | ast.Await) for n in own_nodes(node))
+    found: bool = _remember(
+        "call", node, lambda: any(isinstance(n, ast.Call | ast.Await) for n in own_nodes(node))
+    )
+    return found
 
 
 def target_names(target: ast.AST) -> list[str] | None:
@@ -127,7 +173,10 @@ def free_loads(node: ast.AST) -> set[str]:
     """Names read by ``node`` from outside it, at any depth: loads inside nested
     lambdas, functions and comprehensions count, except of the names those bind
     themselves. Conservative: a nested scope's read counts as a read here."""
-    return _free_loads(node, frozenset())
+    found: frozenset[str] = _remember(
+        "loads", node, lambda: frozenset(_free_loads(node, frozenset()))
+    )
+    return set(found)
 
 
 def _free_loads(node: ast.AST, local: frozenset[str]) -> set[str]:

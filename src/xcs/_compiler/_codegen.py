@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import functools
 import types
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,7 @@ from xcs._compiler._analysis import (
     free_loads,
     has_call,
     mark_comprehension_targets,
+    memoized,
     own_nodes,
     own_statements,
     target_names,
@@ -70,7 +72,8 @@ class SiteInfo:
     site: Site
     reads: set[str] = field(default_factory=set)
     writes: list[str] = field(default_factory=list)
-    statements: list[tuple[str, list[str], set[str], int]] = field(default_factory=list)
+    # (source text maker, names written, names read, line) per forked statement
+    statements: list[tuple[Any, list[str], set[str], int]] = field(default_factory=list)
 
 
 @dataclass
@@ -118,16 +121,34 @@ def _lambda(params: list[str], body: ast.expr) -> ast.Lambda:
 
 
 def _located(node: ast.AST, like: ast.AST) -> Any:
+    """Give a generated node, and every generated node under it, the position of the
+    user's code it stands for. Nodes taken from the user's code keep their own
+    positions, and the walk does not enter them: every generated node passes through
+    here when it is made, so nothing under a user's node is left without one."""
+    if hasattr(node, "lineno") or not hasattr(like, "lineno"):
+        return node
     ast.copy_location(node, like)
-    for child in ast.walk(node):
-        if "lineno" in child._attributes and not hasattr(child, "lineno"):
-            ast.copy_location(child, like)
+    for child in ast.iter_child_nodes(node):
+        if "lineno" in child._attributes:
+            _located(child, like)
+        else:  # arguments, keywords, comprehensions...: no position, children may need one
+            for grandchild in ast.iter_child_nodes(child):
+                _located(grandchild, like)
     return node
 
 
 def _source(node: ast.AST, limit: int = 70) -> str:
     text = " ".join(ast.unparse(node).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _loop_header(loop: ast.For) -> str:
+    header = ast.For(target=loop.target, iter=loop.iter, body=[ast.Pass()], orelse=[])
+    return _source(header).replace(": pass", ": ...")
+
+
+def _statements_source(first: ast.stmt, count: int) -> str:
+    return _source(first) + (f" ... ({count} statements)" if count > 1 else "")
 
 
 def _unique(names: list[str]) -> list[str]:
@@ -181,6 +202,7 @@ class _Rewriter:
         self.sites: list[SiteInfo] = []
         self.notes: list[Note] = []
         self._counter = 0
+        self._fact_cache: dict[int, tuple[list[str] | None, set[str], bool, set[str]]] = {}
 
     # -- bookkeeping -----------------------------------------------------------------------
 
@@ -188,7 +210,12 @@ class _Rewriter:
         callees = self._callees(scan if scan is not None else node)
         local_roots = tuple(sorted({root for root, _ in callees if root in self.scope.local}))
         site = Site(
-            len(self.sites), kind, getattr(node, "lineno", 0), _source(node), callees, local_roots
+            len(self.sites),
+            kind,
+            getattr(node, "lineno", 0),
+            functools.partial(_source, node),
+            callees,
+            local_roots,
         )
         info = SiteInfo(site)
         self.sites.append(info)
@@ -308,7 +335,9 @@ class _Rewriter:
                         self._note(inner, "comprehension", f"runs in order: {ctx.why}")
                     break
             return node
-        rewritten: ast.expr = _ExprRewriter(self).visit(copy.deepcopy(node))
+        if not any(isinstance(inner, _REGION_NODES) for inner in own_nodes(node)):
+            return node
+        rewritten: ast.expr = _ExprRewriter(self).visit(node)
         return rewritten
 
     def comprehension(self, node: ast.expr, original: ast.expr) -> ast.expr:
@@ -394,17 +423,7 @@ class _Rewriter:
 
     def _loop_region(self, loop: ast.For, analysis: LoopAnalysis, ctx: _Context) -> list[ast.stmt]:
         info = self._new_site("loop", loop)
-        info.site.source = _source(
-            ast.For(
-                target=loop.target,
-                iter=loop.iter,
-                body=[ast.Pass()],
-                orelse=[],
-                lineno=loop.lineno,
-                col_offset=0,
-            )
-        )
-        info.site.source = info.site.source.replace(": pass", ": ...")
+        info.site.source = functools.partial(_loop_header, loop)
         info.reads = free_loads(loop.iter) | set().union(*(free_loads(s) for s in loop.body))
         info.writes = _unique([*analysis.assigned, *sorted(analysis.effect_targets)])
         index = info.site.index
@@ -420,7 +439,7 @@ class _Rewriter:
         aug_kinds: list[ast.AugAssign] = []
         transformer = _EffectRewriter(analysis, rec, aug_kinds)
         inner_ctx = _Context(True, False, False, "inside a parallel loop's body")
-        body = [transformer.visit_block(copy.deepcopy(s)) for s in loop.body]
+        body = [transformer.visit_block(s) for s in loop.body]
         body_stmts: list[ast.stmt] = [
             ast.Assign(targets=[copy.deepcopy(loop.target)], value=_name(item)),
         ]
@@ -554,7 +573,7 @@ class _Rewriter:
         parallel: list[ast.stmt] = [function, driver, *self.block(loop.orelse, ctx)]
         for stmt in parallel:
             _located(stmt, loop)
-        original = copy.deepcopy(loop)
+        original = loop
         return [
             _located(
                 ast.If(test=_rt_call("original", _const(index)), body=[original], orelse=parallel),
@@ -619,9 +638,21 @@ class _Rewriter:
             return not any(isinstance(n, ast.NamedExpr) for n in ast.walk(stmt))
         return False
 
+    def _facts(self, stmt: ast.stmt) -> tuple[list[str] | None, set[str], bool, set[str]]:
+        """(spawnable target names, names read, keepable?, names bound) of ``stmt``,
+        computed once per statement (runs are searched from every start)."""
+        facts = self._fact_cache.get(id(stmt))
+        if facts is None:
+            names = self._spawnable(stmt)
+            keepable = names is None and self._keepable(stmt)
+            binds = bound_names([stmt]) if keepable else set()
+            facts = (names, free_loads(stmt), keepable, binds)
+            self._fact_cache[id(stmt)] = facts
+        return facts
+
     def _fork_run(self, stmts: list[ast.stmt], start: int) -> tuple[int, list[Any]] | None:
         """From ``start``, the longest run worth forking: (end, per-statement plan)."""
-        if self._spawnable(stmts[start]) is None:
+        if self._facts(stmts[start])[0] is None:
             return None
         plan: list[Any] = []
         pending: dict[str, int] = {}  # name -> spawn number
@@ -629,9 +660,7 @@ class _Rewriter:
         overlapping = False
         position = start
         while position < len(stmts):
-            stmt = stmts[position]
-            names = self._spawnable(stmt)
-            reads = free_loads(stmt)
+            names, reads, keepable, binds = self._facts(stmts[position])
             needed = [pending[n] for n in reads if n in pending]
             if names is not None:
                 clobbered = [pending[n] for n in names if n in pending]
@@ -644,8 +673,8 @@ class _Rewriter:
                 for name in names:
                     pending[name] = spawns
                 spawns += 1
-            elif self._keepable(stmt):
-                clobbered = [pending[n] for n in bound_names([stmt]) if n in pending]
+            elif keepable:
+                clobbered = [pending[n] for n in binds if n in pending]
                 join_to = max(needed + clobbered, default=-1)
                 plan.append(("keep", None, join_to, reads))
                 for name in [n for n in list(pending) if pending[n] <= join_to]:
@@ -666,9 +695,7 @@ class _Rewriter:
     ) -> list[ast.stmt]:
         first = originals[0]
         info = self._new_site("statements", first, ast.Module(originals, []))
-        info.site.source = _source(first) + (
-            f" ... ({len(originals)} statements)" if len(originals) > 1 else ""
-        )
+        info.site.source = functools.partial(_statements_source, first, len(originals))
         index = info.site.index
         fork = self._fresh("fork")
         error, caught = self._fresh("error"), self._fresh("caught")
@@ -713,7 +740,9 @@ class _Rewriter:
             )
             body.append(_located(ast.Expr(spawn), original))
             targets[spawn_number] = new.targets[0]
-            info.statements.append((_source(original), list(names), set(reads), original.lineno))
+            info.statements.append(
+                (functools.partial(_source, original), list(names), set(reads), original.lineno)
+            )
             spawn_number += 1
         join_until(spawn_number - 1, originals[-1])
 
@@ -758,7 +787,7 @@ class _Rewriter:
             _located(
                 ast.If(
                     test=_rt_call("original", _const(index)),
-                    body=copy.deepcopy(originals),
+                    body=list(originals),
                     orelse=parallel,
                 ),
                 first,
@@ -766,43 +795,64 @@ class _Rewriter:
         ]
 
 
-class _ExprRewriter(ast.NodeTransformer):
-    """Rewrites the comprehension regions of one expression, innermost first."""
+def _rebuild(node: ast.AST, visit: Any) -> ast.AST:
+    """``node`` with ``visit`` applied to its children, copied only if one changed
+    (copy-on-write: the original tree stays intact for the in-order path, and
+    unchanged subtrees are shared, not copied)."""
+    changes: dict[str, Any] = {}
+    for name, value in ast.iter_fields(node):
+        if isinstance(value, ast.AST):
+            new = visit(value)
+            if new is not value:
+                changes[name] = new
+        elif isinstance(value, list) and value:
+            items = [visit(v) if isinstance(v, ast.AST) else v for v in value]
+            if any(a is not b for a, b in zip(items, value, strict=True)):
+                changes[name] = items
+    if not changes:
+        return node
+    clone = copy.copy(node)
+    for name, value in changes.items():
+        setattr(clone, name, value)
+    return clone
+
+
+_REGION_NODES = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+
+class _ExprRewriter:
+    """Rewrites the comprehension regions of one expression, innermost first,
+    without changing the expression it was given."""
 
     def __init__(self, owner: _Rewriter) -> None:
         self.owner = owner
 
-    def _skip_scope(self, node: ast.AST) -> ast.AST:
-        return node  # nested lambdas: their bodies run later, in their own scope
+    def visit(self, node: ast.AST) -> Any:
+        if isinstance(node, ast.Lambda):
+            return node  # its body runs later, in its own scope
+        if isinstance(node, ast.ListComp | ast.SetComp | ast.DictComp):
+            inner = _rebuild(node, self.visit)
+            return self.owner.comprehension(inner, node)  # type: ignore[arg-type]
+        if isinstance(node, ast.Call) and _consumed_genexp(node):
+            inner = _rebuild(node, self.visit)
+            assert isinstance(inner, ast.Call)
+            region = self.owner.consumed(inner, node)
+            return region if region is not None else inner
+        return _rebuild(node, self.visit)
 
-    visit_Lambda = _skip_scope
 
-    def _comprehension(self, node: ast.expr) -> ast.expr:
-        original = copy.deepcopy(node)
-        self.generic_visit(node)
-        return self.owner.comprehension(node, original)
-
-    visit_ListComp = _comprehension
-    visit_SetComp = _comprehension
-    visit_DictComp = _comprehension
-
-    def visit_Call(self, node: ast.Call) -> ast.expr:
-        consumer = node.func
-        is_whole = (isinstance(consumer, ast.Name) and consumer.id in _CONSUMER_NAMES) or (
-            isinstance(consumer, ast.Attribute) and consumer.attr == "join"
-        )
-        if (
-            is_whole
-            and node.args
-            and isinstance(node.args[0], ast.GeneratorExp)
-            and not any(isinstance(a, ast.Starred) for a in node.args[1:])
-        ):
-            original = copy.deepcopy(node)
-            self.generic_visit(node)
-            region = self.owner.consumed(node, original)
-            return region if region is not None else node
-        self.generic_visit(node)
-        return node
+def _consumed_genexp(node: ast.Call) -> bool:
+    """``list(<genexp>)``, ``sum(<genexp>, 0)``, ``", ".join(<genexp>)``..."""
+    consumer = node.func
+    is_whole = (isinstance(consumer, ast.Name) and consumer.id in _CONSUMER_NAMES) or (
+        isinstance(consumer, ast.Attribute) and consumer.attr == "join"
+    )
+    return (
+        is_whole
+        and bool(node.args)
+        and isinstance(node.args[0], ast.GeneratorExp)
+        and not any(isinstance(a, ast.Starred) for a in node.args[1:])
+    )
 
 
 class _EffectRewriter:
@@ -814,6 +864,7 @@ class _EffectRewriter:
         self.aug_kinds = aug_kinds
 
     def visit_block(self, stmt: ast.stmt, loop_depth: int = 0) -> list[ast.stmt]:
+        """``stmt`` with its effects turned into records (copy-on-write)."""
         kind = getattr(stmt, "_xcs_effect", None)
         if kind is not None:
             return [_located(s, stmt) for s in self._effect(stmt, kind)]
@@ -822,14 +873,35 @@ class _EffectRewriter:
         if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             return [stmt]
         inner_depth = loop_depth + isinstance(stmt, ast.For | ast.While | ast.AsyncFor)
+        changes: dict[str, Any] = {}
         for field_name in ("body", "orelse", "finalbody"):
             block = getattr(stmt, field_name, None)
             if block:
                 depth = inner_depth if field_name == "body" else loop_depth
-                setattr(stmt, field_name, [s for b in block for s in self.visit_block(b, depth)])
-        for handler in getattr(stmt, "handlers", []) or []:
-            handler.body = [s for b in handler.body for s in self.visit_block(b, loop_depth)]
-        return [stmt]
+                new_block = [s for b in block for s in self.visit_block(b, depth)]
+                if any(a is not b for a, b in zip(new_block, block, strict=False)) or len(
+                    new_block
+                ) != len(block):
+                    changes[field_name] = new_block
+        handlers = getattr(stmt, "handlers", None)
+        if handlers:
+            new_handlers = []
+            for handler in handlers:
+                body = [s for b in handler.body for s in self.visit_block(b, loop_depth)]
+                if len(body) != len(handler.body) or any(
+                    a is not b for a, b in zip(body, handler.body, strict=False)
+                ):
+                    handler = copy.copy(handler)
+                    handler.body = body
+                new_handlers.append(handler)
+            if any(a is not b for a, b in zip(new_handlers, handlers, strict=True)):
+                changes["handlers"] = new_handlers
+        if not changes:
+            return [stmt]
+        clone = copy.copy(stmt)
+        for name, value in changes.items():
+            setattr(clone, name, value)
+        return [clone]
 
     def _effect(self, stmt: ast.stmt, kind: str) -> list[ast.stmt]:
         record = _name(self.rec)
@@ -879,6 +951,11 @@ class _EffectRewriter:
 
 def rewrite_function(node: ast.FunctionDef | ast.Lambda, scope: FunctionScope) -> Rewrite:
     """Rewrite a function's AST (a ``def`` or a lambda, turned into a ``def``)."""
+    with memoized():
+        return _rewrite_function(node, scope)
+
+
+def _rewrite_function(node: ast.FunctionDef | ast.Lambda, scope: FunctionScope) -> Rewrite:
     mark_comprehension_targets(node)
     rewriter = _Rewriter(scope)
     ctx = _Context(True, True, True)
@@ -941,8 +1018,14 @@ def build_function(
     )
     _located(outer, rewrite.node)
     module = ast.Module(body=[outer], type_ignores=[])
-    ast.fix_missing_locations(module)
-    compiled = compile(module, code.co_filename, "exec", dont_inherit=True)
+    try:
+        compiled = compile(module, code.co_filename, "exec", dont_inherit=True)
+    except (TypeError, ValueError):
+        # A generated node without a position (a bug, but not worth failing over):
+        # give it its parent's. fix_missing_locations walks the whole tree, so it is
+        # not the first resort.
+        ast.fix_missing_locations(module)
+        compiled = compile(module, code.co_filename, "exec", dont_inherit=True)
     new_code = _find_code(compiled, rewrite.node.name, rewrite.node.lineno)
     cells: dict[str, types.CellType] = dict(
         zip(code.co_freevars, fn.__closure__ or (), strict=True)

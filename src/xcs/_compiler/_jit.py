@@ -350,7 +350,8 @@ def plan_of(entry: Compiled, fn: Callable[..., Any]) -> Graph:
         site = info.site
         note = site.mode.value
         if site.kind == "statements":
-            for number, (text, writes, reads, line) in enumerate(info.statements):
+            for number, (describe, writes, reads, line) in enumerate(info.statements):
+                text = describe()
                 node_name = f"r{site.index}.{number}"
                 graph.add_node(
                     Node(

@@ -78,6 +78,7 @@ class Site:
     __slots__ = (
         "_countdown",
         "_interval",
+        "_source",
         "_task_n",
         "_task_wall",
         "blocked_s",
@@ -91,7 +92,6 @@ class Site:
         "mode",
         "probes",
         "reason",
-        "source",
     )
 
     def __init__(
@@ -99,14 +99,14 @@ class Site:
         index: int,
         kind: str,
         line: int,
-        source: str,
+        source: str | Callable[[], str],
         callees: tuple[tuple[str, tuple[str, ...]], ...] = (),
         local_roots: tuple[str, ...] = (),
     ) -> None:
         self.index = index
         self.kind = kind  # "comprehension", "consume", "loop", "statements"
         self.line = line
-        self.source = source
+        self._source = source  # text, or a function that makes it when first asked
         # What it calls, as (name, attribute path), checked for @xcs.sequential; the
         # names among them that are the function's locals come from the frame.
         self.callees = callees
@@ -122,6 +122,18 @@ class Site:
         self._countdown = 0  # in order: executions left before the next probe
         self._task_wall = 0.0  # overlapping: wall time of this execution's tasks
         self._task_n = 0
+
+    @property
+    def source(self) -> str:
+        """The region's source, shortened (computed when first asked: compiling is
+        on the first call's path, explaining is not)."""
+        if callable(self._source):
+            self._source = self._source()
+        return self._source
+
+    @source.setter
+    def source(self, text: str | Callable[[], str]) -> None:
+        self._source = text
 
     # -- the decision ---------------------------------------------------------------------
 
