@@ -459,3 +459,30 @@ def test_sequential_callee_keeps_its_calls_in_order() -> None:
         assert [arg for _, arg in ops.calls] == list(range(N))
     assert ops.peak == 1
     assert "marked @xcs.sequential" in xcs.explain(run)
+
+
+def test_a_body_that_advances_the_loops_iterator_runs_in_order() -> None:
+    def run(ops: Ops, xs: list[int]) -> list[tuple[int, int]]:
+        it = iter(xs)
+        pairs = []
+        for a in it:
+            pairs.append((ops.f(a), ops.f(next(it))))
+        return pairs
+
+    expected, _ = in_order(run, list(range(N)))
+    assert expected == [(0, 2), (4, 6), (8, 10)]
+
+
+def test_a_lambda_in_a_forked_statement_sees_the_variable_itself() -> None:
+    def run(ops: Ops, x: int) -> list[int]:
+        a = ops.f(x)
+        get = make_getter(lambda: a)
+        a = ops.g(x)
+        return [get(), a]
+
+    def make_getter(fn: Callable[[], int]) -> Callable[[], int]:
+        return fn
+
+    plain = run(Ops(), 3)
+    assert plain == [103, 103]  # the lambda reads the variable, rebound later
+    assert xcs.jit(run)(Ops(), 3) == plain

@@ -424,7 +424,11 @@ class _Rewriter:
     def _loop_region(self, loop: ast.For, analysis: LoopAnalysis, ctx: _Context) -> list[ast.stmt]:
         info = self._new_site("loop", loop)
         info.site.source = functools.partial(_loop_header, loop)
-        info.reads = free_loads(loop.iter) | set().union(*(free_loads(s) for s in loop.body))
+        body_reads = set().union(*(free_loads(s) for s in loop.body))
+        info.reads = free_loads(loop.iter) | body_reads
+        # A body that reads what the loop iterates (``next(it)`` inside ``for x in it``)
+        # would race the loop for the iterator's items; checked at run time.
+        info.site.shares_iterable = bool(free_loads(loop.iter) & body_reads)
         info.writes = _unique([*analysis.assigned, *sorted(analysis.effect_targets)])
         index = info.site.index
         body_name = self._fresh("loop_body")
@@ -613,6 +617,10 @@ class _Rewriter:
             return None
         for node in ast.walk(stmt.value):
             if isinstance(node, ast.NamedExpr | ast.Yield | ast.YieldFrom | ast.Await):
+                return None
+            if isinstance(node, ast.Lambda):
+                # The spawned value captures the locals it reads by value; a lambda
+                # made inside it must see the variables themselves, as it would here.
                 return None
         if frame_sensitive_call(stmt.value) is not None:
             return None

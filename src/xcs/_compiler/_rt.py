@@ -92,6 +92,7 @@ class Site:
         "mode",
         "probes",
         "reason",
+        "shares_iterable",
     )
 
     def __init__(
@@ -111,6 +112,7 @@ class Site:
         # names among them that are the function's locals come from the frame.
         self.callees = callees
         self.local_roots = local_roots
+        self.shares_iterable = False  # a loop whose body reads its iterable's names
         # Optimistic until measured: an I/O-bound region overlaps from the first call.
         self.mode = Mode.OVERLAP
         self.reason = "not measured yet: the first item will be a probe"
@@ -422,6 +424,9 @@ class FunctionRuntime:
         site = self.sites[index]
         probe, overlap = self._plan(site, roots)
         source = iter(items)
+        if site.shares_iterable and source is items:
+            # The body may advance the very iterator the loop reads: in order, now.
+            probe = overlap = False
         if probe:
             for item in source:
                 record = _LoopRecord()
