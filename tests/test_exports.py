@@ -32,3 +32,11 @@ def test_importing_xcs_is_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_package_docstring_examples_run() -> None:
+    import doctest
+
+    failures, tried = doctest.testmod(xcs, verbose=False)
+    assert tried >= 5
+    assert failures == 0

@@ -4,6 +4,32 @@ The independent calls of a program (an ensemble of model calls, a map over docum
 a critic and a researcher feeding a synthesizer) run at the same time, and the
 program still gives exactly the result and the first error of its sequential self.
 
+The compiler. A function::
+
+    @xcs.jit
+    def ensemble(question):
+        answers = [model(question, seed=i) for i in range(5)]
+        return judge(question, answers)
+
+has one parallel region, which ``xcs.explain(ensemble)`` prints with its plan (the
+same IR as ``xcs.Graph``)::
+
+    regions:
+      [0] comprehension, line 3: [model(question, seed=i) for i in range(5)]
+          overlap: a call blocks 412 ms (99% of its time) ...: overlapping pays
+    plan:
+      graph ensemble: inputs (question), 1 node in 1 wave
+        wave 1
+          r0 = comprehension line 3: [...](question)  # overlap
+
+and runs as this code (original file name and line numbers kept)::
+
+    answers = ([model(question, seed=i) for i in range(5)]
+               if __xcs_rt__.original(0)                  # measured: in order
+               else __xcs_rt__.comp(0, None, 0,           # measured: overlap
+                                    lambda i: model(question, seed=i),
+                                    ((i,) for i in range(5))))
+
 An explicit graph::
 
     >>> import xcs
@@ -29,8 +55,9 @@ General layout (each layer uses only the ones above it):
 - ``errors``: the exception hierarchy; ``_config``: process-wide defaults.
 - ``_runtime``: the shared thread pool, ordered task groups and the ordered map
   (``_scheduler``), deadlines, per-call-site measurement.
-- ``_compiler``: the IR (``Graph``, ``Node``) and its interpreter; later the
-  analysis and rewriting behind ``@xcs.jit``.
+- ``_compiler``: the IR (``Graph``, ``Node``) and its interpreter; the analysis
+  (``_analysis``), rewriting (``_codegen``) and run-time support (``_rt``) behind
+  ``@xcs.jit``, ``xcs.explain`` and ``xcs.sequential`` (``_jit``).
 
 This module is the one place that re-exports public names.
 """
