@@ -5,12 +5,17 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from xcs._demo import QUESTION, build, run_in_order
+import xcs
+from xcs._demo import QUESTION, build, ensemble_and_judge, run_in_order
 
 
 def test_the_demo_graph_equals_its_sequential_run() -> None:
     graph = build(seed=3)
     assert graph.run(question=QUESTION) == run_in_order(graph, QUESTION)
+
+
+def test_the_demo_function_jitted_equals_plain() -> None:
+    assert xcs.jit(ensemble_and_judge)(QUESTION, 2) == ensemble_and_judge(QUESTION, 2)
 
 
 def test_python_m_xcs_demo_runs() -> None:
@@ -23,6 +28,8 @@ def test_python_m_xcs_demo_runs() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "(same result)" in proc.stdout
+    assert "(same result; second call)" in proc.stdout
+    assert "overlapping pays" in proc.stdout
     assert "simulated model latency" in proc.stdout
     assert "speedup:" in proc.stdout
 

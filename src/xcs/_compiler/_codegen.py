@@ -304,7 +304,15 @@ class _Rewriter:
             return [stmt]
         if isinstance(stmt, ast.AsyncFor | ast.AsyncWith | ast.Match):
             return [stmt]
-        return [self._simple(stmt, ctx)]
+        first_new_site = len(self.sites)
+        rewritten = self._simple(stmt, ctx)
+        if isinstance(stmt, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            # Regions in the value produce what the statement assigns (for the plan).
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            written = [n for t in targets for n in (target_names(t) or [])]
+            for info in self.sites[first_new_site:]:
+                info.writes = _unique([*info.writes, *written])
+        return [rewritten]
 
     def _handler(self, handler: ast.ExceptHandler, ctx: _Context) -> ast.ExceptHandler:
         handler = copy.copy(handler)

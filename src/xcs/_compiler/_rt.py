@@ -172,7 +172,7 @@ class Site:
             self._countdown = self._interval = 1
         self.mode = Mode.OVERLAP if blocks else Mode.IN_ORDER
         self.reason = (
-            f"a call blocks {self.blocked_s * 1e3:.3g} ms "
+            f"a call blocks {_duration(self.blocked_s)} "
             f"({self.fraction:.0%} of its time) on average over {self.probes} probe"
             f"{'s' * (self.probes != 1)}: "
             + ("overlapping pays" if blocks else "it computes; overlapping would not pay")
@@ -212,6 +212,14 @@ class Site:
 
     def __repr__(self) -> str:
         return f"<Site {self.index} {self.kind} line {self.line}: {self.mode.value}>"
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 1:
+        return f"{seconds:.3g} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.3g} ms"
+    return f"{seconds * 1e6:.3g} µs"
 
 
 def _probe(site: Site, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
