@@ -316,11 +316,16 @@ def test_explain_shows_regions_order_notes_and_the_plan() -> None:
         for x in xs:
             if slow(x) > 2:
                 break
-        return a, b, answers
+        out = []
+        for x in xs:
+            out.append(slow(x))
+        return a, b, answers, out
 
     text = xcs.explain(run)  # a plain function: compiled to show the plan
     assert "statements, line" in text
     assert "comprehension, line" in text
+    assert "loop, line" in text
+    assert "for x in xs: ..." in text
     assert "for loop runs in order: it may break out early" in text
     assert "graph test_explain_shows_regions_order_notes_and_the_plan.<locals>.run" in text
     assert "inputs (q, xs)" in text

@@ -87,3 +87,41 @@ def test_the_decision_follows_a_site_that_changes() -> None:
     for _ in range(40):
         profile.record("s", 0.0001, 0.0001)  # now answers at once (a warm cache)
     assert not profile.overlap_pays("s")
+
+
+def test_preemption_is_not_mistaken_for_blocking() -> None:
+    # Other processes spin on every core, so a computing thread here spends much of
+    # its wall time preempted, which wall-minus-CPU alone would call blocking.
+    import os
+    import subprocess
+    import sys
+
+    from xcs._runtime._measure import Stopwatch, _run_queue_wait
+
+    if _run_queue_wait() is None:
+        pytest.skip("no /proc/thread-self/schedstat here")
+    hogs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import time\nend = time.time() + 3\nwhile time.time() < end: pass",
+            ]
+        )
+        for _ in range(2 * (os.cpu_count() or 1))
+    ]
+    try:
+        time.sleep(0.2)  # let the hogs start spinning
+        watch = Stopwatch()
+        start_cpu = time.thread_time()
+        end = time.perf_counter() + 0.3
+        while time.perf_counter() < end:
+            pass
+        cpu_only = time.thread_time() - start_cpu
+        wall, busy = watch.stop()
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    assert cpu_only < 0.8 * wall  # we really were preempted...
+    assert busy > 0.9 * wall  # ...and the stopwatch did not call it blocking

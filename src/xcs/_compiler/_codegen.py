@@ -144,6 +144,7 @@ def _source(node: ast.AST, limit: int = 70) -> str:
 
 def _loop_header(loop: ast.For) -> str:
     header = ast.For(target=loop.target, iter=loop.iter, body=[ast.Pass()], orelse=[])
+    ast.copy_location(header, loop)
     return _source(header).replace(": pass", ": ...")
 
 

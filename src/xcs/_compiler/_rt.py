@@ -34,7 +34,12 @@ import types
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from xcs._runtime._measure import BLOCKED_FRACTION_MIN, BLOCKED_SECONDS_MIN, get_profile
+from xcs._runtime._measure import (
+    BLOCKED_FRACTION_MIN,
+    BLOCKED_SECONDS_MIN,
+    Stopwatch,
+    get_profile,
+)
 from xcs._runtime._pool import get_pool
 from xcs._runtime._scheduler import Task, TaskGroup
 
@@ -224,12 +229,11 @@ def _duration(seconds: float) -> str:
 
 def _probe(site: Site, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
     """Run one item inline, timed; record it on ``site`` even if it raises."""
-    wall0 = time.perf_counter()
-    cpu0 = time.thread_time()
+    watch = Stopwatch()
     try:
         return fn(*args)
     finally:
-        site.record_probe(time.perf_counter() - wall0, time.thread_time() - cpu0)
+        site.record_probe(*watch.stop())
 
 
 class _LoopRecord:

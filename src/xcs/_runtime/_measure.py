@@ -10,6 +10,12 @@ Their difference is time spent blocked. No user knob: the compiler asks
 Thread CPU time counts only the calling thread, so a call that waits on work done by
 *other* threads (a nested parallel region, a server) counts as blocked too, which is
 exactly right: overlapping such calls pays.
+
+On a busy machine a computing thread also spends time *runnable but not running*
+(preempted by other processes), which wall-minus-CPU would count as blocked. Where
+Linux reports it (``/proc/thread-self/schedstat``: time on a CPU, time waiting in a
+run queue), ``Stopwatch`` subtracts the run-queue wait, so a computing call is seen to
+compute however loaded the machine is.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ __all__ = [
     "BLOCKED_SECONDS_MIN",
     "SiteProfile",
     "SiteStatistics",
+    "Stopwatch",
     "get_profile",
 ]
 
@@ -40,6 +47,48 @@ BLOCKED_FRACTION_MIN = 0.25
 # Recent calls weigh more, so a site that changes behaviour (a cache warming up, a
 # model switched to a local one) is re-decided within a few dozen calls.
 _EWMA_WEIGHT = 0.2
+
+
+_SCHEDSTAT = "/proc/thread-self/schedstat"
+
+
+def _run_queue_wait() -> float | None:
+    """Seconds this thread has spent runnable but waiting for a CPU (None: unknown)."""
+    try:
+        with open(_SCHEDSTAT, "rb") as stats:
+            fields = stats.read().split()
+        return int(fields[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class Stopwatch:
+    """Times one call in the calling thread: wall time, and the part of it the thread
+    was neither computing nor preempted (that is, blocked).
+
+    Example::
+
+        watch = Stopwatch()
+        call()
+        wall_s, cpu_s = watch.stop()   # cpu_s includes time lost to preemption
+    """
+
+    __slots__ = ("_cpu", "_queued", "_wall")
+
+    def __init__(self) -> None:
+        self._queued = _run_queue_wait()
+        self._cpu = time.thread_time()
+        self._wall = time.perf_counter()
+
+    def stop(self) -> tuple[float, float]:
+        """(wall seconds, non-blocked seconds): CPU time plus run-queue wait."""
+        wall = time.perf_counter() - self._wall
+        cpu = time.thread_time() - self._cpu
+        if self._queued is not None:
+            queued = _run_queue_wait()
+            if queued is not None:
+                cpu += max(queued - self._queued, 0.0)
+        return wall, min(cpu, wall) if wall > 0 else cpu
 
 
 @dataclass
@@ -107,12 +156,11 @@ class SiteProfile:
         The call's exception propagates unchanged; the time until it was raised is
         recorded all the same (a failing call still tells whether the site blocks).
         """
-        wall0 = time.perf_counter()
-        cpu0 = time.thread_time()
+        watch = Stopwatch()
         try:
             return fn(*args, **kwargs)
         finally:
-            self.record(site, time.perf_counter() - wall0, time.thread_time() - cpu0)
+            self.record(site, *watch.stop())
 
     def statistics(self, site: Hashable) -> SiteStatistics | None:
         """A copy of what is known about ``site`` (None: never measured)."""
