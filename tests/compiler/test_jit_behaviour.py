@@ -336,3 +336,25 @@ def test_explain_a_function_with_nothing_to_overlap() -> None:
         return x + 1
 
     assert "no parallel region" in xcs.explain(xcs.jit(run))
+
+
+@pytest.mark.parametrize("failing", [0, 3])
+def test_effects_before_a_failure_are_made_whichever_item_fails(failing: int) -> None:
+    # The caller can see `out` after the error: it must hold exactly what the plain
+    # function had appended, for the first item (the probe) as for any other.
+    def run(xs: list[int], out: list[int]) -> None:
+        for x in xs:
+            out.append(slow(x))
+            if x == failing:
+                raise KeyError(x)
+            out.append(-x)
+
+    plain: list[int] = []
+    with pytest.raises(KeyError):
+        run(list(range(6)), plain)
+    jitted = xcs.jit(run)
+    for _ in range(3):  # first call (probe), then measured calls
+        got: list[int] = []
+        with pytest.raises(KeyError):
+            jitted(list(range(6)), got)
+        assert got == plain

@@ -442,7 +442,11 @@ class FunctionRuntime:
         if probe:
             for item in source:
                 record = _LoopRecord()
-                _probe(site, body, (record, item))
+                try:
+                    _probe(site, body, (record, item))
+                except BaseException:
+                    yield record  # the effects made before the failure still happen
+                    raise
                 yield record
                 overlap = site.mode is Mode.OVERLAP
                 break
