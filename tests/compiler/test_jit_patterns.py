@@ -486,3 +486,35 @@ def test_a_lambda_in_a_forked_statement_sees_the_variable_itself() -> None:
     plain = run(Ops(), 3)
     assert plain == [103, 103]  # the lambda reads the variable, rebound later
     assert xcs.jit(run)(Ops(), 3) == plain
+
+
+def test_statements_after_a_computing_one_still_overlap() -> None:
+    # The run's first statement computes; probing goes on until a statement blocks,
+    # so the two calls after it overlap (from the second call on, all of them).
+    barrier = threading.Barrier(2, timeout=TIMEOUT)
+    meet = [False]
+
+    def compute(x: int) -> int:
+        end = time.thread_time() + 0.001
+        while time.thread_time() < end:
+            pass
+        return x
+
+    def fetch(x: int) -> int:
+        if meet[0]:
+            barrier.wait()
+        else:
+            time.sleep(0.002)
+        return x * 10
+
+    @xcs.jit
+    def run(x: int) -> int:
+        base = compute(x)
+        a = fetch(x)
+        b = fetch(x + 1)
+        return base + a + b
+
+    assert run(1) == 1 + 10 + 20  # first call: probes compute, then fetch (blocks)
+    meet[0] = True
+    assert run(1) == 31  # the two fetches meet at the barrier: they overlap
+    assert "overlapping pays" in xcs.explain(run)

@@ -800,11 +800,13 @@ class _Rewriter:
         ]
         for stmt in parallel:
             _located(stmt, first)
+        # The in-order path runs the statements with their own nested regions (a
+        # comprehension in them still overlaps when its calls block).
         return [
             _located(
                 ast.If(
                     test=_rt_call("original", _const(index)),
-                    body=list(originals),
+                    body=list(rewritten),
                     orelse=parallel,
                 ),
                 first,

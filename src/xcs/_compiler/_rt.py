@@ -599,27 +599,38 @@ class Fork:
 
     ``spawn`` starts a statement's value as a task; ``result`` returns it at the first
     use, after every statement spawned before it (program order). When the site runs
-    in order (or this statement is the probe), ``spawn`` waits for the task at once,
-    so the calls happen one after another in program order; its error, if any, is
-    still raised at the join, after the errors of earlier statements.
+    in order, ``spawn`` waits for the task at once, so the calls happen one after
+    another in program order; its error, if any, is still raised at the join, after
+    the errors of earlier statements.
+
+    Probing (NOTE: [Deciding by probes]) covers statements, not just the first: the
+    statements of a run are different calls, so each is run alone and timed until one
+    is seen to block; from then on the rest overlap. If none blocks, the site goes in
+    order.
     """
 
-    __slots__ = ("_group", "_items", "_overlap", "_probe", "_site")
+    __slots__ = ("_group", "_items", "_last_probe", "_overlap", "_probing", "_site")
 
     def __init__(self, site: Site, probe: bool, overlap: bool) -> None:
         self._site = site
-        self._probe = probe
+        self._probing = probe
         self._overlap = overlap
+        self._last_probe: tuple[float, float] | None = None
         self._group = TaskGroup(name=f"statements@{site.line}")
         self._items: list[Task[Any]] = []
 
     def spawn(self, fn: Callable[..., Any], *args: Any) -> int:
         group = self._group
-        if self._probe:
-            self._probe = False
-            task = group.spawn(_probing(self._site, fn), *args)
+        if self._probing:
+            timing: list[tuple[float, float]] = []
+            task = group.spawn(_timing(fn, timing), *args)
             group.wait(task)
-            self._overlap = self._site.mode is Mode.OVERLAP
+            if timing:
+                took, cpu = self._last_probe = timing[0]
+                if _blocks(took, cpu):
+                    self._site.record_probe(took, cpu)
+                    self._probing = False
+                    self._overlap = True
         elif self._overlap:
             task = group.spawn(self._site.timed(fn), *args)
         else:
@@ -628,23 +639,40 @@ class Fork:
         self._items.append(task)
         return len(self._items) - 1
 
+    def _finish(self) -> None:
+        if self._probing and self._last_probe is not None:
+            self._probing = False
+            self._site.record_probe(*self._last_probe)  # no statement blocked
+        self._site.settle()
+
     def result(self, handle: int) -> Any:
         value = self._group.result(self._items[handle])
         if handle == len(self._items) - 1:
-            self._site.settle()
+            self._finish()
         return value
 
     def settle(self, exc: BaseException) -> BaseException:
         """The exception to raise when the statements' own code raised ``exc``."""
-        self._site.settle()
+        self._finish()
         return self._group.settle(exc)
 
     def __repr__(self) -> str:
         return f"<Fork site {self._site.index}: {len(self._items)} statements>"
 
 
-def _probing(site: Site, fn: Callable[..., Any]) -> Callable[..., Any]:
-    def probe(*args: Any) -> Any:
-        return _probe(site, fn, args)
+def _blocks(wall_s: float, cpu_s: float) -> bool:
+    blocked = max(wall_s - cpu_s, 0.0)
+    return (
+        blocked >= BLOCKED_SECONDS_MIN and wall_s > 0 and blocked / wall_s >= BLOCKED_FRACTION_MIN
+    )
 
-    return probe
+
+def _timing(fn: Callable[..., Any], into: list[tuple[float, float]]) -> Callable[..., Any]:
+    def timed(*args: Any) -> Any:
+        watch = Stopwatch()
+        try:
+            return fn(*args)
+        finally:
+            into.append(watch.stop())
+
+    return timed

@@ -11,11 +11,12 @@ Thread CPU time counts only the calling thread, so a call that waits on work don
 *other* threads (a nested parallel region, a server) counts as blocked too, which is
 exactly right: overlapping such calls pays.
 
-On a busy machine a computing thread also spends time *runnable but not running*
-(preempted by other processes), which wall-minus-CPU would count as blocked. Where
-Linux reports it (``/proc/thread-self/schedstat``: time on a CPU, time waiting in a
-run queue), ``Stopwatch`` subtracts the run-queue wait, so a computing call is seen to
-compute however loaded the machine is.
+On a busy machine a thread also spends time *runnable but not running* (preempted
+by other processes), which wall-minus-CPU would count as blocked, and which would
+dilute the blocked share of a call that does block. Where Linux reports it
+(``/proc/thread-self/schedstat``: time on a CPU, time waiting in a run queue),
+``Stopwatch`` leaves the run-queue wait out of the time a call took, so a computing
+call is seen to compute, and a waiting one to wait, however loaded the machine is.
 """
 
 from __future__ import annotations
@@ -63,14 +64,14 @@ def _run_queue_wait() -> float | None:
 
 
 class Stopwatch:
-    """Times one call in the calling thread: wall time, and the part of it the thread
-    was neither computing nor preempted (that is, blocked).
+    """Times one call in the calling thread: how long it took, not counting time the
+    thread spent preempted, and how much of that the thread computed.
 
     Example::
 
         watch = Stopwatch()
         call()
-        wall_s, cpu_s = watch.stop()   # cpu_s includes time lost to preemption
+        took_s, cpu_s = watch.stop()   # blocked = took_s - cpu_s
     """
 
     __slots__ = ("_cpu", "_queued", "_wall")
@@ -81,14 +82,14 @@ class Stopwatch:
         self._wall = time.perf_counter()
 
     def stop(self) -> tuple[float, float]:
-        """(wall seconds, non-blocked seconds): CPU time plus run-queue wait."""
+        """(seconds taken minus run-queue wait, seconds of thread CPU time)."""
         wall = time.perf_counter() - self._wall
         cpu = time.thread_time() - self._cpu
         if self._queued is not None:
             queued = _run_queue_wait()
             if queued is not None:
-                cpu += max(queued - self._queued, 0.0)
-        return wall, min(cpu, wall) if wall > 0 else cpu
+                wall -= max(queued - self._queued, 0.0)
+        return max(wall, cpu), cpu
 
 
 @dataclass
