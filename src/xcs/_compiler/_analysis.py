@@ -9,6 +9,7 @@ writes), the answer is "keep it in order", with a reason that ``xcs.explain`` sh
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -19,6 +20,7 @@ __all__ = [
     "EffectKind",
     "FunctionScope",
     "LoopAnalysis",
+    "all_nodes",
     "analyze_loop",
     "bound_names",
     "comprehension_obstacle",
@@ -70,6 +72,19 @@ def _remember(kind: str, node: ast.AST, compute: Callable[[], Any]) -> Any:
     value = compute()
     memo[key] = (node, value)
     return value
+
+
+def all_nodes(node: ast.AST) -> list[ast.AST]:
+    """``node`` and every descendant, nested scopes included (a memoized ``ast.walk``)."""
+    result: list[ast.AST] = _remember("all", node, lambda: _all_nodes(node))
+    return result
+
+
+def _all_nodes(node: ast.AST) -> list[ast.AST]:
+    found = [node]
+    for child in ast.iter_child_nodes(node):
+        found.extend(all_nodes(child))
+    return found
 
 
 def own_nodes(node: ast.AST) -> list[ast.AST]:
@@ -135,22 +150,29 @@ def bound_names(nodes: Iterable[ast.AST]) -> set[str]:
     imports, definitions, ``with ... as``, ``except ... as``, walrus targets)."""
     names: set[str] = set()
     for root in nodes:
-        for node in own_nodes(root):
-            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store | ast.Del):
-                if not _inside_comprehension_target(node):
-                    names.add(node.id)
-            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-                names.add(node.name)
-            elif isinstance(node, ast.Import | ast.ImportFrom):
-                for alias in node.names:
-                    names.add((alias.asname or alias.name).split(".")[0])
-            elif (isinstance(node, ast.ExceptHandler) and node.name) or (
-                isinstance(node, ast.MatchAs | ast.MatchStar) and node.name
-            ):
-                names.add(node.name)
-            elif isinstance(node, ast.MatchMapping) and node.rest:
-                names.add(node.rest)
+        bound: frozenset[str] = _remember("bound", root, functools.partial(_bound_by, root))
+        names.update(bound)
     return names
+
+
+def _bound_by(root: ast.AST) -> frozenset[str]:
+    names: set[str] = set()
+    for node in own_nodes(root):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store | ast.Del):
+            if not _inside_comprehension_target(node):
+                names.add(node.id)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            for alias in node.names:
+                names.add((alias.asname or alias.name).split(".")[0])
+        elif (isinstance(node, ast.ExceptHandler) and node.name) or (
+            isinstance(node, ast.MatchAs | ast.MatchStar) and node.name
+        ):
+            names.add(node.name)
+        elif isinstance(node, ast.MatchMapping) and node.rest:
+            names.add(node.rest)
+    return frozenset(names)
 
 
 def _inside_comprehension_target(node: ast.Name) -> bool:
@@ -230,7 +252,7 @@ def _params(args: ast.arguments) -> frozenset[str]:
 def frame_sensitive_call(node: ast.AST) -> str | None:
     """The name of a call in ``node`` that depends on its frame (``locals()``,
     zero-argument ``super()``...), at any depth, or None."""
-    for inner in ast.walk(node):
+    for inner in all_nodes(node):
         if (
             isinstance(inner, ast.Call)
             and isinstance(inner.func, ast.Name)
@@ -246,7 +268,7 @@ def comprehension_obstacle(node: ast.AST) -> str | None:
     generators: list[ast.comprehension] = node.generators  # type: ignore[attr-defined]
     if any(g.is_async for g in generators):
         return "an async comprehension"
-    for inner in ast.walk(node):
+    for inner in all_nodes(node):
         if isinstance(inner, ast.NamedExpr):
             return "it assigns with := (the name outlives the comprehension)"
         if isinstance(inner, ast.Yield | ast.YieldFrom):

@@ -28,6 +28,7 @@ import ast
 import copy
 import functools
 import types
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,7 @@ from xcs._compiler._analysis import (
     EffectKind,
     FunctionScope,
     LoopAnalysis,
+    all_nodes,
     analyze_loop,
     bound_names,
     comprehension_obstacle,
@@ -125,16 +127,27 @@ def _located(node: ast.AST, like: ast.AST) -> Any:
     user's code it stands for. Nodes taken from the user's code keep their own
     positions, and the walk does not enter them: every generated node passes through
     here when it is made, so nothing under a user's node is left without one."""
-    if hasattr(node, "lineno") or not hasattr(like, "lineno"):
+    try:
+        position = (like.lineno, like.col_offset, like.end_lineno, like.end_col_offset)  # type: ignore[attr-defined]
+    except AttributeError:
         return node
-    ast.copy_location(node, like)
-    for child in ast.iter_child_nodes(node):
-        if "lineno" in child._attributes:
-            _located(child, like)
-        else:  # arguments, keywords, comprehensions...: no position, children may need one
-            for grandchild in ast.iter_child_nodes(child):
-                _located(grandchild, like)
+    _position(node, position)
     return node
+
+
+def _position(node: ast.AST, position: tuple[int, int, int | None, int | None]) -> None:
+    if "lineno" in node._attributes:
+        if hasattr(node, "lineno"):
+            return  # the user's node (or one already placed): not entered
+        node.lineno, node.col_offset, node.end_lineno, node.end_col_offset = position  # type: ignore[attr-defined]
+    for name in node._fields:
+        value = getattr(node, name, None)
+        if isinstance(value, ast.AST):
+            _position(value, position)
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, ast.AST):
+                    _position(item, position)
 
 
 def _source(node: ast.AST, limit: int = 70) -> str:
@@ -233,7 +246,7 @@ class _Rewriter:
         """The callees of ``node`` that are names or attribute chains (``save``,
         ``self.store.save``): checked for ``@xcs.sequential`` when the region runs."""
         found: set[tuple[str, tuple[str, ...]]] = set()
-        for call in ast.walk(node):
+        for call in all_nodes(node):
             if not isinstance(call, ast.Call):
                 continue
             func = call.func
@@ -624,7 +637,7 @@ class _Rewriter:
             return None
         if any(n in self.scope.declared or n in self.scope.cells for n in names):
             return None
-        for node in ast.walk(stmt.value):
+        for node in all_nodes(stmt.value):
             if isinstance(node, ast.NamedExpr | ast.Yield | ast.YieldFrom | ast.Await):
                 return None
             if isinstance(node, ast.Lambda):
@@ -652,7 +665,7 @@ class _Rewriter:
                     n in self.scope.declared or n in self.scope.cells for n in names
                 ):
                     return False
-            return not any(isinstance(n, ast.NamedExpr) for n in ast.walk(stmt))
+            return not any(isinstance(n, ast.NamedExpr) for n in all_nodes(stmt))
         return False
 
     def _facts(self, stmt: ast.stmt) -> tuple[list[str] | None, set[str], bool, set[str]]:
@@ -968,10 +981,15 @@ class _EffectRewriter:
 # Entry point
 
 
-def rewrite_function(node: ast.FunctionDef | ast.Lambda, scope: FunctionScope) -> Rewrite:
-    """Rewrite a function's AST (a ``def`` or a lambda, turned into a ``def``)."""
+def rewrite_function(node: ast.FunctionDef | ast.Lambda, cells: Iterable[str]) -> Rewrite:
+    """Rewrite a function's AST (a ``def`` or a lambda, turned into a ``def``).
+
+    Args:
+        node: the function's AST, as found by ``_source.function_node``.
+        cells: the function's locals that nested functions capture (``co_cellvars``).
+    """
     with memoized():
-        return _rewrite_function(node, scope)
+        return _rewrite_function(node, FunctionScope.of(node, cells))
 
 
 def _rewrite_function(node: ast.FunctionDef | ast.Lambda, scope: FunctionScope) -> Rewrite:

@@ -25,7 +25,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
-from xcs._compiler._analysis import FunctionScope
 from xcs._compiler._codegen import Rewrite, build_function, rewrite_function
 from xcs._compiler._ir import Graph, Node
 from xcs._compiler._rt import FunctionRuntime
@@ -145,8 +144,7 @@ def _try_compile(fn: Callable[..., Any], window: int | None) -> Compiled:
         raise _Fallback(str(missing)) from None
     if isinstance(node, ast.AsyncFunctionDef):  # pragma: no cover - caught by co_flags
         raise _Fallback("it is an async function")
-    scope = FunctionScope.of(node, code.co_cellvars)
-    rewrite = rewrite_function(node, scope)
+    rewrite = rewrite_function(node, code.co_cellvars)
     if not rewrite.sites:
         # Nothing to overlap: the original function is the fastest correct one.
         return Compiled(None, rewrite=rewrite)
