@@ -7,6 +7,10 @@
      +-- ProviderError             a model provider failed after the model layer gave up
           +-- RateLimitError       the provider kept answering 429
           +-- AuthenticationError  no key, or the provider refused the key
+          +-- ProviderTimeoutError every attempt timed out (also a TimeoutError)
+          +-- InvalidRequestError  the provider rejected the request itself; not retried
+          +-- CircuitOpenError     the endpoint's circuit breaker is open; failed fast
+          +-- ProviderNotInstalledError  the provider's package is missing (also an ImportError)
 
 User exceptions are never wrapped: when a function run by XCS raises, the caller sees
 the original exception object, the one the sequential program would have raised first
@@ -23,9 +27,13 @@ from typing import Any
 
 __all__ = [
     "AuthenticationError",
+    "CircuitOpenError",
     "CompilationError",
     "ExecutionTimeout",
+    "InvalidRequestError",
     "ProviderError",
+    "ProviderNotInstalledError",
+    "ProviderTimeoutError",
     "RateLimitError",
     "ValidationError",
     "XCSError",
@@ -92,7 +100,8 @@ class ProviderError(XCSError):
     for transient failures (429, 5xx, timeouts, connection errors) are used up, or at
     once for a failure that retrying cannot fix. The SDK's exception is chained as
     ``__cause__``. Attributes ``provider`` and ``model`` name the endpoint; API keys
-    never appear in the message or the attributes.
+    never appear in the message or the attributes. Where known, ``status`` is the
+    HTTP status of the last attempt and ``attempts`` the number of attempts made.
     """
 
 
@@ -108,4 +117,43 @@ class AuthenticationError(ProviderError):
     """Raised when a provider needs an API key and none is set (the message names the
     environment variable to set), or when the provider refuses the key (401/403).
     The key itself is never part of the message.
+    """
+
+
+class ProviderTimeoutError(ProviderError, TimeoutError):
+    """Raised by the model layer when every attempt of a call hit the per-call timeout
+    (or the last one did and no attempts were left).
+
+    Not to be confused with ``ExecutionTimeout``, which an ``xcs.deadline`` raises:
+    when the deadline, not the per-call timeout, cut the call short, the caller sees
+    ``ExecutionTimeout``. Also a ``TimeoutError``. Attribute ``timeout`` holds the
+    per-attempt timeout in seconds.
+    """
+
+
+class InvalidRequestError(ProviderError):
+    """Raised when the provider rejects the request itself (HTTP 400, 404, 422: an
+    unknown model, a bad parameter value, a prompt longer than the context window).
+
+    Retrying cannot fix it, so it is raised after the first attempt. Not to be
+    confused with ``ValidationError``, which XCS raises *before* sending anything,
+    when its own checks of the model id or the parameters fail.
+    """
+
+
+class CircuitOpenError(ProviderError):
+    """Raised when a model call fails fast because the circuit breaker of its
+    endpoint is open: the last calls to that endpoint kept failing, so XCS stops
+    sending requests for a while instead of waiting for more timeouts.
+
+    Nothing was sent. Attribute ``retry_after`` is the number of seconds until the
+    breaker lets a probe request through. Unlike ``RateLimitError`` this is XCS's
+    own decision, not the provider's answer.
+    """
+
+
+class ProviderNotInstalledError(ProviderError, ImportError):
+    """Raised on the first call to a provider whose optional package is not
+    installed; the message names the extra to install (``pip install
+    'xcs-jit[openai]'``). Also an ``ImportError``.
     """

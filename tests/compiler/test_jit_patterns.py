@@ -518,3 +518,24 @@ def test_statements_after_a_computing_one_still_overlap() -> None:
     meet[0] = True
     assert run(1) == 31  # the two fetches meet at the barrier: they overlap
     assert "overlapping pays" in xcs.explain(run)
+
+
+def test_closures_made_per_item_keep_late_binding() -> None:
+    # In plain Python every lambda made by the comprehension (or loop) shares one
+    # variable and sees its last value; regions run items in frames of their own,
+    # so such comprehensions and loops stay in order.
+    def run(ops: Ops, xs: list[int]) -> tuple[list[int], list[int]]:
+        made = [lambda: ops.f(x) for x in xs]  # noqa: B023 - late binding is the point
+        getters = []
+        for x in xs:
+            ops.g(x)
+            getters.append(lambda: x)  # noqa: B023
+        return [m() for m in made], [g() for g in getters]
+
+    assert run(Ops(), [1, 2, 3]) == ([6, 6, 6], [3, 3, 3])
+    jitted = xcs.jit(run)
+    for _ in range(3):
+        assert jitted(Ops(), [1, 2, 3]) == ([6, 6, 6], [3, 3, 3])
+    text = xcs.explain(jitted)
+    assert "comprehension runs in order: a function made in it captures 'x'" in text
+    assert "for loop runs in order: a function made in it captures 'x'" in text

@@ -26,6 +26,7 @@ __all__ = [
     "comprehension_obstacle",
     "free_loads",
     "has_call",
+    "late_capture",
     "memoized",
     "own_nodes",
     "own_statements",
@@ -96,6 +97,10 @@ def own_nodes(node: ast.AST) -> list[ast.AST]:
 
 def _own_nodes(node: ast.AST) -> Iterator[ast.AST]:
     yield node
+    if isinstance(node, _SCOPES):
+        # A function or lambda itself: only what is evaluated where it is defined.
+        yield from _definition_parts(node)
+        return
     for child in ast.iter_child_nodes(node):
         if isinstance(child, _SCOPES):
             # Defaults and decorators are evaluated here; bodies are not.
@@ -112,6 +117,63 @@ def _own_nodes(node: ast.AST) -> Iterator[ast.AST]:
             yield child  # the definition itself binds a name here
             continue
         yield from own_nodes(child)
+
+
+def _definition_parts(node: ast.AST) -> Iterator[ast.AST]:
+    if isinstance(node, ast.Lambda):
+        yield from _walk_all(node.args.defaults)
+        yield from _walk_all(d for d in node.args.kw_defaults if d is not None)
+    elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        yield from _walk_all(node.decorator_list)
+        yield from _walk_all(node.args.defaults)
+        yield from _walk_all(d for d in node.args.kw_defaults if d is not None)
+    elif isinstance(node, ast.ClassDef):
+        yield from _walk_all(node.decorator_list)
+        yield from _walk_all(node.bases)
+
+
+def late_capture(nodes: Iterable[ast.AST], names: set[str]) -> str | None:
+    """The first of ``names`` that a function, lambda or escaping generator expression
+    made inside ``nodes`` reads, or None.
+
+    Such a closure reads the variable when it is *called*: in the plain program every
+    closure made by a loop shares one variable (and sees its last value), while in a
+    region each item runs in a frame of its own and its closures would see that
+    item's value. A generator expression passed straight to a call is taken to be
+    consumed there, at once.
+    """
+    if not names:
+        return None
+    consumed: set[int] = set()
+    for root in nodes:
+        for node in all_nodes(root):
+            if isinstance(node, ast.Call):
+                consumed.update(id(a) for a in node.args if isinstance(a, ast.GeneratorExp))
+    for root in nodes:
+        for node in all_nodes(root):
+            late = isinstance(node, _SCOPES) or (
+                isinstance(node, ast.GeneratorExp) and id(node) not in consumed
+            )
+            if not late:
+                continue
+            reads = free_loads(node)
+            if isinstance(node, ast.GeneratorExp):
+                # Its first iterable is evaluated at once, where it stands.
+                reads -= free_loads(node.generators[0].iter) - _later_reads(node)
+            captured = sorted(reads & names)
+            if captured:
+                return captured[0]
+    return None
+
+
+def _later_reads(node: ast.GeneratorExp) -> set[str]:
+    parts: list[ast.AST] = [node.elt, *node.generators[0].ifs]
+    for generator in node.generators[1:]:
+        parts += [generator.iter, *generator.ifs]
+    found: set[str] = set()
+    for part in parts:
+        found |= free_loads(part)
+    return found
 
 
 def _walk_all(nodes: Iterable[ast.AST]) -> Iterator[ast.AST]:
@@ -289,6 +351,13 @@ def comprehension_obstacle(node: ast.AST) -> str | None:
         parts.append(node.elt)  # type: ignore[attr-defined]
     if not any(has_call(p) for p in parts):
         return "its items make no call"
+    targets = {n.id for g in generators for n in ast.walk(g.target) if isinstance(n, ast.Name)}
+    captured = late_capture(parts, targets)
+    if captured is not None:
+        return (
+            f"a function made in it captures {captured!r} (in order, every item's "
+            "function sees the same variable)"
+        )
     return None
 
 
@@ -445,6 +514,13 @@ def analyze_loop(
             effect_roots.add(root)
     assigned = all_bound - set(aug_names)
 
+    captured_name = late_capture(loop.body, assigned)
+    if captured_name is not None:
+        result.obstacle = (
+            f"a function made in it captures {captured_name!r} (in order, every "
+            "iteration's function sees the same variable)"
+        )
+        return result
     declared_here = declared & (assigned | effect_roots | set(aug_names))
     if declared_here:
         name = sorted(declared_here)[0]

@@ -363,7 +363,7 @@ class _Rewriter:
         return rewritten
 
     def comprehension(self, node: ast.expr, original: ast.expr) -> ast.expr:
-        obstacle = comprehension_obstacle(node)
+        obstacle = comprehension_obstacle(original)
         if obstacle is not None:
             if obstacle != "its items make no call":
                 self._note(original, "comprehension", f"runs in order: {obstacle}")
@@ -380,7 +380,7 @@ class _Rewriter:
     def consumed(self, call: ast.Call, original: ast.Call) -> ast.expr | None:
         genexp = call.args[0]
         assert isinstance(genexp, ast.GeneratorExp)
-        obstacle = comprehension_obstacle(genexp)
+        obstacle = comprehension_obstacle(original.args[0])
         if obstacle is not None:
             if obstacle != "its items make no call":
                 self._note(original, "generator expression", f"runs in order: {obstacle}")

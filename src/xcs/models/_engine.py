@@ -1,0 +1,373 @@
+"""The call path every provider shares: check, cache, limits, breaker, attempt, retry.
+
+One model call, in order::
+
+    check params and messages       -> ValidationError before anything is sent
+    resolve the endpoint            -> AuthenticationError if a key is missing
+    cache (if on): hit / join an identical call in flight / make the call below
+    for each attempt:
+        wait out a Retry-After pause of this model at this endpoint
+        take a concurrency slot, then rpm and tpm tokens (provider scope, then model)
+        ask the breaker (CircuitOpenError: fail fast, nothing sent)
+        provider.complete(request)  with timeout = min(per-call timeout, deadline left)
+        success -> Response; a failure that cannot be retried -> raise it
+        else back off: exponential, full jitter, at least the Retry-After
+    attempts used up -> the last error's class, "after N attempts", SDK error chained
+
+The active ``xcs.deadline`` bounds all of it: no wait and no sleep is started that
+would end after the deadline (``ExecutionTimeout`` is raised at once instead), and an
+attempt the deadline cut short raises ``ExecutionTimeout``, not a provider timeout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import threading
+from typing import Any
+
+from xcs._runtime._deadline import Deadline, current_deadline
+from xcs.errors import ProviderError, ProviderTimeoutError, ValidationError
+from xcs.models._base import EndpointConfig, Provider
+from xcs.models._cache import cache_key, current_cache
+from xcs.models._clock import get_clock
+from xcs.models._limits import Limiter, deadline_wait, estimate_tokens, hold
+from xcs.models._params import MODEL_PARAMS, ModelId, Params, parse_messages
+from xcs.models._registry import Endpoint, registry
+from xcs.models._settings import Settings
+from xcs.models._types import Completion, Request, Response, Usage
+
+__all__ = ["ModelStatistics", "call", "reset_statistics", "statistics"]
+
+logger = logging.getLogger("xcs.models")
+
+# Jitter only spreads retries apart; it need not be reproducible, and the simulator's
+# faults (which tests do reproduce) never depend on it.
+_jitter = random.Random()
+
+
+# ---------------------------------------------------------------------------
+# Statistics
+
+
+class ModelStatistics:
+    """Counters of one model (``provider:model``) since the process started.
+
+    Attributes: ``calls``, ``attempts``, ``retries``, ``failures`` (calls that raised
+    a provider error), ``cache_hits`` (coalesced calls included), ``prompt_tokens``,
+    ``completion_tokens``, ``cost_usd`` (priced calls only).
+    """
+
+    __slots__ = (
+        "attempts",
+        "cache_hits",
+        "calls",
+        "completion_tokens",
+        "cost_usd",
+        "failures",
+        "model",
+        "prompt_tokens",
+        "retries",
+    )
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.calls = self.attempts = self.retries = self.failures = self.cache_hits = 0
+        self.prompt_tokens = self.completion_tokens = 0
+        self.cost_usd = 0.0
+
+    def copy(self) -> ModelStatistics:
+        other = ModelStatistics(self.model)
+        for name in self.__slots__:
+            setattr(other, name, getattr(self, name))
+        return other
+
+    def __repr__(self) -> str:
+        return (
+            f"ModelStatistics({self.model!r}, calls={self.calls}, attempts={self.attempts}, "
+            f"retries={self.retries}, failures={self.failures}, cache_hits={self.cache_hits}, "
+            f"tokens={self.prompt_tokens}+{self.completion_tokens}, cost_usd={self.cost_usd:.6f})"
+        )
+
+
+_stats_lock = threading.Lock()
+_stats: dict[str, ModelStatistics] = {}
+
+
+def _count(model: str, **increments: float) -> None:
+    with _stats_lock:
+        record = _stats.get(model)
+        if record is None:
+            record = _stats[model] = ModelStatistics(model)
+        for name, amount in increments.items():
+            setattr(record, name, getattr(record, name) + amount)
+
+
+def statistics() -> dict[str, ModelStatistics]:
+    """A snapshot of the counters of every model called so far."""
+    with _stats_lock:
+        return {name: record.copy() for name, record in _stats.items()}
+
+
+def reset_statistics() -> None:
+    with _stats_lock:
+        _stats.clear()
+
+
+# ---------------------------------------------------------------------------
+# One call
+
+
+def call(model: ModelId, prompt: object, params: Params) -> Response:
+    """Make one model call (see the module docstring). Used by ``xcs.models``."""
+    cls = registry.provider_class(model.provider)
+    _check_supported(cls, model, params)
+    messages = parse_messages(prompt, params.system)
+    config = registry.endpoint_config(model, params)
+    settings = registry.settings.resolve(model.provider, model.name, cls.defaults)
+    request = Request(
+        model=model.name,
+        messages=messages,
+        system=params.system,
+        temperature=params.temperature,
+        max_tokens=params.max_tokens,
+        stop=params.stop,
+        seed=params.seed,
+        sample=params.sample,
+        timeout=params.timeout if params.timeout is not None else _get(settings, "timeout"),
+    )
+    attempts = (
+        params.max_attempts if params.max_attempts is not None else _get(settings, "max_attempts")
+    )
+    _count(model.base, calls=1)
+    cache = current_cache() if params.cache else None
+    if cache is None:
+        return _call(model, cls, config, settings, request, attempts)
+
+    start = get_clock().now()
+
+    def compute() -> tuple[dict[str, Any], Response]:
+        response = _call(model, cls, config, settings, request, attempts)
+        value = {
+            "text": response.text,
+            "prompt_tokens": response.usage.prompt_tokens,
+            "completion_tokens": response.usage.completion_tokens,
+            "finish_reason": response.finish_reason,
+            "model": response.model,
+            "cost_usd": response.cost_usd,
+        }
+        return value, response
+
+    value, fresh = cache.get_or_compute(
+        cache_key(model, config, request), compute, what=f"model call {model.base}"
+    )
+    if fresh is not None:
+        return fresh
+    _count(model.base, cache_hits=1)
+    if request.temperature != 0 and "sample" not in params.model_fields_set and params.seed is None:
+        cache.warn_repeated_sample(model.base)
+    return Response(
+        value["text"],
+        usage=Usage(int(value["prompt_tokens"]), int(value["completion_tokens"])),
+        model=str(value["model"]),
+        latency_s=get_clock().now() - start,
+        cost_usd=None if value.get("cost_usd") is None else 0.0,
+        finish_reason=value.get("finish_reason"),
+        cached=True,
+    )
+
+
+def _get(settings: Settings, name: str) -> Any:
+    value = getattr(settings, name)
+    assert value is not None, name  # resolve() fills every non-limit field
+    return value
+
+
+def _check_supported(cls: type[Provider], model: ModelId, params: Params) -> None:
+    given = params.model_fields_set
+    unsupported = [
+        name
+        for name in MODEL_PARAMS
+        if name in given and getattr(params, name) not in (None, ()) and name not in cls.params
+    ]
+    if params.base_url is not None and not cls.takes_base_url:
+        unsupported.append("base_url")
+    if params.api_key is not None and cls.env_key is None:
+        unsupported.append("api_key")
+    if unsupported:
+        raise ValidationError(
+            f"{model.base}: the {model.provider} provider does not take "
+            f"{', '.join(unsupported)} (its model parameters: {', '.join(sorted(cls.params))})",
+            parameters=tuple(unsupported),
+            provider=model.provider,
+        )
+    if model.options and not cls.takes_options:
+        raise ValidationError(
+            f"{str(model)!r}: only sim: model ids take ?options",
+            provider=model.provider,
+        )
+
+
+def _attempt_timeout(timeout: float, deadline: Deadline | None, what: str) -> tuple[float, bool]:
+    """This attempt's timeout, and whether the deadline (not the timeout) set it."""
+    if deadline is None:
+        return timeout, False
+    left = deadline.remaining()
+    if left <= 0:
+        raise deadline.timeout_error(where=what)
+    return (left, True) if left < timeout else (timeout, False)
+
+
+def _backoff(settings: Settings, retry: int) -> float:
+    """Full jitter (uniform in [0, min(max, base * 2**retry)]), as AWS's
+    "Exponential Backoff And Jitter" recommends: it spreads a burst of retries best."""
+    cap = min(_get(settings, "backoff_max"), _get(settings, "backoff_base") * 2.0**retry)
+    return _jitter.uniform(0.0, cap)
+
+
+def _call(
+    model: ModelId,
+    cls: type[Provider],
+    config: EndpointConfig,
+    settings: Settings,
+    request: Request,
+    attempts: int,
+) -> Response:
+    clock = get_clock()
+    start = clock.now()
+    deadline = current_deadline()
+    what = f"model call {model.base}"
+    endpoint = registry.endpoint(config)
+    limiters = registry.limiters(model, cls.defaults)
+    tokens = estimate_tokens(
+        request.prompt_chars(), request.max_tokens, cls.default_completion_tokens
+    )
+    threshold = int(_get(settings, "failure_threshold"))
+    error: ProviderError | None = None
+    for attempt in range(attempts):
+        pause = endpoint.paused_for(model.name)
+        if pause > 0:
+            clock.sleep(deadline_wait(deadline, pause, f"{what} (honouring a Retry-After)"))
+        with hold(limiters, tokens, deadline, what):
+            timeout, cut = _attempt_timeout(request.timeout, deadline, what)
+            try:
+                token = endpoint.breaker.admit(
+                    _get(settings, "reset_after"), model.provider, model.name
+                )
+            except ProviderError as open_error:
+                _count(model.base, failures=1)
+                raise open_error from error
+            _count(model.base, attempts=1, retries=1 if attempt else 0)
+            try:
+                completion = endpoint.provider.complete(
+                    dataclasses.replace(request, timeout=timeout, attempt=attempt)
+                )
+            except ProviderError as err:
+                endpoint.breaker.record(
+                    token, failed=bool(getattr(err, "server_fault", False)), threshold=threshold
+                )
+                _refund(limiters, tokens)
+                error = err
+            except BaseException:
+                endpoint.breaker.abandon(token)
+                _refund(limiters, tokens)
+                raise
+            else:
+                endpoint.breaker.record(token, failed=False, threshold=threshold)
+                return _response(model, endpoint, completion, limiters, tokens, start)
+        # The attempt failed: decide outside the limits, so a backoff holds no slot.
+        _describe(error, model, attempt + 1, endpoint)
+        if cut and isinstance(error, ProviderTimeoutError):
+            assert deadline is not None
+            _count(model.base, failures=1)
+            raise deadline.timeout_error(where=what) from error
+        if not getattr(error, "retryable", False):
+            _count(model.base, failures=1)
+            raise error
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None and retry_after > _get(settings, "max_retry_after"):
+            break
+        if retry_after is not None:
+            endpoint.pause(model.name, retry_after)
+        if attempt + 1 == attempts:
+            break
+        delay = _backoff(settings, attempt)
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        if deadline is not None and delay >= deadline.remaining():
+            _count(model.base, failures=1)
+            raise deadline.timeout_error(
+                where=f"{what} (a retry after {type(error).__name__} would start too late)"
+            ) from error
+        logger.info(
+            "%s: attempt %d/%d failed (%s); retrying in %.2f s",
+            model.base,
+            attempt + 1,
+            attempts,
+            error.message,
+            delay,
+        )
+        clock.sleep(delay)
+    assert error is not None
+    _count(model.base, failures=1)
+    raise _final(error, model, attempts)
+
+
+def _refund(limiters: list[Limiter], tokens: int) -> None:
+    for limiter in limiters:
+        if limiter.tpm is not None:
+            limiter.tpm.adjust(-tokens)
+
+
+def _describe(error: ProviderError, model: ModelId, attempts: int, endpoint: Endpoint) -> None:
+    """Attach the context the provider may not know (httpx: request context)."""
+    if getattr(error, "provider", None) is None:
+        error.provider = model.provider
+    if getattr(error, "model", None) is None:
+        error.model = model.name
+    error.attempts = attempts
+    error.endpoint = endpoint.config.name
+
+
+def _final(error: ProviderError, model: ModelId, attempts: int) -> ProviderError:
+    """The error raised when the attempts are used up: the last error's class and
+    context, a message saying so, the SDK's exception still chained."""
+    context = {k: v for k, v in vars(error).items() if k != "message"}
+    final = type(error)(f"{model.base}: {error.message} (gave up after {attempts} attempts)")
+    for key, value in context.items():
+        setattr(final, key, value)
+    final.__cause__ = error.__cause__ if error.__cause__ is not None else error
+    return final
+
+
+def _response(
+    model: ModelId,
+    endpoint: Endpoint,
+    completion: Completion,
+    limiters: list[Limiter],
+    reserved: int,
+    start: float,
+) -> Response:
+    usage = completion.usage
+    for limiter in limiters:
+        if limiter.tpm is not None:
+            limiter.tpm.adjust(usage.total_tokens - reserved)
+    price = endpoint.provider.price(model.name)
+    cost = None
+    if price is not None:
+        cost = (usage.prompt_tokens * price[0] + usage.completion_tokens * price[1]) / 1e6
+    _count(
+        model.base,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        cost_usd=cost or 0.0,
+    )
+    return Response(
+        completion.text,
+        usage=usage,
+        model=model.base,
+        latency_s=get_clock().now() - start,
+        cost_usd=cost,
+        finish_reason=completion.finish_reason,
+    )

@@ -1,0 +1,228 @@
+"""Checking what a caller passes: model ids, messages and parameters.
+
+Pydantic does the checking; its errors never reach the caller. They become one
+``xcs.ValidationError`` whose message names every offending parameter, so a typo
+(``temprature=0.2``) fails loudly before anything is sent, instead of being ignored
+by a provider that does not know the name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+from urllib.parse import parse_qsl
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from xcs.errors import ValidationError
+from xcs.models._types import Message
+
+__all__ = [
+    "CALL_OPTIONS",
+    "ENDPOINT_OPTIONS",
+    "MODEL_PARAMS",
+    "ModelId",
+    "Params",
+    "check_params",
+    "parse_messages",
+    "parse_model_id",
+    "translate",
+]
+
+# What a parameter changes decides where it goes:
+# - MODEL_PARAMS are sent to the provider and are part of the cache key;
+# - "sample" is part of the cache key but never sent (NOTE: [Sample indices]);
+# - CALL_OPTIONS change how XCS makes the call, never the answer: not in the key;
+# - ENDPOINT_OPTIONS choose the server (base_url is in the key, the api key is not).
+MODEL_PARAMS = ("system", "temperature", "max_tokens", "stop", "seed")
+CALL_OPTIONS = ("timeout", "max_attempts", "cache")
+ENDPOINT_OPTIONS = ("base_url", "api_key")
+
+
+class Params(BaseModel):
+    """Every parameter a model call accepts. Frozen; unknown names are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    system: str | None = None
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(default=None, ge=1)
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    sample: int = Field(default=0, ge=0)
+    timeout: float | None = Field(default=None, gt=0.0)
+    max_attempts: int | None = Field(default=None, ge=1, le=100)
+    cache: bool = True
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _stop_as_tuple(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return (value,)
+        if isinstance(value, list):
+            return tuple(value)
+        if value is None:
+            return ()
+        return value
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _key_as_secret(cls, value: Any) -> Any:
+        return SecretStr(value) if isinstance(value, str) else value
+
+    @field_validator("stop")
+    @classmethod
+    def _stop_not_empty(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(s == "" for s in value):
+            raise ValueError("stop sequences must be non-empty strings")
+        if len(value) > 16:
+            raise ValueError("at most 16 stop sequences")
+        return value
+
+
+_KNOWN = tuple(Params.model_fields)
+
+
+def translate(exc: pydantic.ValidationError, where: str) -> ValidationError:
+    """Turn pydantic's error into ours, naming every offending field."""
+    unknown = sorted(str(err["loc"][0]) for err in exc.errors() if err["type"] == "extra_forbidden")
+    problems = [
+        f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}"
+        + ("" if "input" not in err or _secret(err["loc"]) else f" (got {err['input']!r})")
+        for err in exc.errors()
+        if err["type"] != "extra_forbidden"
+    ]
+    parts = []
+    if unknown:
+        parts.append(f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}")
+    parts.extend(problems)
+    names = tuple(unknown) + tuple(
+        str(err["loc"][0]) for err in exc.errors() if err["loc"] and err["loc"][0] not in unknown
+    )
+    return ValidationError(f"{where}: " + "; ".join(parts), parameters=names)
+
+
+def _secret(loc: tuple[int | str, ...]) -> bool:
+    return bool(loc) and loc[0] == "api_key"
+
+
+def check_params(params: Mapping[str, Any], where: str) -> Params:
+    """Validate ``params``; raise ``xcs.ValidationError`` naming what is wrong."""
+    try:
+        return Params(**params)
+    except pydantic.ValidationError as exc:
+        err = translate(exc, where)
+        if any(name not in _KNOWN for name in getattr(err, "parameters", ())):
+            err = ValidationError(
+                f"{err.message}. Known parameters: {', '.join(_KNOWN)}",
+                parameters=err.parameters,
+            )
+        raise err from None
+
+
+# ---------------------------------------------------------------------------
+# Model ids
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ModelId:
+    """A parsed model id: ``provider:name`` and, for the simulator, ``?options``."""
+
+    provider: str
+    name: str
+    options: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def base(self) -> str:
+        """``provider:name`` without options: the scope limits are set on."""
+        return f"{self.provider}:{self.name}"
+
+    def __str__(self) -> str:
+        if not self.options:
+            return self.base
+        return self.base + "?" + "&".join(f"{k}={v}" for k, v in self.options)
+
+
+def parse_model_id(model_id: object, known: Iterable[str]) -> ModelId:
+    """Split ``provider:name[?key=value&...]``; unknown providers are errors."""
+    known = sorted(known)
+    if not isinstance(model_id, str):
+        raise ValidationError(
+            f"a model id is a string 'provider:model', got {type(model_id).__name__}"
+        )
+    provider, sep, rest = model_id.partition(":")
+    name, qsep, query = rest.partition("?")
+    if not sep or not provider or not name:
+        raise ValidationError(
+            f"model id {model_id!r} is not of the form 'provider:model' "
+            f"(for example 'openai:gpt-4o-mini'); known providers: {', '.join(known)}"
+        )
+    if provider not in known:
+        raise ValidationError(
+            f"unknown model provider {provider!r} in {model_id!r}; "
+            f"known providers: {', '.join(known)}",
+            provider=provider,
+        )
+    options: list[tuple[str, str]] = []
+    if qsep:
+        try:
+            options = parse_qsl(query, keep_blank_values=True, strict_parsing=True)
+        except ValueError:
+            raise ValidationError(
+                f"model id {model_id!r}: options after '?' must be key=value pairs joined by '&'"
+            ) from None
+        keys = [k for k, _ in options]
+        if len(set(keys)) != len(keys):
+            raise ValidationError(f"model id {model_id!r} repeats an option")
+    return ModelId(provider, name, tuple(sorted(options)))
+
+
+# ---------------------------------------------------------------------------
+# Messages
+
+
+def parse_messages(prompt: object, system: str | None) -> tuple[Message, ...]:
+    """A prompt string or a list of ``{"role", "content"}`` messages -> messages.
+
+    ``system=`` becomes the first message. Giving it *and* a system message in the
+    list is an error (which one should win is not ours to guess).
+    """
+    if isinstance(prompt, str):
+        messages: list[Message] = [Message("user", prompt)]
+    elif isinstance(prompt, Sequence) and not isinstance(prompt, bytes | bytearray):
+        messages = [_message(i, m) for i, m in enumerate(prompt)]
+        if not messages:
+            raise ValidationError("messages: the list of messages is empty")
+    else:
+        raise ValidationError(
+            "a model call takes a prompt string or a list of messages "
+            f"({{'role': ..., 'content': ...}}), got {type(prompt).__name__}"
+        )
+    if system is not None:
+        if any(m.role == "system" for m in messages):
+            raise ValidationError(
+                "system= was given and the messages already hold a system message; "
+                "give the system prompt one way"
+            )
+        messages.insert(0, Message("system", system))
+    if all(m.role == "system" for m in messages):
+        raise ValidationError("messages: there is no user message to answer")
+    return tuple(messages)
+
+
+def _message(index: int, item: object) -> Message:
+    if isinstance(item, Message):
+        return item
+    if isinstance(item, Mapping):
+        role, content = item.get("role"), item.get("content")
+        extra = set(item) - {"role", "content"}
+        if role in ("system", "user", "assistant") and isinstance(content, str) and not extra:
+            return Message(role, content)
+    raise ValidationError(
+        f"messages[{index}]: expected {{'role': 'system'|'user'|'assistant', "
+        f"'content': str}}, got {item!r}"
+    )

@@ -1,0 +1,236 @@
+"""The registry: providers by name, and the process-wide endpoints, limiters and settings.
+
+A provider is registered under the prefix of its model ids. The built-in ones are
+registered by module path and imported on first use, so ``import xcs`` never
+imports an SDK. Each distinct endpoint (provider, base URL, key, options) gets one
+provider instance (one SDK client, with its connection pool, shared by every
+thread) and one circuit breaker; all of them are closed at interpreter exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from xcs.errors import AuthenticationError, ValidationError
+from xcs.models._base import EndpointConfig, Provider, fingerprint
+from xcs.models._breaker import CircuitBreaker
+from xcs.models._clock import get_clock
+from xcs.models._limits import Limiter
+from xcs.models._params import ModelId, Params
+from xcs.models._settings import SettingsStore
+
+__all__ = [
+    "Endpoint",
+    "Registry",
+    "registry",
+]
+
+logger = logging.getLogger("xcs.models")
+
+# Built-in providers, imported on first use (their SDKs are optional extras).
+_BUILTIN: dict[str, str] = {
+    "sim": "xcs.models._sim:SimProvider",
+    "openai": "xcs.models._openai:OpenAIProvider",
+    "anthropic": "xcs.models._anthropic:AnthropicProvider",
+}
+
+
+class Endpoint:
+    """One endpoint's shared state: its provider instance, breaker and pauses.
+
+    Not constructed by users: ``Registry.endpoint`` makes one per distinct config.
+    """
+
+    def __init__(self, config: EndpointConfig, provider: Provider) -> None:
+        self.config = config
+        self.provider = provider
+        self.breaker = CircuitBreaker(config.name)
+        self._lock = threading.Lock()
+        self._paused_until: dict[str, float] = {}
+
+    def pause(self, model: str, seconds: float) -> None:
+        """Hold every request for ``model`` here for ``seconds`` (a Retry-After)."""
+        until = get_clock().now() + seconds
+        with self._lock:
+            self._paused_until[model] = max(self._paused_until.get(model, 0.0), until)
+
+    def paused_for(self, model: str) -> float:
+        """Seconds left of a pause for ``model`` (0 when none)."""
+        with self._lock:
+            until = self._paused_until.get(model, 0.0)
+        return max(0.0, until - get_clock().now())
+
+    def __repr__(self) -> str:
+        return f"<Endpoint {self.config.name} {self.breaker.state.value}>"
+
+
+class Registry:
+    """Providers, endpoints, limiters and settings of the process. Thread-safe.
+
+    Should only be used by the model layer and by tests (``reset``); users go through
+    ``xcs.models.register_provider`` and ``xcs.models.configure``.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._providers: dict[str, type[Provider] | Provider | str] = dict(_BUILTIN)
+        self._classes: dict[str, type[Provider]] = {}
+        self._endpoints: dict[EndpointConfig, Endpoint] = {}
+        self._limiters: dict[str, Limiter] = {}
+        self._limiters_version = -1
+        self.settings = SettingsStore()
+
+    # -- providers ------------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return sorted(self._providers)
+
+    def register(self, name: str, provider: type[Provider] | Provider) -> None:
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValidationError(f"a provider name is an identifier like 'openai', got {name!r}")
+        ok = isinstance(provider, Provider) or (
+            isinstance(provider, type) and issubclass(provider, Provider)
+        )
+        if not ok:
+            raise ValidationError(
+                "register_provider takes a Provider subclass (constructed once per "
+                f"endpoint) or a Provider instance, got {provider!r}"
+            )
+        with self._lock:
+            self._drop_endpoints(name)
+            self._providers[name] = provider
+            self._classes.pop(name, None)
+
+    def unregister(self, name: str) -> None:
+        with self._lock:
+            self._drop_endpoints(name)
+            self._classes.pop(name, None)
+            if name in _BUILTIN:
+                self._providers[name] = _BUILTIN[name]
+            else:
+                self._providers.pop(name, None)
+
+    def provider_class(self, name: str) -> type[Provider]:
+        with self._lock:
+            cls = self._classes.get(name)
+            if cls is not None:
+                return cls
+            entry = self._providers[name]
+            if isinstance(entry, str):
+                module, _, attr = entry.partition(":")
+                cls = getattr(importlib.import_module(module), attr)
+            elif isinstance(entry, Provider):
+                cls = type(entry)
+            else:
+                cls = entry
+            assert cls is not None
+            self._classes[name] = cls
+            return cls
+
+    # -- endpoints ------------------------------------------------------------------
+
+    def endpoint_config(self, model: ModelId, params: Params) -> EndpointConfig:
+        """Where a call goes, with its key resolved (explicit, else the environment)."""
+        cls = self.provider_class(model.provider)
+        key: str | None = None
+        if params.api_key is not None:
+            key = params.api_key.get_secret_value()
+        elif cls.env_key is not None:
+            key = os.environ.get(cls.env_key) or None
+            if key is None:
+                raise AuthenticationError(
+                    f"no API key for {model.provider}: set the environment variable "
+                    f"{cls.env_key} or pass api_key=...",
+                    provider=model.provider,
+                    model=model.name,
+                    env_var=cls.env_key,
+                )
+        return EndpointConfig(
+            provider=model.provider,
+            base_url=params.base_url,
+            api_key=key,
+            key_id=fingerprint(key),
+            options=model.options,
+        )
+
+    def endpoint(self, config: EndpointConfig) -> Endpoint:
+        with self._lock:
+            found = self._endpoints.get(config)
+            if found is not None:
+                return found
+            entry = self._providers[config.provider]
+            if isinstance(entry, Provider):
+                provider = entry
+            else:
+                provider = self.provider_class(config.provider)(config)  # type: ignore[call-arg]
+            endpoint = Endpoint(config, provider)
+            self._endpoints[config] = endpoint
+            return endpoint
+
+    def endpoints(self) -> list[Endpoint]:
+        with self._lock:
+            return list(self._endpoints.values())
+
+    def _drop_endpoints(self, provider: str | None) -> None:
+        for config in [c for c in self._endpoints if provider is None or c.provider == provider]:
+            endpoint = self._endpoints.pop(config)
+            _close(endpoint.provider)
+
+    # -- limits ---------------------------------------------------------------------
+
+    def limiters(self, model: ModelId, provider_defaults: Mapping[str, Any]) -> list[Limiter]:
+        """The limiters a call to ``model`` must pass, provider scope first."""
+        with self._lock:
+            if self._limiters_version != self.settings.version:
+                # Settings changed: later calls use new limiters; calls holding the
+                # old ones release into those, so nothing is lost or double counted.
+                self._limiters.clear()
+                self._limiters_version = self.settings.version
+            found = []
+            for scope, defaults in ((model.provider, provider_defaults), (model.base, None)):
+                limiter = self._limiters.get(scope)
+                if limiter is None:
+                    limiter = Limiter(scope, **self.settings.limits(scope, defaults))
+                    self._limiters[scope] = limiter
+                if not limiter.empty:
+                    found.append(limiter)
+            return found
+
+    def limiter_snapshot(self) -> list[Limiter]:
+        with self._lock:
+            return list(self._limiters.values())
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close every endpoint's provider (at exit)."""
+        with self._lock:
+            self._drop_endpoints(None)
+
+    def reset(self) -> None:
+        """Back to the state of a fresh process: built-in providers only, no
+        endpoints, no settings. Should only be used by tests."""
+        with self._lock:
+            self._drop_endpoints(None)
+            self._providers = dict(_BUILTIN)
+            self._classes.clear()
+            self._limiters.clear()
+            self.settings.clear()
+
+
+def _close(provider: Provider) -> None:
+    try:
+        provider.close()
+    except Exception:  # a failing close at exit must not hide the others
+        logger.debug("closing %r failed", provider, exc_info=True)
+
+
+registry = Registry()
+atexit.register(registry.close)

@@ -1,0 +1,175 @@
+"""The values of the model layer: Usage, Response, Completion, Request, Message."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, Literal
+
+__all__ = ["Completion", "Message", "Request", "Response", "Usage"]
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens one model call used, as the provider counted them."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Message:
+    """One chat message: a role (``system``, ``user``, ``assistant``) and its text."""
+
+    role: Role
+    content: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+class Response(str):
+    """The text a model answered: a ``str``, so ``"\\n".join(responses)`` just works,
+    carrying what the call cost.
+
+    Attributes:
+        usage: a ``Usage`` (``prompt_tokens``, ``completion_tokens``, ``total_tokens``).
+        model: the model id that answered, ``provider:model`` (``sim:`` for the simulator).
+        latency_s: seconds this call took, retries and waits included (a cache hit
+            takes next to nothing).
+        cost_usd: what this call cost in US dollars where the model's price is known
+            (``0.0`` for a cache hit and for the local model), else ``None``.
+        finish_reason: why generation stopped (``"stop"``, ``"length"``, ...), if known.
+        cached: True when the answer came from the cache, not from the provider.
+
+    Not constructed by users: model calls return it. It pickles with its attributes,
+    and compares and hashes as the plain string.
+    """
+
+    # No __slots__: str is variable-sized, so its subclasses cannot have them.
+
+    usage: Usage
+    model: str
+    latency_s: float
+    cost_usd: float | None
+    finish_reason: str | None
+    cached: bool
+
+    def __new__(
+        cls,
+        text: str,
+        *,
+        usage: Usage | None = None,
+        model: str = "",
+        latency_s: float = 0.0,
+        cost_usd: float | None = None,
+        finish_reason: str | None = None,
+        cached: bool = False,
+    ) -> Response:
+        self = super().__new__(cls, text)
+        self.usage = usage if usage is not None else Usage()
+        self.model = model
+        self.latency_s = latency_s
+        self.cost_usd = cost_usd
+        self.finish_reason = finish_reason
+        self.cached = cached
+        return self
+
+    @property
+    def text(self) -> str:
+        """The answer as a plain ``str``."""
+        return str.__str__(self)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_response, (self.text, self._fields()))
+
+    def _fields(self) -> dict[str, Any]:
+        return {
+            "usage": self.usage,
+            "model": self.model,
+            "latency_s": self.latency_s,
+            "cost_usd": self.cost_usd,
+            "finish_reason": self.finish_reason,
+            "cached": self.cached,
+        }
+
+    def replace(self, **changes: Any) -> Response:
+        """A copy with some attributes changed."""
+        fields = self._fields()
+        fields.update(changes)
+        return Response(self.text, **fields)
+
+    def __repr__(self) -> str:
+        cost = "?" if self.cost_usd is None else f"{self.cost_usd:.6f}"
+        flags = ", cached" if self.cached else ""
+        return (
+            f"Response({self.text!r}, model={self.model!r}, tokens={self.usage.prompt_tokens}"
+            f"+{self.usage.completion_tokens}, latency_s={self.latency_s:.3f}, "
+            f"cost_usd={cost}{flags})"
+        )
+
+
+def _rebuild_response(text: str, fields: dict[str, Any]) -> Response:
+    return Response(text, **fields)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Completion:
+    """What a provider returns for one attempt: the text and what the provider said
+    about it. The model layer turns it into a ``Response`` (adding latency and cost).
+    """
+
+    text: str
+    usage: Usage = dataclasses.field(default_factory=Usage)
+    finish_reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "prompt_tokens": self.usage.prompt_tokens,
+            "completion_tokens": self.usage.completion_tokens,
+            "finish_reason": self.finish_reason,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Completion:
+        return cls(
+            text=str(data["text"]),
+            usage=Usage(int(data["prompt_tokens"]), int(data["completion_tokens"])),
+            finish_reason=data.get("finish_reason"),
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Request:
+    """One attempt of a model call, as a provider sees it.
+
+    ``messages`` already include the system prompt (first, role ``system``) when one
+    was given; ``system`` repeats it for providers that take it apart (Anthropic).
+    ``timeout`` is the time this attempt may take: the per-call timeout, shortened to
+    what is left of the active ``xcs.deadline``. ``attempt`` counts from 0; the
+    simulator draws its faults from it, real providers ignore it. ``sample`` only
+    distinguishes requests (the cache key, the simulator's output); it is never sent.
+
+    Not constructed by users: the model layer builds one per attempt.
+    """
+
+    model: str  # the model name after "provider:" (without the simulator's options)
+    messages: tuple[Message, ...]
+    system: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    sample: int = 0
+    timeout: float = 60.0
+    attempt: int = 0
+
+    def prompt_chars(self) -> int:
+        return sum(len(m.content) for m in self.messages)
