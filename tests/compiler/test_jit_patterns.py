@@ -544,3 +544,17 @@ def test_closures_made_per_item_keep_late_binding() -> None:
 
     assert xcs.jit(calls_too)(Ops(), [1, 2]) == calls_too(Ops(), [1, 2]) == [4, 6]
     assert "captures 'x'" in xcs.explain(xcs.jit(calls_too))
+
+
+def test_a_shadowed_consumer_gets_a_lazy_generator() -> None:
+    # `max` here is the program's own function, which reads one item: XCS checks the
+    # consumer when the region runs and gives it the plain lazy generator.
+    def max(items: Any) -> Any:
+        return next(iter(items))
+
+    def run(ops: Ops, xs: list[int]) -> int:
+        return max(ops.f(x) for x in xs)
+
+    expected, plain = in_order(run, list(range(N)))
+    assert expected == 0
+    assert len(plain.calls) == 1
