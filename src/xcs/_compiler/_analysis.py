@@ -104,16 +104,7 @@ def _own_nodes(node: ast.AST) -> Iterator[ast.AST]:
     for child in ast.iter_child_nodes(node):
         if isinstance(child, _SCOPES):
             # Defaults and decorators are evaluated here; bodies are not.
-            if isinstance(child, ast.Lambda):
-                yield from _walk_all(child.args.defaults)
-                yield from _walk_all(d for d in child.args.kw_defaults if d is not None)
-            elif isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
-                yield from _walk_all(child.decorator_list)
-                yield from _walk_all(child.args.defaults)
-                yield from _walk_all(d for d in child.args.kw_defaults if d is not None)
-            else:
-                yield from _walk_all(child.decorator_list)
-                yield from _walk_all(child.bases)
+            yield from _definition_parts(child)
             yield child  # the definition itself binds a name here
             continue
         yield from own_nodes(child)

@@ -41,7 +41,7 @@ from xcs._runtime._measure import (
     get_profile,
 )
 from xcs._runtime._pool import get_pool
-from xcs._runtime._scheduler import Task, TaskGroup
+from xcs._runtime._scheduler import Task, TaskGroup, drive_window
 
 __all__ = ["SKIP", "UNBOUND", "FunctionRuntime", "Mode", "Site"]
 
@@ -539,55 +539,20 @@ def _ordered_loop(
 ) -> Iterator[_LoopRecord]:
     group = TaskGroup(name=f"loop@{site.line}")
     records: dict[int, _LoopRecord] = {}
-    pending: list[Task[None]] = []
-    source_error: BaseException | None = None
 
-    def spawn_next() -> bool:
-        nonlocal source_error
-        if source_error is not None:
-            return False
-        try:
-            item = next(source)
-        except StopIteration:
-            return False
-        except BaseException as exc:
-            source_error = exc
-            return False
+    def spawn(item: Any) -> Task[None]:
         record = _LoopRecord()
         task = group.spawn(body, record, item)
         records[task.index] = record
-        pending.append(task)
-        return True
+        return task
 
     with group:
-        while len(pending) < window and spawn_next():
-            pass
-        position = 0
-        while position < len(pending):
-            task = pending[position]
-            failure: BaseException | None = None
-            try:
-                group.result(task)
-            except BaseException as exc:
-                if task.error is not exc:
-                    raise
-                failure = exc
-            record = records.pop(task.index)
-            pending[position] = None  # type: ignore[call-overload]
-            position += 1
-            if failure is None:
-                spawn_next()
-            yield record
-            if failure is not None:
-                try:
-                    raise failure
-                finally:
-                    del failure
-    if source_error is not None:
-        try:
-            raise source_error
-        finally:
-            del source_error
+        for task in drive_window(group, spawn, source, window):
+            failed = task.error is not None
+            # A failing iteration's effects (made before it failed) happen first.
+            yield records.pop(task.index)
+            if failed:
+                group.result(task)  # raises its error, the original object
 
 
 # ---------------------------------------------------------------------------

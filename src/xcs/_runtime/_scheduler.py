@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextvars
 import enum
+import functools
 import itertools
 import logging
 import threading
@@ -50,6 +51,7 @@ from xcs._runtime._pool import WorkerPool, get_pool, in_worker_thread
 __all__ = [
     "TaskGroup",
     "TaskState",
+    "drive_window",
     "ordered_imap",
     "ordered_map",
 ]
@@ -481,12 +483,30 @@ def _imap(
 ) -> Iterator[R]:
     group = TaskGroup(name=name, pool=pool)
     limit = window if window is not None else group._pool.max_workers
-    source = iter(items)
-    # If reading the input raises, the calls for the items read before it still come
-    # first in program order: their errors win, then the input's error is raised.
+    with group:
+        for task in drive_window(group, functools.partial(group.spawn, fn), iter(items), limit):
+            yield group.result(task)
+
+
+def drive_window(
+    group: TaskGroup,
+    spawn: Callable[[Any], Task[Any]],
+    source: Iterator[Any],
+    limit: int,
+) -> Iterator[Task[Any]]:
+    """The moving window of an ordered map: ``spawn(item)`` for the items of
+    ``source``, at most ``limit`` in flight; yield each task, in order, once it is
+    done (its error not raised: ``group.result(task)`` raises it, in program order).
+
+    The window moves when a task is handed over, and the next item is spawned before
+    the hand-over, so the pool stays busy while the consumer works. After a failure no
+    more items are read. If reading ``source`` raises, the tasks spawned before still
+    come first (their errors win); the source's error is raised after the last.
+    """
+    pending: deque[Task[Any]] = deque()
     source_error: BaseException | None = None
 
-    def spawn_next() -> bool:
+    def pull() -> bool:
         nonlocal source_error
         if source_error is not None:
             return False
@@ -497,18 +517,17 @@ def _imap(
         except BaseException as exc:
             source_error = exc
             return False
-        group.spawn(fn, item)
+        pending.append(spawn(item))
         return True
 
-    with group:
-        while group.pending_count < limit and spawn_next():
-            pass
-        while group.pending_count:
-            value = group.next_result()
-            # Refill before handing the value over, so the pool stays busy while the
-            # consumer works on it.
-            spawn_next()
-            yield value
+    while len(pending) < limit and pull():
+        pass
+    while pending:
+        task = pending.popleft()
+        group.wait(task)
+        if task.error is None:
+            pull()
+        yield task
     if source_error is not None:
         try:
             raise source_error
