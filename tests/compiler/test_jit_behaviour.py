@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import linecache
 import logging
 import threading
 import time
@@ -156,12 +157,38 @@ def test_a_redefined_function_compiles_anew_and_the_old_is_released() -> None:
     assert xcs.jit(first)([2]) == [2]
     second = make(3)
     assert xcs.jit(second)([2]) == [6]
-    assert first in _jit._cache
-    assert second in _jit._cache
+    assert _jit.is_cached(first)
+    assert _jit.is_cached(second)
     alive = weakref.ref(first)
     del first
     gc.collect()
     assert alive() is None  # the cache did not keep the old function alive
+
+
+def test_compiled_forms_do_not_keep_self_referencing_functions_alive() -> None:
+    # An exec'd function sits in its own globals; a recursive closure refers to
+    # itself through a cell. Neither may be kept alive by having been compiled.
+    source = "def run(xs):\n    return [slow(x) for x in xs]\n"
+    filename = "<xcs-test-leak>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace: dict[str, Any] = {"slow": slow}
+    exec(compile(source, filename, "exec"), namespace)
+    assert xcs.jit(namespace["run"])([1]) == [1]
+    exec_alive = weakref.ref(namespace["run"])
+
+    def make() -> Any:
+        def walk(n: int) -> list[int]:
+            return [walk(n - 1)[0] if n else slow(n) for _ in range(1)]
+
+        return walk
+
+    recursive = make()
+    assert xcs.jit(recursive)(2) == [0]
+    recursive_alive = weakref.ref(recursive)
+    del namespace, recursive
+    gc.collect()
+    assert exec_alive() is None
+    assert recursive_alive() is None
 
 
 # -- results are never stale ---------------------------------------------------------------

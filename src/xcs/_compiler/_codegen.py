@@ -467,7 +467,7 @@ class _Rewriter:
         inner_ctx = _Context(True, False, False, "inside a parallel loop's body")
         body = [transformer.visit_block(s) for s in loop.body]
         body_stmts: list[ast.stmt] = [
-            ast.Assign(targets=[copy.deepcopy(loop.target)], value=_name(item)),
+            ast.Assign(targets=[loop.target], value=_name(item)),
         ]
         for group in body:
             for stmt in group:
@@ -576,9 +576,7 @@ class _Rewriter:
                     test=ast.Compare(
                         left=value, ops=[ast.IsNot()], comparators=[_rt_attr("UNBOUND")]
                     ),
-                    body=[
-                        ast.Assign(targets=[_name(name, ast.Store())], value=copy.deepcopy(value))
-                    ],
+                    body=[ast.Assign(targets=[_name(name, ast.Store())], value=value)],
                     orelse=[],
                 )
             )
@@ -740,7 +738,7 @@ class _Rewriter:
                 body.append(
                     _located(
                         ast.Assign(
-                            targets=[copy.deepcopy(targets[number])],
+                            targets=[targets[number]],
                             value=ast.Call(
                                 func=ast.Attribute(
                                     value=_name(fork), attr="result", ctx=ast.Load()
@@ -1081,7 +1079,9 @@ def build_function(
         new_code = new_code.replace(co_qualname=code.co_qualname)
     function = types.FunctionType(new_code, fn.__globals__, fn.__name__, fn.__defaults__, closure)
     function.__kwdefaults__ = copy.copy(fn.__kwdefaults__)
-    function.__dict__.update(fn.__dict__)
+    function.__dict__.update(
+        (key, value) for key, value in fn.__dict__.items() if key != "__xcs_compiled__"
+    )
     function.__qualname__ = fn.__qualname__
     function.__module__ = fn.__module__
     function.__doc__ = fn.__doc__

@@ -57,14 +57,42 @@ class Compiled:
     compile_s: float = 0.0
 
 
-# Compiled per function object, held weakly: a redefined function (a new object)
-# compiles anew, and a function that goes away takes its compiled form with it.
-_cache: weakref.WeakKeyDictionary[Callable[..., Any], dict[int | None, Compiled]] = (
+# NOTE: [Where compiled forms live]
+# A Python function's compiled forms are stored on the function object itself, in its
+# __dict__ under _CACHE_KEY: they live exactly as long as it does. A global
+# WeakKeyDictionary cannot hold them: the compiled function shares the original's
+# globals and closure cells, and a function that sits in its own globals (anything
+# exec'd, or at module level) or refers to itself through a cell (recursion) would
+# be kept alive through the value, forever. On the function the same references
+# form a cycle the garbage collector frees. Other callables (which only ever fall
+# back and refer to nothing) are cached weakly where they can be.
+_CACHE_KEY = "__xcs_compiled__"
+_other_cache: weakref.WeakKeyDictionary[Callable[..., Any], dict[int | None, Compiled]] = (
     weakref.WeakKeyDictionary()
 )
-# Compiling takes a millisecond or two and calls no user code, so one lock is enough
+# Compiling takes a few milliseconds and calls no user code, so one lock is enough
 # to make "two threads call a new function at once" compile it once.
 _compile_lock = threading.RLock()
+
+
+def _store_of(fn: Callable[..., Any]) -> dict[int | None, Compiled] | None:
+    if isinstance(fn, types.FunctionType):
+        store: dict[int | None, Compiled] = fn.__dict__.setdefault(_CACHE_KEY, {})
+        return store
+    try:
+        return _other_cache.setdefault(fn, {})
+    except TypeError:  # neither a function nor weak-referenceable
+        return None
+
+
+def is_cached(fn: Callable[..., Any]) -> bool:
+    """True if ``fn`` has been compiled (for tests and ``xcs.stats``)."""
+    if isinstance(fn, types.FunctionType):
+        return bool(fn.__dict__.get(_CACHE_KEY))
+    try:
+        return fn in _other_cache
+    except TypeError:
+        return False
 
 
 class CompileStatistics:
@@ -84,21 +112,18 @@ statistics = CompileStatistics()
 
 def compiled_for(fn: Callable[..., Any], window: int | None) -> Compiled:
     """The compiled form of ``fn`` for ``window`` (compiling it on first use)."""
-    try:
-        per_window = _cache.get(fn)
-    except TypeError:  # not weak-referenceable
-        per_window = None
-    if per_window is not None and window in per_window:
-        return per_window[window]
+    cached: dict[int | None, Compiled] | None = (
+        fn.__dict__.get(_CACHE_KEY) if isinstance(fn, types.FunctionType) else None
+    )
+    if cached is not None and window in cached:
+        return cached[window]
     with _compile_lock:
-        try:
-            per_window = _cache.setdefault(fn, {})
-        except TypeError:
-            per_window = {}
-        entry = per_window.get(window)
+        store = _store_of(fn)
+        entry = store.get(window) if store is not None else None
         if entry is None:
             entry = _compile(fn, window)
-            per_window[window] = entry
+            if store is not None:
+                store[window] = entry
         return entry
 
 
@@ -261,6 +286,7 @@ def _make_wrapper(fn: Callable[..., Any], window: int | None) -> Callable[..., A
 
     with contextlib.suppress(AttributeError, TypeError):  # exotic callables
         functools.update_wrapper(wrapper, fn)
+    wrapper.__dict__.pop(_CACHE_KEY, None)  # compiled forms belong to the original
     wrapper.__xcs_jit__ = state  # type: ignore[attr-defined]
     return wrapper
 

@@ -75,18 +75,23 @@ def _parse_function(
     code: types.CodeType, lines: list[str], start: int
 ) -> ast.FunctionDef | ast.AsyncFunctionDef:
     # Parse the lines where they stand: wrapping them in "if 1:" keeps their
-    # indentation, so column offsets (and the carets of tracebacks) stay exact.
+    # indentation, so column offsets (and the carets of tracebacks) stay exact, and
+    # blank lines in front put them on their own line numbers.
     text = "".join(lines)
     indented = bool(lines) and lines[0][:1] in (" ", "\t")
+    head = "if 1:\n" if indented else ""
+    padding = max(start - 1 - len(head.splitlines()), 0)
     try:
-        tree = ast.parse("if 1:\n" + text if indented else text, filename=code.co_filename)
+        tree = ast.parse("\n" * padding + head + text, filename=code.co_filename)
     except SyntaxError as exc:
         raise NoSource(f"its source does not parse on its own ({exc.msg})") from None
     body = tree.body[0].body if indented else tree.body  # type: ignore[attr-defined]
     if not body or not isinstance(body[0], ast.FunctionDef | ast.AsyncFunctionDef):
         raise NoSource("its source is not a function definition")
     node = body[0]
-    ast.increment_lineno(tree, start - 1 - (1 if indented else 0))
+    shift = start - (node.decorator_list[0].lineno if node.decorator_list else node.lineno)
+    if shift:  # an indented def on line 1 (no room for "if 1:" in front)
+        ast.increment_lineno(tree, shift)
     if node.name != code.co_name or _arg_names(node.args) != _code_args(code):
         raise NoSource("its source does not match its code (was the file edited after import?)")
     last = max((line for _, _, line in code.co_lines() if line is not None), default=0)
