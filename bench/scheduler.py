@@ -66,6 +66,7 @@ ASYNCIO = "asyncio.gather"
 DASK = f"Dask distributed, Client(processes=False), {POOL_SIZE} threads"
 RAY = f"Ray task, num_cpus={RAY_TASK_CPUS}"
 RAY_DEFAULT = "Ray task, num_cpus=1 (default)"
+RAY_ACTOR = f"Ray threaded actor, max_concurrency={POOL_SIZE}"
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,18 @@ def _identity(x: int) -> int:
 
 def _sleep(_: int) -> None:
     time.sleep(SLEEP_SECONDS)
+
+
+class _Worker:
+    """Ray: one actor process whose threads run the calls (made an actor in
+    ``bench_ray``). This is how XCS will run blocking calls on Ray: fractional-CPU
+    tasks make Ray start worker processes again and again; an actor's threads stay."""
+
+    def identity(self, x: int) -> int:
+        return x
+
+    def sleep(self, x: int) -> None:
+        _sleep(x)
 
 
 async def _aidentity(x: int) -> int:
@@ -290,11 +303,12 @@ def bench_dask(settings: Settings) -> tuple[list[Row], list[Row]]:
 
 
 def bench_ray(settings: Settings) -> tuple[list[Row], list[Row]]:
-    """Ray tasks on a fresh local cluster of 2 CPUs, shut down at the end.
+    """Ray tasks and a threaded actor on a fresh local cluster of 2 CPUs, shut down at the end.
 
-    Order matters: the default tasks first (Ray then runs 2 workers); the sleeps
-    (0.01 CPU: Ray starts up to 64 worker processes); the 0.01-CPU trivial tasks
-    last, since they too make Ray start workers while the batch runs.
+    Order matters: the default tasks first (Ray then runs 2 workers); the threaded
+    actor (one more process, created once; its warm-up batch is not counted); the
+    sleeps (0.01 CPU: Ray starts up to 64 worker processes); the 0.01-CPU trivial
+    tasks last, since they too make Ray start workers while the batch runs.
     """
     try:
         import ray
@@ -322,6 +336,16 @@ def bench_ray(settings: Settings) -> tuple[list[Row], list[Row]]:
             settings.repeats,
             expected=items,
         )
+        worker = ray.remote(max_concurrency=POOL_SIZE)(_Worker).remote()
+        ray.get(worker.identity.remote(0))  # wait for the actor's process to start
+        actor = measure(
+            {LOOP: lambda: _plain_loop(items), RAY_ACTOR: lambda: run(worker.identity, items)},
+            settings.repeats,
+            expected=items,
+        )
+        actor_sleeps = measure(
+            {RAY_ACTOR: lambda: run(worker.sleep, range(SLEEP_TASKS))}, settings.repeats
+        )
         sleeps = measure({RAY: lambda: run(sleep_fraction, range(SLEEP_TASKS))}, settings.repeats)
         fraction = measure(
             {LOOP: lambda: _plain_loop(items), RAY: lambda: run(identity_fraction, items)},
@@ -331,10 +355,12 @@ def bench_ray(settings: Settings) -> tuple[list[Row], list[Row]]:
     finally:
         ray.shutdown()
     notes = {RAY: "Ray starts worker processes while the batch runs"}
-    overhead = overhead_rows(default, settings.n_tasks_slow) + overhead_rows(
-        fraction, settings.n_tasks_slow, notes
+    overhead = (
+        overhead_rows(default, settings.n_tasks_slow)
+        + overhead_rows(actor, settings.n_tasks_slow)
+        + overhead_rows(fraction, settings.n_tasks_slow, notes)
     )
-    return overhead, sleep_rows(sleeps)
+    return overhead, sleep_rows(actor_sleeps) + sleep_rows(sleeps)
 
 
 # ---------------------------------------------------------------------------
