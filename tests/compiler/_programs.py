@@ -15,7 +15,30 @@ The ops and helpers a program may use::
     label(int) -> str                               # for "".join
     record(int) -> None                             # a call made only for its effect
     Span(tag)                                       # context manager; records enter/exit
-    nullcontext, OpError, TALLY (a global int)
+    nullcontext, suppress, OpError, TALLY (a global int)
+
+The grammar (``programs(family)``) strings 1-3 *blocks* together; later blocks read
+earlier results, and names like ``a``, ``x`` are reused across blocks on purpose::
+
+    comprehension  list/set/dict comprehensions; generator expressions consumed by
+                   list/tuple/set/frozenset/sorted/sum/min/max/join/dict; nested
+                   (flat, grid, row sums, dependent, pipelines); conditions that call;
+                   walrus; any/all/next; sorted(key=lambda); late-binding lambdas
+    loop           independent for loops accumulating by append/add/extend/d[k] = v/
+                   += / += [..] (and d.get counting); continue, if/else, try, with,
+                   suppress in the body; enumerate/zip/range(len)/items/nested
+                   targets; for-else; loop variables and temporaries read afterwards
+    ordered        break (outer, inner, for-else), return in a loop, loop-carried
+                   values, while loops, global and nonlocal writes
+    straight       independent statements, chains, diamonds, if/else branches, call-free
+                   and call statements in between, rebinding, tuple assignment
+    mixed          all of the above, wrapped in try/except/else/finally or with, and
+                   jitted helper functions (``helper_1``...) called inside regions
+
+Iterables are lists, slices, ranges, ``reversed``, and lazy ones that call
+(``map(op_a, xs)``, ``(op_b(v) for v in xs)``); expressions include calls nested in
+calls, keyword arguments, method calls, ``a if c else b`` and ``and``/``or`` over
+calls, and ``n // op(x)`` (a ZeroDivisionError that is not an op's).
 
 Generated sources are registered in ``linecache`` under a unique filename, so
 ``inspect.getsource`` (which ``xcs.jit`` reads) finds them like a file on disk.
@@ -200,6 +223,7 @@ class World:
             svc=Service(),
             Span=Span,
             nullcontext=contextlib.nullcontext,
+            suppress=contextlib.suppress,
             OpError=OpError,
         )
         return ns
@@ -499,7 +523,7 @@ class _Writer:
             if wrapper == "try":
                 lines, outs = self.wrap_try(lines, outs)
             elif wrapper == "with":
-                lines = self.wrap_with(lines)
+                lines = self.wrap_with(lines, outs)
         for name, out_kind in outs:
             sc.add(name, out_kind)
         return lines
@@ -523,9 +547,13 @@ class _Writer:
             lines += ["else:", "    record(1)"]
         return lines, outs
 
-    def wrap_with(self, lines: list[str]) -> list[str]:
-        form = self.pick(["span", "nullcontext", "span_as"])
+    def wrap_with(self, lines: list[str], outs: list[Out]) -> list[str]:
+        form = self.pick(["span", "nullcontext", "span_as", "suppress"])
         self.feature(f"with ({form})")
+        if form == "suppress":
+            # The block may stop at any call; what it had not assigned keeps this value.
+            preset = [f"{name} = {FALLBACK[kind]}" for name, kind in outs]
+            return [*preset, "with suppress(OpError):", *indent(lines)]
         if form == "span":
             head = f"with Span({next(self._tags)}):"
         elif form == "span_as":
@@ -747,7 +775,7 @@ class _Writer:
         for temp in temps:
             inner.append(f"{temp} = {self.call(names)}")
             names = [temp, *names]
-        shape = self.pick(["simple", "if_else", "try", "with"])
+        shape = self.pick(["simple", "if_else", "try", "with", "suppress"])
         self.feature(f"loop body ({shape})")
         if shape == "if_else":
             inner += [
@@ -763,6 +791,8 @@ class _Writer:
             inner = ["try:", *indent(inner), "except OpError as err:", "    " + fallback]
         elif shape == "with":
             inner = [f"with Span({next(self._tags)}):", *indent(inner)]
+        elif shape == "suppress":
+            inner = ["with suppress(OpError):", *indent(inner)]
         body += inner
         lines = [f"{r} = {init}"]
         outs: list[Out] = [(r, kind)]
@@ -790,17 +820,24 @@ class _Writer:
 
     def block_break(self, sc: Scope) -> Block:
         r = self.output()
-        self.feature("break on a result")
-        e = self.call(["x", *sc.ints])
-        return [
-            f"{r} = []",
-            f"for x in {self.source(sc)}:",
-            f"    v = {e}",
-            f"    if {self.cond(['v', 'x', *sc.ints])}:",
-            "        break",
-            f"    {r}.append(v)",
-            *(["else:", f"    {r}.append(-1)"] if self.coin() else []),
-        ], [(r, "seq")]
+        form = self.pick(["outer", "inner"])
+        self.feature(f"break on a result ({form} loop)")
+        names = ["x", *sc.ints] if form == "outer" else ["x", "y", *sc.ints]
+        e = self.call(names)
+        header = [f"for x in {self.source(sc)}:"]
+        if form == "inner":
+            header.append(f"    for y in {self.source(sc)}:")
+        body = [
+            f"v = {e}",
+            f"if {self.cond(['v', *names])}:",
+            "    break",
+            f"{r}.append(v)",
+        ]
+        lines = [f"{r} = []", *header, *indent(body, len(header))]
+        if self.coin():
+            self.feature("for-else after a break")
+            lines += indent(["else:", f"    {r}.append(-1)"], len(header) - 1)
+        return lines, [(r, "seq")]
 
     def block_early_return(self, sc: Scope) -> Block:
         self.feature("return inside a loop")

@@ -155,6 +155,15 @@ def _source(node: ast.AST, limit: int = 70) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _may_spawn(stmt: ast.stmt) -> bool:
+    """A cheap first look: could ``stmt`` start a fork (``names = <a call>``)?"""
+    return (
+        isinstance(stmt, ast.Assign)
+        and len(stmt.targets) == 1
+        and not isinstance(stmt.value, ast.Constant | ast.Name)
+    )
+
+
 def _loop_header(loop: ast.For) -> str:
     header = ast.For(target=loop.target, iter=loop.iter, body=[ast.Pass()], orelse=[])
     ast.copy_location(header, loop)
@@ -271,7 +280,8 @@ class _Rewriter:
         rewritten: list[ast.stmt] = []
         for stmt in stmts:
             rewritten.extend(self.statement(stmt, ctx))
-        if ctx.forks:
+        # A fork needs two assignments that call; most blocks have fewer.
+        if ctx.forks and sum(_may_spawn(s) for s in stmts) >= 2:
             return self.forks(stmts, rewritten)
         return rewritten
 
