@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import types
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -749,13 +750,20 @@ class FunctionScope:
     cells: frozenset[str]  # locals captured by nested functions
 
     @classmethod
-    def of(cls, node: ast.FunctionDef | ast.Lambda, cells: Iterable[str]) -> FunctionScope:
+    def of(cls, node: ast.FunctionDef | ast.Lambda, code: types.CodeType) -> FunctionScope:
+        """The scope of the function ``node`` whose compiled code is ``code``.
+
+        The code object already knows its locals (``co_varnames``, ``co_cellvars``),
+        which saves walking the whole function for them; only ``global`` and
+        ``nonlocal`` statements are looked for in the source.
+        """
         params = _params(node.args)
+        cells = frozenset(code.co_cellvars)
+        local = frozenset(code.co_varnames) | cells
         if isinstance(node, ast.Lambda):
-            return cls(params, params, frozenset(), frozenset(cells))
+            return cls(params, local, frozenset(), cells)
         declared: set[str] = set()
         for stmt in _statements(node.body):
             if isinstance(stmt, ast.Global | ast.Nonlocal):
                 declared.update(stmt.names)
-        local = (params | bound_names(node.body)) - declared
-        return cls(params, frozenset(local), frozenset(declared), frozenset(cells))
+        return cls(params, local - declared, frozenset(declared), cells)

@@ -28,7 +28,6 @@ import ast
 import copy
 import functools
 import types
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -989,15 +988,15 @@ class _EffectRewriter:
 # Entry point
 
 
-def rewrite_function(node: ast.FunctionDef | ast.Lambda, cells: Iterable[str]) -> Rewrite:
+def rewrite_function(node: ast.FunctionDef | ast.Lambda, code: types.CodeType) -> Rewrite:
     """Rewrite a function's AST (a ``def`` or a lambda, turned into a ``def``).
 
     Args:
         node: the function's AST, as found by ``_source.function_node``.
-        cells: the function's locals that nested functions capture (``co_cellvars``).
+        code: the function's code object (it knows the function's locals).
     """
     with memoized():
-        return _rewrite_function(node, FunctionScope.of(node, cells))
+        return _rewrite_function(node, FunctionScope.of(node, code))
 
 
 def _rewrite_function(node: ast.FunctionDef | ast.Lambda, scope: FunctionScope) -> Rewrite:

@@ -183,7 +183,7 @@ def _try_compile(fn: Callable[..., Any], window: int | None) -> Compiled:
         raise _Fallback(str(missing)) from None
     if isinstance(node, ast.AsyncFunctionDef):  # pragma: no cover - caught by co_flags
         raise _Fallback("it is an async function")
-    rewrite = rewrite_function(node, code.co_cellvars)
+    rewrite = rewrite_function(node, code)
     if not rewrite.sites:
         # Nothing to overlap: the original function is the fastest correct one.
         return Compiled(None, rewrite=rewrite)
