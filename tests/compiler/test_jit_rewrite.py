@@ -249,3 +249,23 @@ def test_decorated_functions_compile_their_own_code() -> None:
         return [slow(x) for x in xs]
 
     assert xcs.jit(run)([1]) == run([1]) == ["logged", [1]]
+
+
+@xcs.jit(
+    max_workers=4,
+)
+def _split_signature(
+    xs: list[int],
+    scale: int = 2,
+) -> list[int]:
+    text = """
+a line less indented than the body, inside a string
+"""
+    return [slow(x) * scale + len(text) * 0 for x in xs]
+
+
+def test_sources_with_odd_layout_are_found() -> None:
+    # A decorator and a signature over several lines, a string literal less indented
+    # than the body: the fast block finder falls back to the tokenizer when needed.
+    assert _split_signature([1, 2]) == [2, 4]
+    assert "comprehension, line" in xcs.explain(_split_signature)
