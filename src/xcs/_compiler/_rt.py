@@ -34,14 +34,9 @@ import types
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from xcs._runtime._measure import (
-    BLOCKED_FRACTION_MIN,
-    BLOCKED_SECONDS_MIN,
-    Stopwatch,
-    get_profile,
-)
+from xcs._runtime._measure import BLOCKED_SECONDS_MIN, Stopwatch, get_profile, worth_overlapping
 from xcs._runtime._pool import get_pool
-from xcs._runtime._scheduler import Task, TaskGroup, drive_window
+from xcs._runtime._scheduler import Task, TaskGroup, drive_window, ordered_imap
 
 __all__ = ["SKIP", "UNBOUND", "FunctionRuntime", "Mode", "Site"]
 
@@ -172,7 +167,7 @@ class Site:
             self.fraction += _EWMA * (fraction - self.fraction)
         self.probes += 1
         get_profile().record(("site", id(self), self.line), wall_s, cpu_s)
-        blocks = self.blocked_s >= BLOCKED_SECONDS_MIN and self.fraction >= BLOCKED_FRACTION_MIN
+        blocks = worth_overlapping(self.blocked_s, self.fraction)
         if not blocks and self.mode is Mode.OVERLAP:
             self._countdown = self._interval = 1
         self.mode = Mode.OVERLAP if blocks else Mode.IN_ORDER
@@ -519,9 +514,7 @@ def _ordered(
     body: Callable[..., Any], source: Iterator[tuple[Any, ...]], window: int, site: Site
 ) -> Iterator[Any]:
     """The ordered map of the scheduler, over argument tuples."""
-    from xcs._runtime._scheduler import _imap
-
-    return _imap(_star(body), source, window, f"{site.kind}@{site.line}", None)
+    return ordered_imap(_star(body), source, window=window, name=f"{site.kind}@{site.line}")
 
 
 def _star(body: Callable[..., Any]) -> Callable[[tuple[Any, ...]], Any]:
@@ -627,9 +620,7 @@ class Fork:
 
 def _blocks(wall_s: float, cpu_s: float) -> bool:
     blocked = max(wall_s - cpu_s, 0.0)
-    return (
-        blocked >= BLOCKED_SECONDS_MIN and wall_s > 0 and blocked / wall_s >= BLOCKED_FRACTION_MIN
-    )
+    return wall_s > 0 and worth_overlapping(blocked, blocked / wall_s)
 
 
 def _timing(fn: Callable[..., Any], into: list[tuple[float, float]]) -> Callable[..., Any]:

@@ -35,6 +35,7 @@ __all__ = [
     "SiteStatistics",
     "Stopwatch",
     "get_profile",
+    "worth_overlapping",
 ]
 
 R = TypeVar("R")
@@ -48,6 +49,12 @@ BLOCKED_FRACTION_MIN = 0.25
 # Recent calls weigh more, so a site that changes behaviour (a cache warming up, a
 # model switched to a local one) is re-decided within a few dozen calls.
 _EWMA_WEIGHT = 0.2
+
+
+def worth_overlapping(blocked_s: float, fraction: float) -> bool:
+    """The rule: calls that block at least BLOCKED_SECONDS_MIN, for at least
+    BLOCKED_FRACTION_MIN of their time, are worth overlapping."""
+    return blocked_s >= BLOCKED_SECONDS_MIN and fraction >= BLOCKED_FRACTION_MIN
 
 
 _SCHEDSTAT = "/proc/thread-self/schedstat"
@@ -115,11 +122,7 @@ class SiteStatistics:
     @property
     def overlap_pays(self) -> bool:
         """True when calls at this site block long enough to be worth overlapping."""
-        return (
-            self.calls > 0
-            and self.recent_blocked_s >= BLOCKED_SECONDS_MIN
-            and self.blocked_fraction >= BLOCKED_FRACTION_MIN
-        )
+        return self.calls > 0 and worth_overlapping(self.recent_blocked_s, self.blocked_fraction)
 
 
 class SiteProfile:

@@ -291,11 +291,6 @@ class TaskGroup:
             raise IndexError(f"task group {self.name!r} has no task left to join")
         return self.result(self._open[0])
 
-    @property
-    def pending_count(self) -> int:
-        """Tasks spawned and not yet joined (the in-flight window of an ordered map)."""
-        return len(self._open)
-
     # -- waiting ------------------------------------------------------------------
 
     def wait(self, task: Task[Any]) -> None:
