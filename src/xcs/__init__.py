@@ -55,6 +55,8 @@ General layout (each layer uses only the ones above it):
 - ``errors``: the exception hierarchy; ``_config``: process-wide defaults.
 - ``_runtime``: the shared thread pool, ordered task groups and the ordered map
   (``_scheduler``), deadlines, per-call-site measurement.
+- ``models``: ``xcs.models(model_id, prompt)`` and its providers (``sim:``,
+  ``openai:``, ``anthropic:``, ``local:``), limits, retries, breakers, the cache.
 - ``_compiler``: the IR (``Graph``, ``Node``) and its interpreter; the analysis
   (``_analysis``), rewriting (``_codegen``) and run-time support (``_rt``) behind
   ``@xcs.jit``, ``xcs.explain`` and ``xcs.sequential`` (``_jit``).
@@ -67,28 +69,38 @@ from xcs._compiler._jit import explain, jit, sequential
 from xcs._runtime._deadline import deadline
 from xcs.errors import (
     AuthenticationError,
+    CircuitOpenError,
     CompilationError,
     ExecutionTimeout,
+    InvalidRequestError,
     ProviderError,
+    ProviderNotInstalledError,
+    ProviderTimeoutError,
     RateLimitError,
     ValidationError,
     XCSError,
 )
+from xcs.models import models
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AuthenticationError",
+    "CircuitOpenError",
     "CompilationError",
     "ExecutionTimeout",
     "Graph",
+    "InvalidRequestError",
     "Node",
     "ProviderError",
+    "ProviderNotInstalledError",
+    "ProviderTimeoutError",
     "RateLimitError",
     "ValidationError",
     "XCSError",
     "deadline",
     "explain",
     "jit",
+    "models",
     "sequential",
 ]

@@ -18,12 +18,14 @@ circuit breaker: a 429 means the server is up, only busy. Anything else (400, 40
 from __future__ import annotations
 
 import abc
+import contextlib
 import dataclasses
 import hashlib
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from xcs.errors import ProviderError
+from xcs.models._params import Params
 from xcs.models._types import Completion, Request
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "fingerprint",
     "mark",
     "redact",
+    "scrub",
 ]
 
 
@@ -50,6 +53,35 @@ def redact(text: str, *secrets: str | None) -> str:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "***")
     return text
+
+
+def scrub(exc: BaseException, *secrets: str | None) -> BaseException:
+    """Remove ``secrets`` from an SDK exception's message, args and body, in place.
+
+    SDK exceptions are chained as ``__cause__`` and printed with every traceback;
+    a server that quotes the key it refused ("Incorrect API key provided: sk-...")
+    would otherwise put the key in the caller's logs. Only SDK exceptions are
+    scrubbed, never the user's own.
+    """
+    if not any(secrets):
+        return exc
+    exc.args = tuple(_scrubbed(a, secrets) for a in exc.args)
+    for name in ("message", "body"):
+        value = getattr(exc, name, None)
+        if value is not None:
+            with contextlib.suppress(AttributeError):  # a read-only property: leave it
+                setattr(exc, name, _scrubbed(value, secrets))
+    return exc
+
+
+def _scrubbed(value: Any, secrets: tuple[str | None, ...]) -> Any:
+    if isinstance(value, str):
+        return redact(value, *secrets)
+    if isinstance(value, dict):
+        return {k: _scrubbed(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed(v, secrets) for v in value]
+    return value
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -100,6 +132,11 @@ class Provider(abc.ABC):
     # Tokens a request reserves for its answer when it sets no max_tokens (tpm limit).
     default_completion_tokens: ClassVar[int] = 256
 
+    @classmethod  # noqa: B027 - most providers add no checks of their own
+    def check_params(cls, model: str, params: Params) -> None:
+        """Raise ``xcs.ValidationError`` for a model name or parameter values this
+        provider cannot take (beyond the common checks). Called before anything is sent."""
+
     @abc.abstractmethod
     def complete(self, request: Request) -> Completion:
         """Make one attempt. Raise an ``xcs.ProviderError`` (see NOTE: [Failure classes])."""
@@ -132,12 +169,13 @@ def mark(
     retry_after: float | None = None,
 ) -> ProviderError:
     """Set the failure class of ``error`` (NOTE: [Failure classes]) and return it."""
-    error.retryable = retryable
-    error.server_fault = retryable if server_fault is None else server_fault
+    # Set as context attributes (XCSError keeps context in __dict__ and pickles it).
+    setattr(error, "retryable", retryable)  # noqa: B010
+    setattr(error, "server_fault", retryable if server_fault is None else server_fault)  # noqa: B010
     if status is not None:
-        error.status = status
+        setattr(error, "status", status)  # noqa: B010
     if retry_after is not None:
-        error.retry_after = retry_after
+        setattr(error, "retry_after", retry_after)  # noqa: B010
     return error
 
 

@@ -96,11 +96,14 @@ class CacheStatistics:
 
 
 class _Flight:
-    __slots__ = ("done", "value")
+    """One call in flight that identical calls wait for."""
+
+    __slots__ = ("done", "value", "waiters")
 
     def __init__(self) -> None:
         self.done = threading.Event()
         self.value: dict[str, Any] | None = None
+        self.waiters = 0  # identical calls waiting for it (read by tests and statistics)
 
 
 class Cache:
@@ -164,12 +167,20 @@ class Cache:
                 return value
             if self._db is None:
                 return None
-            row = self._db.execute("SELECT value FROM responses WHERE key = ?", (key,)).fetchone()
+            try:
+                row = self._db.execute(
+                    "SELECT value FROM responses WHERE key = ?", (key,)
+                ).fetchone()
+            except sqlite3.Error:
+                # The cache only saves calls: a file it cannot read is a miss, not a
+                # failed model call.
+                logger.warning("xcs.models cache: reading %s failed", self.path, exc_info=True)
+                return None
             if row is None:
                 return None
-            value = json.loads(row[0])
-            self._remember(key, value)
-            return value
+            stored: dict[str, Any] = json.loads(row[0])
+            self._remember(key, stored)
+            return stored
 
     def put(self, key: str, value: dict[str, Any]) -> None:
         """Store ``value`` (a JSON-serialisable dict) under ``key``."""
@@ -178,10 +189,15 @@ class Cache:
             self._remember(key, value)
             self._stores += 1
             if self._db is not None:
-                self._db.execute(
-                    "INSERT OR REPLACE INTO responses (key, value, created) VALUES (?, ?, ?)",
-                    (key, blob, time.time()),
-                )
+                try:
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO responses (key, value, created) VALUES (?, ?, ?)",
+                        (key, blob, time.time()),
+                    )
+                except sqlite3.Error:
+                    # Losing an answer the provider gave (and was paid for) because the
+                    # file is locked or full would be worse than not caching it.
+                    logger.warning("xcs.models cache: writing %s failed", self.path, exc_info=True)
 
     def _remember(self, key: str, value: dict[str, Any]) -> None:
         self._memory[key] = value
@@ -213,6 +229,8 @@ class Cache:
                 if flight is None:
                     flight = self._inflight[key] = _Flight()
                     self._misses += 1
+                else:
+                    flight.waiters += 1
             if leader:
                 try:
                     value, result = compute()
@@ -237,6 +255,11 @@ class Cache:
             return
         if not flight.done.wait(max(0.0, deadline.remaining())):
             raise deadline.timeout_error(where=f"{what} (waiting for an identical call)")
+
+    def waiting(self) -> int:
+        """Calls now waiting for an identical call in flight."""
+        with self._lock:
+            return sum(f.waiters for f in self._inflight.values())
 
     def warn_repeated_sample(self, model: str) -> None:
         """Log, once per cache, that a sampled call was answered from the cache

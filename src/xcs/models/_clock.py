@@ -60,8 +60,10 @@ class FakeClock:
         # raises RateLimitError; clock.sleeps == [30.0]: the Retry-After was honoured
     """
 
-    def __init__(self, start: float = 1000.0) -> None:
-        self._now = start
+    def __init__(self, start: float | None = None) -> None:
+        # Starting at the real monotonic time keeps limiters and breakers made under
+        # the system clock consistent when a test switches clocks.
+        self._now = time.monotonic() if start is None else start
         self._lock = threading.Lock()
         self.sleeps: list[float] = []
 

@@ -7,7 +7,7 @@ One model call, in order::
     cache (if on): hit / join an identical call in flight / make the call below
     for each attempt:
         wait out a Retry-After pause of this model at this endpoint
-        take a concurrency slot, then rpm and tpm tokens (provider scope, then model)
+        take a concurrency slot, then rpm and tpm tokens (model scope, then provider)
         ask the breaker (CircuitOpenError: fail fast, nothing sent)
         provider.complete(request)  with timeout = min(per-call timeout, deadline left)
         success -> Response; a failure that cannot be retried -> raise it
@@ -29,7 +29,7 @@ from typing import Any
 
 from xcs._runtime._deadline import Deadline, current_deadline
 from xcs.errors import ProviderError, ProviderTimeoutError, ValidationError
-from xcs.models._base import EndpointConfig, Provider
+from xcs.models._base import Provider
 from xcs.models._cache import cache_key, current_cache
 from xcs.models._clock import get_clock
 from xcs.models._limits import Limiter, deadline_wait, estimate_tokens, hold
@@ -143,12 +143,14 @@ def call(model: ModelId, prompt: object, params: Params) -> Response:
     _count(model.base, calls=1)
     cache = current_cache() if params.cache else None
     if cache is None:
-        return _call(model, cls, config, settings, request, attempts)
+        endpoint = registry.endpoint(config, model.name)  # the provider is made on first use
+        return _call(model, cls, endpoint, settings, request, attempts)
 
     start = get_clock().now()
 
     def compute() -> tuple[dict[str, Any], Response]:
-        response = _call(model, cls, config, settings, request, attempts)
+        endpoint = registry.endpoint(config, model.name)
+        response = _call(model, cls, endpoint, settings, request, attempts)
         value = {
             "text": response.text,
             "prompt_tokens": response.usage.prompt_tokens,
@@ -207,6 +209,7 @@ def _check_supported(cls: type[Provider], model: ModelId, params: Params) -> Non
             f"{str(model)!r}: only sim: model ids take ?options",
             provider=model.provider,
         )
+    cls.check_params(model.name, params)
 
 
 def _attempt_timeout(timeout: float, deadline: Deadline | None, what: str) -> tuple[float, bool]:
@@ -229,7 +232,7 @@ def _backoff(settings: Settings, retry: int) -> float:
 def _call(
     model: ModelId,
     cls: type[Provider],
-    config: EndpointConfig,
+    endpoint: Endpoint,
     settings: Settings,
     request: Request,
     attempts: int,
@@ -238,7 +241,6 @@ def _call(
     start = clock.now()
     deadline = current_deadline()
     what = f"model call {model.base}"
-    endpoint = registry.endpoint(config)
     limiters = registry.limiters(model, cls.defaults)
     tokens = estimate_tokens(
         request.prompt_chars(), request.max_tokens, cls.default_completion_tokens
@@ -257,6 +259,7 @@ def _call(
                 )
             except ProviderError as open_error:
                 _count(model.base, failures=1)
+                _refund(limiters, tokens)
                 raise open_error from error
             _count(model.base, attempts=1, retries=1 if attempt else 0)
             try:
@@ -287,6 +290,10 @@ def _call(
             raise error
         retry_after = getattr(error, "retry_after", None)
         if retry_after is not None and retry_after > _get(settings, "max_retry_after"):
+            error.add_note(
+                f"the provider asked to wait {retry_after:g} s, more than max_retry_after "
+                f"({_get(settings, 'max_retry_after'):g} s): not retried"
+            )
             break
         if retry_after is not None:
             endpoint.pause(model.name, retry_after)
@@ -311,7 +318,7 @@ def _call(
         clock.sleep(delay)
     assert error is not None
     _count(model.base, failures=1)
-    raise _final(error, model, attempts)
+    raise _final(error, model)
 
 
 def _refund(limiters: list[Limiter], tokens: int) -> None:
@@ -322,19 +329,27 @@ def _refund(limiters: list[Limiter], tokens: int) -> None:
 
 def _describe(error: ProviderError, model: ModelId, attempts: int, endpoint: Endpoint) -> None:
     """Attach the context the provider may not know (httpx: request context)."""
+    context = {"attempts": attempts, "endpoint": endpoint.config.name}
     if getattr(error, "provider", None) is None:
-        error.provider = model.provider
+        context["provider"] = model.provider
     if getattr(error, "model", None) is None:
-        error.model = model.name
-    error.attempts = attempts
-    error.endpoint = endpoint.config.name
+        context["model"] = model.name
+    for key, value in context.items():
+        setattr(error, key, value)
 
 
-def _final(error: ProviderError, model: ModelId, attempts: int) -> ProviderError:
-    """The error raised when the attempts are used up: the last error's class and
-    context, a message saying so, the SDK's exception still chained."""
-    context = {k: v for k, v in vars(error).items() if k != "message"}
-    final = type(error)(f"{model.base}: {error.message} (gave up after {attempts} attempts)")
+def _final(error: ProviderError, model: ModelId) -> ProviderError:
+    """The error raised when the retries end: the last error's class and context, a
+    message saying so, the SDK's exception still chained."""
+    context = {k: v for k, v in vars(error).items() if k not in ("message", "__notes__")}
+    attempts = context.get("attempts", 1)
+    plural = "s" if attempts != 1 else ""
+    said = (
+        error.message if error.message.startswith(model.base) else f"{model.base}: {error.message}"
+    )
+    final = type(error)(f"{said} (gave up after {attempts} attempt{plural})")
+    for note in getattr(error, "__notes__", ()):
+        final.add_note(note)
     for key, value in context.items():
         setattr(final, key, value)
     final.__cause__ = error.__cause__ if error.__cause__ is not None else error

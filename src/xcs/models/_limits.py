@@ -1,10 +1,12 @@
 """Limits shared by every thread of the process: concurrency, requests and tokens per minute.
 
-A call takes, at each scope that has limits (its provider, then its model), first a
+A call takes, at each scope that has limits (its model, then its provider), first a
 concurrency slot and then its share of the per-minute buckets, and only then sends.
 Slots are taken before tokens because a token spent while waiting for a slot would
-let a burst through later; the fixed order (provider before model, slot before
-tokens) means two calls never hold what the other waits for.
+let a burst through later. The model's slot comes first so that a call queued behind
+its own model's limit holds none of its provider's slots: other models of the
+provider keep them. One fixed order (model before provider, slots before tokens)
+means two calls never hold what the other waits for.
 
 Every wait is bounded by the active ``xcs.deadline``: when the wait would outlast
 it, ``xcs.ExecutionTimeout`` is raised at once rather than after sleeping in vain.
@@ -99,7 +101,9 @@ class TokenBucket:
             with self._lock:
                 self._refill(clock.now())
                 need = min(amount, self.capacity)
-                if self._tokens >= need:
+                # The tolerance ends the wait that rounding would otherwise leave a
+                # hair short (refilling wait * rate can land just under `need`).
+                if self._tokens + 1e-6 >= need:
                     self._tokens -= amount
                     return
                 wait = (need - self._tokens) / self.rate

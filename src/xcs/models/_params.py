@@ -87,7 +87,9 @@ class Params(BaseModel):
 _KNOWN = tuple(Params.model_fields)
 
 
-def translate(exc: pydantic.ValidationError, where: str) -> ValidationError:
+def translate(
+    exc: pydantic.ValidationError, where: str, noun: str = "parameter"
+) -> ValidationError:
     """Turn pydantic's error into ours, naming every offending field."""
     unknown = sorted(str(err["loc"][0]) for err in exc.errors() if err["type"] == "extra_forbidden")
     problems = [
@@ -98,7 +100,7 @@ def translate(exc: pydantic.ValidationError, where: str) -> ValidationError:
     ]
     parts = []
     if unknown:
-        parts.append(f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}")
+        parts.append(f"unknown {noun}{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}")
     parts.extend(problems)
     names = tuple(unknown) + tuple(
         str(err["loc"][0]) for err in exc.errors() if err["loc"] and err["loc"][0] not in unknown
@@ -116,10 +118,10 @@ def check_params(params: Mapping[str, Any], where: str) -> Params:
         return Params(**params)
     except pydantic.ValidationError as exc:
         err = translate(exc, where)
-        if any(name not in _KNOWN for name in getattr(err, "parameters", ())):
+        names = getattr(err, "parameters", ())
+        if any(name not in _KNOWN for name in names):
             err = ValidationError(
-                f"{err.message}. Known parameters: {', '.join(_KNOWN)}",
-                parameters=err.parameters,
+                f"{err.message}. Known parameters: {', '.join(_KNOWN)}", parameters=names
             )
         raise err from None
 

@@ -38,6 +38,7 @@ _BUILTIN: dict[str, str] = {
     "sim": "xcs.models._sim:SimProvider",
     "openai": "xcs.models._openai:OpenAIProvider",
     "anthropic": "xcs.models._anthropic:AnthropicProvider",
+    "local": "xcs.models._local:LocalProvider",
 }
 
 
@@ -137,21 +138,17 @@ class Registry:
     # -- endpoints ------------------------------------------------------------------
 
     def endpoint_config(self, model: ModelId, params: Params) -> EndpointConfig:
-        """Where a call goes, with its key resolved (explicit, else the environment)."""
+        """Where a call goes, with its key resolved (explicit, else the environment).
+
+        A missing key is not an error yet: a cache hit needs none. ``endpoint``
+        raises it when a request is about to be sent.
+        """
         cls = self.provider_class(model.provider)
         key: str | None = None
         if params.api_key is not None:
             key = params.api_key.get_secret_value()
         elif cls.env_key is not None:
             key = os.environ.get(cls.env_key) or None
-            if key is None:
-                raise AuthenticationError(
-                    f"no API key for {model.provider}: set the environment variable "
-                    f"{cls.env_key} or pass api_key=...",
-                    provider=model.provider,
-                    model=model.name,
-                    env_var=cls.env_key,
-                )
         return EndpointConfig(
             provider=model.provider,
             base_url=params.base_url,
@@ -160,7 +157,21 @@ class Registry:
             options=model.options,
         )
 
-    def endpoint(self, config: EndpointConfig) -> Endpoint:
+    def endpoint(self, config: EndpointConfig, model: str = "") -> Endpoint:
+        """The endpoint of ``config``, made on first use (its provider with it).
+
+        Raises:
+            AuthenticationError: the provider needs a key and none was found.
+        """
+        cls = self.provider_class(config.provider)
+        if cls.env_key is not None and not config.api_key:
+            raise AuthenticationError(
+                f"no API key for {config.provider}: set the environment variable "
+                f"{cls.env_key} or pass api_key=...",
+                provider=config.provider,
+                model=model,
+                env_var=cls.env_key,
+            )
         with self._lock:
             found = self._endpoints.get(config)
             if found is not None:
@@ -186,7 +197,7 @@ class Registry:
     # -- limits ---------------------------------------------------------------------
 
     def limiters(self, model: ModelId, provider_defaults: Mapping[str, Any]) -> list[Limiter]:
-        """The limiters a call to ``model`` must pass, provider scope first."""
+        """The limiters a call to ``model`` must pass, model scope first (see ``_limits``)."""
         with self._lock:
             if self._limiters_version != self.settings.version:
                 # Settings changed: later calls use new limiters; calls holding the
@@ -194,7 +205,7 @@ class Registry:
                 self._limiters.clear()
                 self._limiters_version = self.settings.version
             found = []
-            for scope, defaults in ((model.provider, provider_defaults), (model.base, None)):
+            for scope, defaults in ((model.base, None), (model.provider, provider_defaults)):
                 limiter = self._limiters.get(scope)
                 if limiter is None:
                     limiter = Limiter(scope, **self.settings.limits(scope, defaults))

@@ -99,12 +99,6 @@ class Response(str):
             "cached": self.cached,
         }
 
-    def replace(self, **changes: Any) -> Response:
-        """A copy with some attributes changed."""
-        fields = self._fields()
-        fields.update(changes)
-        return Response(self.text, **fields)
-
     def __repr__(self) -> str:
         cost = "?" if self.cost_usd is None else f"{self.cost_usd:.6f}"
         flags = ", cached" if self.cached else ""

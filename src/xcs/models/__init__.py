@@ -1,0 +1,68 @@
+"""The model layer: ``xcs.models(model_id, prompt, **params) -> Response``.
+
+One call::
+
+    >>> import xcs
+    >>> from xcs.models import models
+    >>> answer = models("sim:echo", "Why is the sky blue?", temperature=0)
+    >>> answer
+    Response('Why is the sky blue?', model='sim:echo', tokens=8+5, latency_s=0.000, cost_usd=?)
+    >>> answer.upper(), answer.usage.total_tokens
+    ('WHY IS THE SKY BLUE?', 13)
+
+(``sim:`` is the deterministic SIMULATOR, not a model: it echoes here.) A binding::
+
+    >>> judge = models.bind("sim:echo", temperature=0, max_tokens=3)
+    >>> judge
+    ModelBinding('sim:echo', max_tokens=3, temperature=0) [simulator]
+    >>> judge("one two three four").finish_reason
+    'length'
+
+General layout (each layer uses only the ones above it):
+
+- ``_types``: ``Response``, ``Usage``, ``Message``, ``Request``, ``Completion``.
+- ``_params``: model ids, messages and parameters checked (pydantic inside,
+  ``xcs.ValidationError`` outside); ``_settings``: limits, timeouts, retries per scope.
+- ``_clock``: the clock every sleep uses (``FakeClock`` for tests).
+- ``_base``: the one-method ``Provider`` interface and ``MockProvider``.
+- ``_limits`` (concurrency, rpm, tpm), ``_breaker`` (per endpoint), ``_cache``
+  (LRU + SQLite, coalescing), ``_registry`` (providers, endpoints, limiters).
+- ``_engine``: the call path shared by every provider: cache, limits, breaker,
+  attempts, retries, deadlines.
+- providers: ``_sim`` (the simulator), ``_openai``, ``_anthropic`` (SDKs imported
+  lazily, on the first call; ``_http`` maps HTTP statuses for all of them), ``_local``
+  (the embedded model, served by ``_local_server`` in a child process).
+- ``_api``: ``models`` (the callable ``xcs.models``), ``bind``, ``ModelBinding``.
+"""
+
+from xcs.models._api import ModelBinding, Models, bind, models
+from xcs.models._base import EndpointConfig, MockProvider, Provider, mark
+from xcs.models._cache import Cache, CacheStatistics, current_cache, set_cache
+from xcs.models._clock import Clock, FakeClock, SystemClock, use_clock
+from xcs.models._settings import Settings
+from xcs.models._types import Completion, Message, Request, Response, Usage
+
+__all__ = [
+    "Cache",
+    "CacheStatistics",
+    "Clock",
+    "Completion",
+    "EndpointConfig",
+    "FakeClock",
+    "Message",
+    "MockProvider",
+    "ModelBinding",
+    "Models",
+    "Provider",
+    "Request",
+    "Response",
+    "Settings",
+    "SystemClock",
+    "Usage",
+    "bind",
+    "current_cache",
+    "mark",
+    "models",
+    "set_cache",
+    "use_clock",
+]

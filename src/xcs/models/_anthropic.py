@@ -1,0 +1,183 @@
+"""``anthropic:`` — Anthropic's Messages API through the official ``anthropic`` SDK.
+
+The ``anthropic`` extra; imported on the first call. As for ``openai:``: one client
+per endpoint, shared by every thread, the SDK's own retries off, SDK exceptions
+mapped at the boundary (``map_error``). The Messages API takes the system prompt
+apart from the messages and requires ``max_tokens``: XCS sends 1024 when the call
+sets none. It has no ``seed``, so ``seed=`` is a ValidationError here, and its
+temperature goes from 0 to 1 (a higher one is a ValidationError, not clamped).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from xcs.errors import (
+    AuthenticationError,
+    ProviderError,
+    ProviderNotInstalledError,
+    ProviderTimeoutError,
+    ValidationError,
+)
+from xcs.models._base import EndpointConfig, Provider, mark, redact, scrub
+from xcs.models._http import status_error
+from xcs.models._params import Params
+from xcs.models._types import Completion, Request, Usage
+
+__all__ = ["DEFAULT_MAX_TOKENS", "AnthropicProvider", "import_anthropic", "map_error"]
+
+DEFAULT_MAX_TOKENS = 1024
+
+
+def import_anthropic() -> Any:
+    """The ``anthropic`` module, or ``ProviderNotInstalledError`` naming the extra."""
+    try:
+        import anthropic
+    except ImportError as exc:
+        raise ProviderNotInstalledError(
+            "the anthropic: provider needs the anthropic package: pip install 'xcs-jit[anthropic]'",
+            provider="anthropic",
+        ) from exc
+    return anthropic
+
+
+# USD per million (prompt, completion) tokens on api.anthropic.com, from Anthropic's
+# price list of 2025; used only when no base_url is set.
+_PRICES: Mapping[str, tuple[float, float]] = {
+    "claude-3-haiku": (0.25, 1.25),
+    "claude-3-5-haiku": (0.80, 4.00),
+    "claude-haiku-4-5": (1.00, 5.00),
+    "claude-3-5-sonnet": (3.00, 15.00),
+    "claude-3-7-sonnet": (3.00, 15.00),
+    "claude-sonnet-4": (3.00, 15.00),
+    "claude-3-opus": (15.00, 75.00),
+    "claude-opus-4": (15.00, 75.00),
+}
+
+_FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length"}
+
+
+class AnthropicProvider(Provider):
+    """One Anthropic endpoint. Not constructed by users."""
+
+    name = "anthropic"
+    env_key = "ANTHROPIC_API_KEY"
+    takes_base_url = True
+    params: ClassVar[frozenset[str]] = frozenset({"system", "temperature", "max_tokens", "stop"})
+    prices: ClassVar[Mapping[str, tuple[float, float]]] = _PRICES
+    defaults: ClassVar[Mapping[str, Any]] = {"concurrency": 64}
+    default_completion_tokens = DEFAULT_MAX_TOKENS
+
+    def __init__(self, endpoint: EndpointConfig) -> None:
+        anthropic = import_anthropic()
+        self.endpoint = endpoint
+        self._key = endpoint.api_key
+        self._anthropic = anthropic
+        self._client = anthropic.Anthropic(
+            api_key=endpoint.api_key,
+            base_url=endpoint.base_url,
+            max_retries=0,  # the model layer retries
+        )
+
+    @classmethod
+    def check_params(cls, model: str, params: Params) -> None:
+        if params.temperature is not None and params.temperature > 1.0:
+            raise ValidationError(
+                f"temperature: the anthropic provider takes 0 to 1, got {params.temperature}",
+                parameters=("temperature",),
+                provider="anthropic",
+            )
+
+    def price(self, model: str) -> tuple[float, float] | None:
+        return None if self.endpoint.base_url is not None else super().price(model)
+
+    def complete(self, request: Request) -> Completion:
+        kwargs: dict[str, Any] = {
+            "model": request.model,
+            "messages": [m.to_dict() for m in request.messages if m.role != "system"],
+            "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
+            "timeout": request.timeout,
+        }
+        system = [m.content for m in request.messages if m.role == "system"]
+        if system:
+            kwargs["system"] = "\n\n".join(system)
+        if request.temperature is not None:
+            # Sent through extra_body: recent SDKs dropped the keyword argument, and
+            # every version merges extra_body into the request JSON.
+            kwargs["extra_body"] = {"temperature": request.temperature}
+        if request.stop:
+            kwargs["stop_sequences"] = list(request.stop)
+        try:
+            out = self._client.messages.create(**kwargs)
+        except (self._anthropic.AnthropicError, json.JSONDecodeError) as exc:
+            scrub(exc, self._key)
+            raise map_error(exc, request.model, self._key, timeout=request.timeout) from exc
+        return self._completion(out, request.model)
+
+    def _completion(self, out: Any, model: str) -> Completion:
+        blocks = None if isinstance(out, str) else getattr(out, "content", None)
+        if blocks is None:
+            raise mark(
+                ProviderError(
+                    f"anthropic:{model}: malformed response: no content in "
+                    f"{redact(str(out)[:200], self._key)!r}",
+                    provider="anthropic",
+                    model=model,
+                ),
+                retryable=True,
+            )
+        text = "".join(
+            getattr(block, "text", "") for block in blocks if getattr(block, "type", "") == "text"
+        )
+        usage = getattr(out, "usage", None)
+        stop = getattr(out, "stop_reason", None)
+        return Completion(
+            text=text,
+            usage=Usage(
+                int(getattr(usage, "input_tokens", 0) or 0),
+                int(getattr(usage, "output_tokens", 0) or 0),
+            ),
+            finish_reason=_FINISH.get(stop, stop) if isinstance(stop, str) else None,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __repr__(self) -> str:
+        return f"<AnthropicProvider {self.endpoint.name}>"
+
+
+def map_error(
+    exc: BaseException, model: str, key: str | None = None, *, timeout: float | None = None
+) -> ProviderError:
+    """The XCS error for an ``anthropic`` SDK exception (most specific match first).
+
+    The caller raises it ``from exc``. Messages are redacted of ``key``.
+    """
+    anthropic = import_anthropic()
+    where = f"anthropic:{model}"
+    ctx: dict[str, Any] = {"provider": "anthropic", "model": model}
+    detail = redact(str(getattr(exc, "message", None) or exc), key)[:500]
+    if isinstance(exc, anthropic.APITimeoutError):
+        return mark(
+            ProviderTimeoutError(f"{where}: request timed out", timeout=timeout, **ctx),
+            retryable=True,
+        )
+    if isinstance(exc, anthropic.APIConnectionError):
+        return mark(ProviderError(f"{where}: connection failed: {detail}", **ctx), retryable=True)
+    if isinstance(exc, anthropic.APIStatusError):
+        headers = getattr(exc.response, "headers", None)
+        return status_error("anthropic", model, int(exc.status_code), detail, headers)
+    if isinstance(exc, anthropic.APIResponseValidationError | json.JSONDecodeError):
+        return mark(ProviderError(f"{where}: malformed response: {detail}", **ctx), retryable=True)
+    # Newer SDK classes, absent from older versions: isinstance(x, ()) is False.
+    if isinstance(exc, getattr(anthropic, "RetryableError", ())):
+        return mark(ProviderError(f"{where}: {detail}", **ctx), retryable=True)
+    if isinstance(exc, getattr(anthropic, "CredentialsError", ())):
+        return mark(
+            AuthenticationError(f"{where}: no usable credentials: {detail}", **ctx),
+            retryable=False,
+        )
+    return mark(ProviderError(f"{where}: {type(exc).__name__}: {detail}", **ctx), retryable=False)

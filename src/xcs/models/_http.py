@@ -1,0 +1,83 @@
+"""What an HTTP failure means for a retry, shared by every HTTP provider.
+
+See NOTE: [Failure classes] in ``_base``. The status decides, never the SDK's class
+name, so a provider behind a proxy that answers 503 is treated like one that
+answers 503 itself.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from xcs.errors import AuthenticationError, InvalidRequestError, ProviderError, RateLimitError
+from xcs.models._base import mark
+
+__all__ = ["RETRYABLE_STATUS", "retry_after_seconds", "status_error"]
+
+# 408 request timeout, 409 a lock conflict, 499 the connection was cut, 5xx (529 is
+# Anthropic's "overloaded"): all worth another try.
+RETRYABLE_STATUS = frozenset({408, 409, 499})
+
+
+def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
+    """The wait a response asks for: ``retry-after-ms``, else ``retry-after`` (seconds
+    or an HTTP date, RFC 9110 §10.2.3). None when absent or unreadable."""
+    if not headers:
+        return None
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms is not None:
+        try:
+            return max(0.0, float(raw_ms) / 1000.0)
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def status_error(
+    provider: str,
+    model: str,
+    status: int,
+    detail: str,
+    headers: Mapping[str, str] | None = None,
+) -> ProviderError:
+    """The XCS error for an HTTP error status (``detail``: the server's message,
+    already redacted of keys)."""
+    where = f"{provider}:{model}"
+    ctx: dict[str, Any] = {"provider": provider, "model": model, "status": status}
+    if status == 429:
+        return mark(
+            RateLimitError(f"{where}: HTTP 429 rate limited: {detail}", **ctx),
+            retryable=True,
+            server_fault=False,
+            retry_after=retry_after_seconds(headers),
+        )
+    if status in (401, 403):
+        return mark(
+            AuthenticationError(
+                f"{where}: HTTP {status}: the provider refused the key: {detail}", **ctx
+            ),
+            retryable=False,
+        )
+    if status >= 500 or status in RETRYABLE_STATUS:
+        return mark(
+            ProviderError(f"{where}: HTTP {status}: {detail}", **ctx),
+            retryable=True,
+            retry_after=retry_after_seconds(headers),
+        )
+    if status == 402:  # payment required: an account matter, not the request's
+        return mark(ProviderError(f"{where}: HTTP 402: {detail}", **ctx), retryable=False)
+    return mark(InvalidRequestError(f"{where}: HTTP {status}: {detail}", **ctx), retryable=False)

@@ -1,0 +1,164 @@
+"""``openai:`` — OpenAI, or any OpenAI-compatible server (vLLM, Ollama, llama.cpp) via ``base_url``.
+
+Uses the official ``openai`` SDK (the ``openai`` extra), imported on the first call.
+One ``openai.OpenAI`` client per endpoint (base URL and key), shared by every thread
+for its connection pool, with the SDK's own retries turned off: the model layer
+retries, so that limits, the breaker and ``xcs.deadline`` see every attempt.
+SDK exceptions become XCS errors here, at the boundary (``map_error``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from xcs.errors import ProviderError, ProviderNotInstalledError, ProviderTimeoutError
+from xcs.models._base import EndpointConfig, Provider, mark, redact, scrub
+from xcs.models._http import retry_after_seconds, status_error
+from xcs.models._types import Completion, Request, Usage
+
+__all__ = ["OpenAIProvider", "import_openai", "map_error", "retry_after_seconds"]
+
+
+def import_openai() -> Any:
+    """The ``openai`` module, or ``ProviderNotInstalledError`` naming the extra."""
+    try:
+        import openai
+    except ImportError as exc:
+        raise ProviderNotInstalledError(
+            "the openai: provider needs the openai package: pip install 'xcs-jit[openai]'",
+            provider="openai",
+        ) from exc
+    return openai
+
+
+# USD per million (prompt, completion) tokens on api.openai.com, from OpenAI's price
+# list of 2025. Only used when no base_url is set: another server's prices are unknown.
+_PRICES: Mapping[str, tuple[float, float]] = {
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4.1-nano": (0.10, 0.40),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1": (2.00, 8.00),
+    "o3-mini": (1.10, 4.40),
+    "o4-mini": (1.10, 4.40),
+}
+
+# Reasoning models take max_completion_tokens; OpenAI-compatible servers take max_tokens.
+_REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
+
+
+class OpenAIProvider(Provider):
+    """One OpenAI (or OpenAI-compatible) endpoint. Not constructed by users."""
+
+    name = "openai"
+    env_key = "OPENAI_API_KEY"
+    takes_base_url = True
+    prices: ClassVar[Mapping[str, tuple[float, float]]] = _PRICES
+    defaults: ClassVar[Mapping[str, Any]] = {"concurrency": 64}
+
+    def __init__(self, endpoint: EndpointConfig) -> None:
+        openai = import_openai()
+        self.endpoint = endpoint
+        self._key = endpoint.api_key
+        self._openai = openai
+        self._client = openai.OpenAI(
+            api_key=endpoint.api_key,
+            base_url=endpoint.base_url,
+            max_retries=0,  # the model layer retries (see the module docstring)
+        )
+
+    def price(self, model: str) -> tuple[float, float] | None:
+        return None if self.endpoint.base_url is not None else super().price(model)
+
+    def complete(self, request: Request) -> Completion:
+        kwargs: dict[str, Any] = {
+            "model": request.model,
+            "messages": [m.to_dict() for m in request.messages],
+            "timeout": request.timeout,
+        }
+        if request.temperature is not None:
+            kwargs["temperature"] = request.temperature
+        if request.max_tokens is not None:
+            reasoning = self.endpoint.base_url is None and request.model.startswith(
+                _REASONING_PREFIXES
+            )
+            kwargs["max_completion_tokens" if reasoning else "max_tokens"] = request.max_tokens
+        if request.stop:
+            kwargs["stop"] = list(request.stop)
+        if request.seed is not None:
+            kwargs["seed"] = request.seed
+        try:
+            out = self._client.chat.completions.create(**kwargs)
+        except (self._openai.OpenAIError, json.JSONDecodeError) as exc:
+            scrub(exc, self._key)
+            raise map_error(exc, request.model, self._key, timeout=request.timeout) from exc
+        return self._completion(out, request.model)
+
+    def _completion(self, out: Any, model: str) -> Completion:
+        choices = None if isinstance(out, str) else getattr(out, "choices", None)
+        if not choices:
+            raise mark(
+                ProviderError(
+                    f"openai:{model}: malformed response: no choices in "
+                    f"{redact(str(out)[:200], self._key)!r}",
+                    provider="openai",
+                    model=model,
+                ),
+                retryable=True,
+            )
+        choice = choices[0]
+        message = getattr(choice, "message", None)
+        text = getattr(message, "content", None) or ""
+        usage = getattr(out, "usage", None)
+        return Completion(
+            text=text,
+            usage=Usage(
+                int(getattr(usage, "prompt_tokens", 0) or 0),
+                int(getattr(usage, "completion_tokens", 0) or 0),
+            ),
+            finish_reason=getattr(choice, "finish_reason", None),
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __repr__(self) -> str:
+        return f"<OpenAIProvider {self.endpoint.name}>"
+
+
+# ---------------------------------------------------------------------------
+# Errors at the boundary
+
+
+def map_error(
+    exc: BaseException, model: str, key: str | None = None, *, timeout: float | None = None
+) -> ProviderError:
+    """The XCS error for an ``openai`` SDK exception (most specific match first).
+
+    The caller raises it ``from exc``. Messages are redacted of ``key``.
+    """
+    openai = import_openai()
+    where = f"openai:{model}"
+    ctx: dict[str, Any] = {"provider": "openai", "model": model}
+    detail = redact(str(getattr(exc, "message", None) or exc), key)[:500]
+
+    if isinstance(exc, openai.APITimeoutError):
+        return mark(
+            ProviderTimeoutError(f"{where}: request timed out", timeout=timeout, **ctx),
+            retryable=True,
+        )
+    if isinstance(exc, openai.APIConnectionError):
+        return mark(ProviderError(f"{where}: connection failed: {detail}", **ctx), retryable=True)
+    if isinstance(exc, openai.APIStatusError):
+        headers = getattr(exc.response, "headers", None)
+        return status_error("openai", model, int(exc.status_code), detail, headers)
+    if isinstance(exc, openai.APIResponseValidationError | json.JSONDecodeError):
+        return mark(
+            ProviderError(f"{where}: malformed response: {detail}", **ctx),
+            retryable=True,
+        )
+    # Anything else the SDK raises (a client-side check, a parse helper's finish-reason
+    # error) is not transient.
+    return mark(ProviderError(f"{where}: {type(exc).__name__}: {detail}", **ctx), retryable=False)

@@ -1,0 +1,178 @@
+"""A fake chat server on 127.0.0.1 (OpenAI- or Anthropic-shaped replies) for provider tests.
+
+Each request is answered by a *behaviour*: a function of the request body and the
+request's index that returns a ``Reply`` (status, JSON or raw body, headers, a
+delay). The server counts the requests in flight and keeps the maximum, so tests
+prove limits by what the server saw, not by timing. Delays wait on an event that
+``stop()`` sets, so a hanging handler ends the moment the test does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclasses.dataclass
+class Reply:
+    status: int = 200
+    body: Any = None  # a JSON-able value, or bytes sent as they are
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    delay: float = 0.0  # seconds to wait before answering (a hang: a long delay)
+    # Before answering, wait until the server has had this many requests in flight at
+    # once (up to 5 s): the first requests of a burst meet, later ones pass at once.
+    wait_for_in_flight: int = 0
+
+
+def chat_reply(text: str, prompt_tokens: int = 7, completion_tokens: int = 3) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "fake-model",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+
+
+def anthropic_reply(text: str, input_tokens: int = 9, output_tokens: int = 2) -> dict[str, Any]:
+    return {
+        "id": "msg_fake",
+        "type": "message",
+        "role": "assistant",
+        "model": "fake-claude",
+        "content": [{"type": "text", "text": text}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
+    }
+
+
+def echo(body: dict[str, Any], index: int) -> Reply:
+    """Answer with the last message's content."""
+    return Reply(body=chat_reply(body["messages"][-1]["content"]))
+
+
+def error_body(message: str, kind: str = "server_error") -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "code": None, "param": None}}
+
+
+Behaviour = Callable[[dict[str, Any], int], Reply]
+
+
+class FakeOpenAIServer:
+    """The fake server. ``behaviour`` may be replaced at any time."""
+
+    def __init__(self, behaviour: Behaviour = echo) -> None:
+        self.behaviour = behaviour
+        self.requests: list[dict[str, Any]] = []  # bodies, in arrival order
+        self.paths: list[str] = []
+        self.headers: list[dict[str, str]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Condition()
+        self._stopping = threading.Event()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        assert self._httpd is not None
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    @property
+    def root_url(self) -> str:
+        """The server without ``/v1`` (the anthropic SDK adds ``/v1/messages``)."""
+        return self.base_url.removesuffix("/v1")
+
+    @property
+    def count(self) -> int:
+        with self._lock:
+            return len(self.requests)
+
+    def start(self) -> None:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # keep test output quiet
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                with server._lock:
+                    index = len(server.requests)
+                    server.requests.append(body)
+                    server.paths.append(self.path)
+                    server.headers.append({k.lower(): v for k, v in self.headers.items()})
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                    server._lock.notify_all()
+                try:
+                    reply = server.behaviour(body, index)
+                    if reply.wait_for_in_flight:
+                        with server._lock:
+                            server._lock.wait_for(
+                                lambda: (
+                                    server.max_in_flight >= reply.wait_for_in_flight
+                                    or server._stopping.is_set()
+                                ),
+                                timeout=5,
+                            )
+                    if reply.delay:
+                        server._stopping.wait(reply.delay)
+                    self._send(reply)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (a timeout test): nothing to answer
+                finally:
+                    with server._lock:
+                        server.in_flight -= 1
+                        server._lock.notify_all()
+
+            def _send(self, reply: Reply) -> None:
+                data = (
+                    reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
+                )
+                self.send_response(reply.status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.02},  # shutdown() waits for one poll
+            name="fake-openai",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with self._lock:
+            self._lock.notify_all()
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
