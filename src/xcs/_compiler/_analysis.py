@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import inspect
 import types
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -24,6 +25,7 @@ __all__ = [
     "all_nodes",
     "analyze_loop",
     "bound_names",
+    "code_parameter_names",
     "comprehension_obstacle",
     "free_loads",
     "has_call",
@@ -31,6 +33,7 @@ __all__ = [
     "memoized",
     "own_nodes",
     "own_statements",
+    "parameter_names",
     "target_names",
 ]
 
@@ -294,13 +297,27 @@ def _free_loads(node: ast.AST, local: frozenset[str]) -> set[str]:
     return found
 
 
-def _params(args: ast.arguments) -> frozenset[str]:
+def parameter_names(args: ast.arguments) -> tuple[str, ...]:
+    """The parameters' names, in the order a code object lists them
+    (positional, keyword-only, ``*args``, ``**kwargs``)."""
     names = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
     if args.vararg:
         names.append(args.vararg.arg)
     if args.kwarg:
         names.append(args.kwarg.arg)
-    return frozenset(names)
+    return tuple(names)
+
+
+def code_parameter_names(code: types.CodeType) -> tuple[str, ...]:
+    """The same, read off a code object."""
+    count = code.co_argcount + code.co_kwonlyargcount
+    count += bool(code.co_flags & inspect.CO_VARARGS)
+    count += bool(code.co_flags & inspect.CO_VARKEYWORDS)
+    return code.co_varnames[:count]
+
+
+def _params(args: ast.arguments) -> frozenset[str]:
+    return frozenset(parameter_names(args))
 
 
 def frame_sensitive_call(node: ast.AST) -> str | None:

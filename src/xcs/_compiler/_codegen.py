@@ -106,17 +106,22 @@ def _const(value: Any) -> ast.Constant:
     return ast.Constant(value=value)
 
 
+def _arguments(params: list[str]) -> ast.arguments:
+    """Plain positional parameters ``(a, b, ...)``."""
+    return ast.arguments(
+        posonlyargs=[],
+        args=[ast.arg(arg=p) for p in params],
+        vararg=None,
+        kwonlyargs=[],
+        kw_defaults=[],
+        kwarg=None,
+        defaults=[],
+    )
+
+
 def _lambda(params: list[str], body: ast.expr) -> ast.Lambda:
     return ast.Lambda(
-        args=ast.arguments(
-            posonlyargs=[],
-            args=[ast.arg(arg=p) for p in params],
-            vararg=None,
-            kwonlyargs=[],
-            kw_defaults=[],
-            kwarg=None,
-            defaults=[],
-        ),
+        args=_arguments(params),
         body=body,
     )
 
@@ -491,15 +496,7 @@ class _Rewriter:
         )
         function = ast.FunctionDef(
             name=body_name,
-            args=ast.arguments(
-                posonlyargs=[],
-                args=[ast.arg(arg=rec), ast.arg(arg=item)],
-                vararg=None,
-                kwonlyargs=[],
-                kw_defaults=[],
-                kwarg=None,
-                defaults=[],
-            ),
+            args=_arguments([rec, item]),
             body=[ast.Try(body=body_stmts, handlers=[], orelse=[], finalbody=[capture])],
             decorator_list=[],
             returns=None,
@@ -1047,15 +1044,7 @@ def build_function(
         _located(inner, rewrite.node)
     outer = ast.FunctionDef(
         name="__xcs_outer__",
-        args=ast.arguments(
-            posonlyargs=[],
-            args=[ast.arg(arg=p) for p in outer_params],
-            vararg=None,
-            kwonlyargs=[],
-            kw_defaults=[],
-            kwarg=None,
-            defaults=[],
-        ),
+        args=_arguments(outer_params),
         body=[inner, ast.Return(value=_const(None))],
         decorator_list=[],
         returns=None,

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
+from xcs._compiler._analysis import code_parameter_names
 from xcs._compiler._codegen import Rewrite, build_function, rewrite_function
 from xcs._compiler._ir import Graph, Node
 from xcs._compiler._rt import FunctionRuntime
@@ -371,11 +372,7 @@ def plan_of(entry: Compiled, fn: Callable[..., Any]) -> Graph:
     name = getattr(fn, "__qualname__", "function")
     params: list[str] = []
     if isinstance(fn, types.FunctionType):
-        code = fn.__code__
-        count = code.co_argcount + code.co_kwonlyargcount
-        count += bool(code.co_flags & inspect.CO_VARARGS)
-        count += bool(code.co_flags & inspect.CO_VARKEYWORDS)
-        params = list(code.co_varnames[:count])
+        params = list(code_parameter_names(fn.__code__))
     graph = Graph(inputs=params, name=name)
     if entry.rewrite is None:
         return graph

@@ -9,6 +9,8 @@ import inspect
 import linecache
 import types
 
+from xcs._compiler._analysis import code_parameter_names, parameter_names
+
 __all__ = ["NoSource", "function_node"]
 
 
@@ -92,7 +94,7 @@ def _parse_function(
     shift = start - (node.decorator_list[0].lineno if node.decorator_list else node.lineno)
     if shift:  # an indented def on line 1 (no room for "if 1:" in front)
         ast.increment_lineno(tree, shift)
-    if node.name != code.co_name or _arg_names(node.args) != _code_args(code):
+    if node.name != code.co_name or parameter_names(node.args) != code_parameter_names(code):
         raise NoSource("its source does not match its code (was the file edited after import?)")
     last = max((line for _, _, line in code.co_lines() if line is not None), default=0)
     if node.end_lineno is not None and last > node.end_lineno:
@@ -120,7 +122,7 @@ def _lambda_node(code: types.CodeType) -> ast.Lambda:
         for node in ast.walk(tree)
         if isinstance(node, ast.Lambda)
         and node.lineno == code.co_firstlineno
-        and _arg_names(node.args) == _code_args(code)
+        and parameter_names(node.args) == code_parameter_names(code)
         and _contains(node.body, body_start)
     ]
     if len(candidates) != 1:
@@ -135,19 +137,3 @@ def _contains(node: ast.expr, position: tuple[int, int]) -> bool:
     start = (node.lineno, node.col_offset)
     end = (node.end_lineno or node.lineno, node.end_col_offset or 0)
     return start <= position < end
-
-
-def _arg_names(args: ast.arguments) -> tuple[str, ...]:
-    names = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
-    if args.vararg:
-        names.append(args.vararg.arg)
-    if args.kwarg:
-        names.append(args.kwarg.arg)
-    return tuple(names)
-
-
-def _code_args(code: types.CodeType) -> tuple[str, ...]:
-    count = code.co_argcount + code.co_kwonlyargcount
-    count += bool(code.co_flags & inspect.CO_VARARGS)
-    count += bool(code.co_flags & inspect.CO_VARKEYWORDS)
-    return code.co_varnames[:count]
