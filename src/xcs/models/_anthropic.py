@@ -15,14 +15,12 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from xcs.errors import (
-    AuthenticationError,
     ProviderError,
     ProviderNotInstalledError,
-    ProviderTimeoutError,
     ValidationError,
 )
 from xcs.models._base import EndpointConfig, Provider, mark, redact, scrub
-from xcs.models._http import status_error
+from xcs.models._http import map_sdk_error
 from xcs.models._params import Params
 from xcs.models._types import Completion, Request, Usage
 
@@ -152,32 +150,5 @@ class AnthropicProvider(Provider):
 def map_error(
     exc: BaseException, model: str, key: str | None = None, *, timeout: float | None = None
 ) -> ProviderError:
-    """The XCS error for an ``anthropic`` SDK exception (most specific match first).
-
-    The caller raises it ``from exc``. Messages are redacted of ``key``.
-    """
-    anthropic = import_anthropic()
-    where = f"anthropic:{model}"
-    ctx: dict[str, Any] = {"provider": "anthropic", "model": model}
-    detail = redact(str(getattr(exc, "message", None) or exc), key)[:500]
-    if isinstance(exc, anthropic.APITimeoutError):
-        return mark(
-            ProviderTimeoutError(f"{where}: request timed out", timeout=timeout, **ctx),
-            retryable=True,
-        )
-    if isinstance(exc, anthropic.APIConnectionError):
-        return mark(ProviderError(f"{where}: connection failed: {detail}", **ctx), retryable=True)
-    if isinstance(exc, anthropic.APIStatusError):
-        headers = getattr(exc.response, "headers", None)
-        return status_error("anthropic", model, int(exc.status_code), detail, headers)
-    if isinstance(exc, anthropic.APIResponseValidationError | json.JSONDecodeError):
-        return mark(ProviderError(f"{where}: malformed response: {detail}", **ctx), retryable=True)
-    # Newer SDK classes, absent from older versions: isinstance(x, ()) is False.
-    if isinstance(exc, getattr(anthropic, "RetryableError", ())):
-        return mark(ProviderError(f"{where}: {detail}", **ctx), retryable=True)
-    if isinstance(exc, getattr(anthropic, "CredentialsError", ())):
-        return mark(
-            AuthenticationError(f"{where}: no usable credentials: {detail}", **ctx),
-            retryable=False,
-        )
-    return mark(ProviderError(f"{where}: {type(exc).__name__}: {detail}", **ctx), retryable=False)
+    """The XCS error for an ``anthropic`` SDK exception (see ``_http.map_sdk_error``)."""
+    return map_sdk_error(import_anthropic(), "anthropic", exc, model, key, timeout=timeout)

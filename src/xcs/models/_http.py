@@ -8,14 +8,21 @@ answers 503 itself.
 from __future__ import annotations
 
 import email.utils
+import json
 import time
 from collections.abc import Mapping
 from typing import Any
 
-from xcs.errors import AuthenticationError, InvalidRequestError, ProviderError, RateLimitError
-from xcs.models._base import mark
+from xcs.errors import (
+    AuthenticationError,
+    InvalidRequestError,
+    ProviderError,
+    ProviderTimeoutError,
+    RateLimitError,
+)
+from xcs.models._base import mark, redact
 
-__all__ = ["RETRYABLE_STATUS", "retry_after_seconds", "status_error"]
+__all__ = ["RETRYABLE_STATUS", "map_sdk_error", "retry_after_seconds", "status_error"]
 
 # 408 request timeout, 409 a lock conflict, 499 the connection was cut, 5xx (529 is
 # Anthropic's "overloaded"): all worth another try.
@@ -81,3 +88,43 @@ def status_error(
     if status == 402:  # payment required: an account matter, not the request's
         return mark(ProviderError(f"{where}: HTTP 402: {detail}", **ctx), retryable=False)
     return mark(InvalidRequestError(f"{where}: HTTP {status}: {detail}", **ctx), retryable=False)
+
+
+def map_sdk_error(
+    sdk: Any,
+    provider: str,
+    exc: BaseException,
+    model: str,
+    key: str | None = None,
+    *,
+    timeout: float | None = None,
+) -> ProviderError:
+    """The XCS error for an exception of an official provider SDK (``openai`` or
+    ``anthropic``: they share their exception classes' names), most specific match
+    first. The caller raises it ``from exc``. Messages are redacted of ``key``."""
+    where = f"{provider}:{model}"
+    ctx: dict[str, Any] = {"provider": provider, "model": model}
+    detail = redact(str(getattr(exc, "message", None) or exc), key)[:500]
+    if isinstance(exc, sdk.APITimeoutError):
+        return mark(
+            ProviderTimeoutError(f"{where}: request timed out", timeout=timeout, **ctx),
+            retryable=True,
+        )
+    if isinstance(exc, sdk.APIConnectionError):
+        return mark(ProviderError(f"{where}: connection failed: {detail}", **ctx), retryable=True)
+    if isinstance(exc, sdk.APIStatusError):
+        headers = getattr(exc.response, "headers", None)
+        return status_error(provider, model, int(exc.status_code), detail, headers)
+    if isinstance(exc, sdk.APIResponseValidationError | json.JSONDecodeError):
+        return mark(ProviderError(f"{where}: malformed response: {detail}", **ctx), retryable=True)
+    # Classes only some SDK versions have: isinstance(x, ()) is False.
+    if isinstance(exc, getattr(sdk, "RetryableError", ())):
+        return mark(ProviderError(f"{where}: {detail}", **ctx), retryable=True)
+    if isinstance(exc, getattr(sdk, "CredentialsError", ())):
+        return mark(
+            AuthenticationError(f"{where}: no usable credentials: {detail}", **ctx),
+            retryable=False,
+        )
+    # Anything else the SDK raises (a client-side check, a parse helper's finish-reason
+    # error) is not transient.
+    return mark(ProviderError(f"{where}: {type(exc).__name__}: {detail}", **ctx), retryable=False)

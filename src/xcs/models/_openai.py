@@ -13,9 +13,9 @@ import json
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from xcs.errors import ProviderError, ProviderNotInstalledError, ProviderTimeoutError
+from xcs.errors import ProviderError, ProviderNotInstalledError
 from xcs.models._base import EndpointConfig, Provider, mark, redact, scrub
-from xcs.models._http import retry_after_seconds, status_error
+from xcs.models._http import map_sdk_error, retry_after_seconds
 from xcs.models._types import Completion, Request, Usage
 
 __all__ = ["OpenAIProvider", "import_openai", "map_error", "retry_after_seconds"]
@@ -135,30 +135,5 @@ class OpenAIProvider(Provider):
 def map_error(
     exc: BaseException, model: str, key: str | None = None, *, timeout: float | None = None
 ) -> ProviderError:
-    """The XCS error for an ``openai`` SDK exception (most specific match first).
-
-    The caller raises it ``from exc``. Messages are redacted of ``key``.
-    """
-    openai = import_openai()
-    where = f"openai:{model}"
-    ctx: dict[str, Any] = {"provider": "openai", "model": model}
-    detail = redact(str(getattr(exc, "message", None) or exc), key)[:500]
-
-    if isinstance(exc, openai.APITimeoutError):
-        return mark(
-            ProviderTimeoutError(f"{where}: request timed out", timeout=timeout, **ctx),
-            retryable=True,
-        )
-    if isinstance(exc, openai.APIConnectionError):
-        return mark(ProviderError(f"{where}: connection failed: {detail}", **ctx), retryable=True)
-    if isinstance(exc, openai.APIStatusError):
-        headers = getattr(exc.response, "headers", None)
-        return status_error("openai", model, int(exc.status_code), detail, headers)
-    if isinstance(exc, openai.APIResponseValidationError | json.JSONDecodeError):
-        return mark(
-            ProviderError(f"{where}: malformed response: {detail}", **ctx),
-            retryable=True,
-        )
-    # Anything else the SDK raises (a client-side check, a parse helper's finish-reason
-    # error) is not transient.
-    return mark(ProviderError(f"{where}: {type(exc).__name__}: {detail}", **ctx), retryable=False)
+    """The XCS error for an ``openai`` SDK exception (see ``_http.map_sdk_error``)."""
+    return map_sdk_error(import_openai(), "openai", exc, model, key, timeout=timeout)
