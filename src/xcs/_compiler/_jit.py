@@ -248,6 +248,11 @@ def jit(fn: Any = None, *, max_workers: int | None = None) -> Any:
         return classmethod(jit(fn.__func__, max_workers=window))
     if isinstance(fn, property):
         raise ValidationError("xcs.jit cannot compile a property; jit the getter function")
+    # An object may say how it is jitted: an xcs.Operator class or instance compiles
+    # its forward (xcs.operators._base). Looked up before the class check below.
+    apply = getattr(fn, "__xcs_jit_apply__", None)
+    if apply is not None:
+        return apply(fn, window)
     state = getattr(fn, "__xcs_jit__", None)
     if isinstance(state, _JitState):
         if state.window == window:
