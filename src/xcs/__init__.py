@@ -81,6 +81,7 @@ from xcs.errors import (
     XCSError,
 )
 from xcs.models import models
+from xcs.operators import Operator, op
 
 __version__ = "0.1.0"
 
@@ -92,6 +93,7 @@ __all__ = [
     "Graph",
     "InvalidRequestError",
     "Node",
+    "Operator",
     "ProviderError",
     "ProviderNotInstalledError",
     "ProviderTimeoutError",
@@ -102,5 +104,6 @@ __all__ = [
     "explain",
     "jit",
     "models",
+    "op",
     "sequential",
 ]

@@ -1,0 +1,393 @@
+"""``xcs.Operator`` and ``@xcs.op``: typed, composable, picklable callables.
+
+An operator is a plain callable with a ``forward`` and a spec (pydantic models of its
+input and output, declared or inferred from ``forward``'s hints; ``_spec``).
+``__call__`` checks the input, runs ``forward`` and checks the output::
+
+    class Answer(xcs.Operator):
+        def __init__(self, model):
+            self.model = model
+
+        def forward(self, question: str) -> str:
+            return self.model(f"Answer briefly: {question}")
+
+    answer = Answer(xcs.models.bind("sim:chat", temperature=0.7))
+    answer("Why is the sky blue?")      # a str (a Response)
+    answer(42)                          # xcs.ValidationError:
+                                        # Answer: input 'question': Input should be a
+                                        # valid string (got 42)
+
+NOTE: [Jitted operators]
+``xcs.jit(op)`` and ``xcs.jit(OperatorClass)`` compile ``forward`` (``jit`` asks the
+object through ``__xcs_jit_apply__``). Nothing is replaced: the operator records the
+window in ``_xcs_jit_window_`` (on the instance for a jitted instance, which is a
+shallow copy of the original; on the class for a jitted class, inherited by
+subclasses) and ``__call__`` runs ``forward`` through ``xcs.jit`` of the function.
+Compiled forms live on the function object (see ``_compiler._jit``), so every
+instance of a class shares one compile, and a jitted operator still pickles: only
+the window travels.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import types
+import weakref
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar, overload
+
+import pydantic
+
+from xcs._compiler._jit import jit
+from xcs.errors import ValidationError
+from xcs.operators._spec import Spec, build_spec, check_declared, signature_of
+
+__all__ = ["FunctionOperator", "Operator", "op", "render"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_UNSET: Any = object()
+
+
+# ---------------------------------------------------------------------------
+# Jitted forwards, shared by every operator that runs the same function
+
+_jitted: weakref.WeakKeyDictionary[Callable[..., Any], dict[int | None, Callable[..., Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+_jitted_lock = threading.Lock()
+
+
+def _jitted_function(fn: Callable[..., Any], window: int | None) -> Callable[..., Any]:
+    try:
+        return _jitted[fn][window]
+    except KeyError:
+        pass
+    with _jitted_lock:
+        per_window = _jitted.setdefault(fn, {})
+        if window not in per_window:
+            per_window[window] = jit(fn, max_workers=window)
+        return per_window[window]
+
+
+# ---------------------------------------------------------------------------
+# Operator
+
+
+class Operator:
+    """A typed, composable building block of a compound AI program.
+
+    Subclass it and write ``forward``. Calling the operator checks its input against
+    the input spec, runs ``forward`` and checks the output against the output spec.
+    Specs are pydantic models, declared as class attributes or inferred from
+    ``forward``'s type hints:
+
+    - ``input_model``: a ``pydantic.BaseModel`` whose fields are parameters of
+      ``forward``. Without it, the hints of ``forward``'s parameters make one
+      (unannotated parameters are ``Any``; with no hint at all nothing is checked
+      but the arguments' names and number).
+    - ``output_model``: a ``pydantic.BaseModel``; ``forward`` may return an instance
+      or a dict (the caller gets the instance). Without it, the return hint is the
+      output spec (none: unchecked).
+
+    A value that passes a check unchanged reaches ``forward`` (or the caller) as the
+    same object: a ``Response`` keeps its ``usage``. A value pydantic converts (the
+    string ``"3"`` for an ``int``) arrives converted.
+
+    Operators are plain callables, have a readable ``repr`` of their tree, and pickle
+    when their attributes do (model bindings do). ``xcs.jit(op)`` or ``@xcs.jit`` on
+    the class compiles ``forward``.
+
+    Raises (from a call):
+        ValidationError: the input or the output does not fit the spec; the message
+            names the operator, ``input``/``output`` and the field (attributes
+            ``operator``, ``direction``, ``field``, ``errors``).
+        Anything ``forward`` raises, unchanged.
+    """
+
+    input_model: ClassVar[type[pydantic.BaseModel] | None] = None
+    output_model: ClassVar[type[pydantic.BaseModel] | None] = None
+
+    # NOTE: [Jitted operators]. A 1-tuple (window,) once jitted; () when not.
+    _xcs_jit_window_: tuple[int | None, ...] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Declared models are checked against forward's parameter names now, where
+        # the class is written; hints are resolved at the first call (they may name
+        # types defined after the class).
+        forward = cls.__dict__.get("forward")
+        declared = cls.__dict__.get("input_model")
+        if declared is not None:
+            fn = forward if forward is not None else cls.forward
+            check_declared(cls.__name__, "input_model", declared, signature_of(fn, drop_self=True))
+        out = cls.__dict__.get("output_model")
+        if out is not None and not (isinstance(out, type) and issubclass(out, pydantic.BaseModel)):
+            raise ValidationError(
+                f"{cls.__name__}: output_model must be a pydantic BaseModel subclass, got {out!r}",
+                operator=cls.__name__,
+            )
+
+    # -- what subclasses write ------------------------------------------------------
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """The computation. Subclasses override it."""
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    # -- the call -------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The name used in error messages, traces and the repr."""
+        return type(self).__name__
+
+    def spec(self) -> Spec:
+        """The checked interface: ``signature``, ``input_model``, ``output_model``.
+
+        Raises:
+            ValidationError: the hints of ``forward`` cannot be resolved, or a
+                declared model does not fit ``forward``.
+        """
+        cls = type(self)
+        found = cls.__dict__.get("_xcs_spec_")
+        if found is None:
+            found = build_spec(
+                cls.__name__,
+                cls.forward,
+                drop_self=True,
+                input_model=cls.input_model,
+                output_model=cls.output_model,
+            )
+            # A race builds two equal specs; either is fine.
+            setattr(cls, "_xcs_spec_", found)  # noqa: B010 - set on this class only
+        assert isinstance(found, Spec)
+        return found
+
+    def _forward_function(self) -> tuple[Callable[..., Any], bool]:
+        """The function that computes, and whether it takes ``self`` first."""
+        return type(self).forward, True
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Check the input, run ``forward``, check the output.
+
+        Raises:
+            ValidationError: see the class docstring.
+        """
+        spec = self.spec()
+        name = self.name
+        call_args, call_kwargs = spec.check_input(name, args, kwargs)
+        # Hook: xcs.trace() spans for operator calls wrap the next lines.
+        fn, takes_self = self._forward_function()
+        window = self._xcs_jit_window_
+        if window:
+            fn = _jitted_function(fn, window[0])
+        out = fn(self, *call_args, **call_kwargs) if takes_self else fn(*call_args, **call_kwargs)
+        return spec.check_output(name, out)
+
+    # -- xcs.jit --------------------------------------------------------------------
+
+    @staticmethod
+    def __xcs_jit_apply__(target: Any, window: int | None) -> Any:
+        """Called by ``xcs.jit`` on an operator class or instance. Should only be used
+        by ``xcs.jit``. NOTE: [Jitted operators]"""
+        if isinstance(target, type):
+            setattr(target, "_xcs_jit_window_", (window,))  # noqa: B010
+            return target
+        if target._xcs_jit_window_ == (window,):
+            return target
+        # A shallow copy that shares the children; not copy.copy, which returns an
+        # operator that pickles by reference (``@xcs.op`` at module level) itself.
+        clone = object.__new__(type(target))
+        if hasattr(target, "__dict__"):
+            clone.__dict__.update(target.__dict__)
+        clone._xcs_jit_window_ = (window,)
+        return clone
+
+    @property
+    def __xcs_jit__(self) -> Any:
+        # Lets xcs.explain(op) show the plan of the compiled forward.
+        fn, _ = self._forward_function()
+        if not isinstance(fn, types.FunctionType) and not hasattr(fn, "__xcs_jit__"):
+            return None
+        window = self._xcs_jit_window_
+        return getattr(_jitted_function(fn, window[0] if window else None), "__xcs_jit__", None)
+
+    # -- repr -----------------------------------------------------------------------
+
+    def _repr_fields(self) -> list[tuple[str | None, Any]]:
+        """The (name, value) pairs the repr shows; ``None`` names a positional one.
+        Default: the public instance attributes."""
+        return [(k, v) for k, v in vars(self).items() if not k.startswith("_")]
+
+    def __repr__(self) -> str:
+        return render(self)
+
+
+def render(value: Any, indent: int = 0) -> str:
+    """The repr of an operator tree: one line when short, else one child per line."""
+    if isinstance(value, Operator):
+        head = value.name
+        if value._xcs_jit_window_ and "_xcs_jit_window_" in vars(value):
+            head = f"jit({head})"
+        parts = [(k, v) for k, v in value._repr_fields()]
+        rendered = [(k, render(v, indent + 2)) for k, v in parts]
+        flat = ", ".join(f"{k}={r}" if k else r for k, r in rendered)
+        if "\n" not in flat and len(flat) + len(head) + indent < 88:
+            return f"{head}({flat})"
+        pad = " " * (indent + 2)
+        body = "".join(f"{pad}{k + '=' if k else ''}{r},\n" for k, r in rendered)
+        return f"{head}(\n{body}{' ' * indent})"
+    if isinstance(value, list | tuple) and any(isinstance(v, Operator) for v in value):
+        open_, close = ("[", "]") if isinstance(value, list) else ("(", ")")
+        pad = " " * (indent + 2)
+        body = "".join(f"{pad}{render(v, indent + 2)},\n" for v in value)
+        return f"{open_}\n{body}{' ' * indent}{close}"
+    if isinstance(value, dict) and any(isinstance(v, Operator) for v in value.values()):
+        pad = " " * (indent + 2)
+        body = "".join(f"{pad}{k!r}: {render(v, indent + 2)},\n" for k, v in value.items())
+        return f"{{\n{body}{' ' * indent}}}"
+    if isinstance(value, types.FunctionType | types.BuiltinFunctionType):
+        return value.__qualname__
+    return repr(value)
+
+
+# ---------------------------------------------------------------------------
+# @xcs.op
+
+
+class FunctionOperator(Operator):
+    """A typed function as an operator; made by ``@xcs.op``, not constructed directly.
+
+    The spec comes from the function's hints (or ``input_model=`` /
+    ``output_model=`` given to ``xcs.op``). It pickles by reference to the module
+    attribute it was defined as, like the function would.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        input_model: type[pydantic.BaseModel] | None = None,
+        output_model: type[pydantic.BaseModel] | None = None,
+    ) -> None:
+        if not callable(fn) or isinstance(fn, type):
+            raise ValidationError(f"xcs.op needs a function, got {type(fn).__name__} {fn!r:.60}")
+        self.fn = fn
+        self._input = input_model
+        self._output = output_model
+        self._spec: Spec | None = None
+        functools.update_wrapper(self, fn, updated=())
+        if input_model is not None:
+            check_declared(self.name, "input_model", input_model, signature_of(fn, drop_self=False))
+
+    @property
+    def name(self) -> str:
+        return str(getattr(self.fn, "__name__", type(self.fn).__name__))
+
+    def spec(self) -> Spec:
+        found = self._spec
+        if found is None:
+            found = build_spec(
+                self.name,
+                self.fn,
+                drop_self=False,
+                input_model=self._input,
+                output_model=self._output,
+            )
+            self._spec = found
+        return found
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+    def _forward_function(self) -> tuple[Callable[..., Any], bool]:
+        return self.fn, False
+
+    def _repr_fields(self) -> list[tuple[str | None, Any]]:
+        return []
+
+    def __repr__(self) -> str:
+        jitted = "jit " if "_xcs_jit_window_" in vars(self) else ""
+        return f"<{jitted}op {getattr(self.fn, '__qualname__', self.name)}>"
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(vars(self))
+        state["_spec"] = None  # rebuilt on first use (specs hold generated models)
+        for attr in ("__wrapped__", "__module__", "__name__", "__qualname__", "__doc__"):
+            state.pop(attr, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        vars(self).update(state)
+        functools.update_wrapper(self, self.fn, updated=())
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        module = getattr(self.fn, "__module__", None)
+        qualname = getattr(self.fn, "__qualname__", None)
+        if module and qualname and "<" not in qualname:
+            import sys
+
+            owner: Any = sys.modules.get(module)
+            for part in qualname.split("."):
+                owner = getattr(owner, part, None)
+            if owner is self:
+                # ``@xcs.op def f`` at module level: the module attribute is this
+                # operator, so it pickles by reference, as functions do.
+                return qualname
+        return super().__reduce_ex__(protocol)
+
+
+@overload
+def op(fn: F, /) -> FunctionOperator: ...
+@overload
+def op(
+    fn: None = None,
+    /,
+    *,
+    input_model: type[pydantic.BaseModel] | None = None,
+    output_model: type[pydantic.BaseModel] | None = None,
+) -> Callable[[F], FunctionOperator]: ...
+
+
+def op(
+    fn: Any = None,
+    /,
+    *,
+    input_model: type[pydantic.BaseModel] | None = None,
+    output_model: type[pydantic.BaseModel] | None = None,
+) -> Any:
+    """Turn a typed function into an operator.
+
+    Use bare (``@xcs.op``) or with declared specs
+    (``@xcs.op(input_model=Q, output_model=A)``). The result is an ``xcs.Operator``:
+    calling it checks the input against the function's hints (or ``input_model``)
+    and the result against its return hint (or ``output_model``).
+
+    Args:
+        fn: the function.
+        input_model: a pydantic model whose fields are parameters of ``fn``.
+        output_model: a pydantic model for the result.
+
+    Returns:
+        A ``FunctionOperator``.
+
+    Raises:
+        ValidationError: ``fn`` is not a function, or ``input_model`` names a field
+            ``fn`` does not take.
+
+    Example::
+
+        @xcs.op
+        def shout(text: str, times: int = 1) -> str:
+            return text.upper() * times
+
+        shout("hi", times=2)      # 'HIHI'
+        shout(["hi"])             # ValidationError: shout: input 'text': Input should
+                                  # be a valid string (got ['hi'])
+    """
+    if fn is None:
+        return functools.partial(op, input_model=input_model, output_model=output_model)
+    if isinstance(fn, Operator):
+        return fn
+    return FunctionOperator(fn, input_model=input_model, output_model=output_model)
