@@ -9,28 +9,29 @@ writes), the answer is "keep it in order", with a reason that ``xcs.explain`` sh
 from __future__ import annotations
 
 import ast
-import functools
 import inspect
 import types
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
 
 __all__ = [
+    "MARKERS",
     "EffectKind",
     "FunctionScope",
     "LoopAnalysis",
     "all_nodes",
     "analyze_loop",
     "bound_names",
+    "children",
     "code_parameter_names",
     "comprehension_obstacle",
     "free_loads",
     "has_call",
     "late_capture",
     "memoized",
+    "node_fields",
     "own_nodes",
     "own_statements",
     "parameter_names",
@@ -49,54 +50,125 @@ _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 # The rewriter asks the same questions about the same nodes many times (is there a
 # call in this statement? what does it read?), from every candidate start of a fork
 # run and from every enclosing region. Within one compile the answers are memoized
-# by node identity. The memo holds the node too, so no id is reused while it lives;
-# it exists only inside ``memoized()``, never across compiles.
-_memo: ContextVar[dict[tuple[str, int], tuple[ast.AST, Any]] | None] = ContextVar(
-    "xcs_analysis_memo", default=None
-)
+# by node identity, one table per question. The memo also holds every node it has an
+# answer for, so no id is reused while it lives; it exists only inside
+# ``memoized()``, never across compiles. Compile time is part of the contract
+# (bench/jit.py), so these walks are written for speed: children are read through a
+# per-class table of the fields that can hold nodes, and the leaves that carry no
+# information of their own (``Load``, ``Add``, ``Eq``...) are never visited.
+
+
+class _Memo:
+    __slots__ = ("all", "bound", "call", "keep", "kids", "loads", "own")
+
+    def __init__(self) -> None:
+        self.kids: dict[int, list[ast.AST]] = {}
+        self.all: dict[int, list[ast.AST]] = {}
+        self.own: dict[int, list[ast.AST]] = {}
+        self.call: dict[int, bool] = {}
+        self.bound: dict[int, frozenset[str]] = {}
+        self.loads: dict[int, frozenset[str]] = {}
+        self.keep: list[ast.AST] = []
+
+
+_memo: ContextVar[_Memo | None] = ContextVar("xcs_analysis_memo", default=None)
 
 
 @contextmanager
 def memoized() -> Iterator[None]:
     """Memoize the analysis of nodes for the duration of one compile."""
-    token = _memo.set({})
+    token = _memo.set(_Memo())
     try:
         yield
     finally:
         _memo.reset(token)
 
 
-def _remember(kind: str, node: ast.AST, compute: Callable[[], Any]) -> Any:
-    memo = _memo.get()
+# Nodes that are only markers of their parent (a Name's ``ctx``, a BinOp's ``op``).
+MARKERS = (ast.expr_context, ast.operator, ast.unaryop, ast.cmpop, ast.boolop)
+# Fields that never hold a node worth visiting.
+_SCALAR_FIELDS = frozenset(
+    {"ctx", "op", "ops", "id", "attr", "arg", "kind", "type_comment", "is_async", "level"}
+    | {"module", "conversion", "asname", "simple", "tag", "type_ignores"}
+)
+_node_fields: dict[type, tuple[str, ...]] = {}
+
+
+def node_fields(cls: type) -> tuple[str, ...]:
+    """The fields of an AST class that can hold nodes (not names, flags or markers)."""
+    fields = _node_fields.get(cls)
+    if fields is None:
+        names: tuple[str, ...] = cls._fields  # type: ignore[attr-defined]
+        if cls is ast.Constant:
+            names = ()
+        fields = tuple(name for name in names if name not in _SCALAR_FIELDS)
+        _node_fields[cls] = fields
+    return fields
+
+
+def children(node: ast.AST) -> list[ast.AST]:
+    """The child nodes of ``node`` (``ast.iter_child_nodes`` without the markers, which
+    only ever sit in the fields ``node_fields`` leaves out)."""
+    found: list[ast.AST] = []
+    for name in node_fields(type(node)):
+        value = getattr(node, name, None)
+        if value.__class__ is list:
+            for item in value:
+                if isinstance(item, ast.AST):  # not None (a ``**d`` in a dict display)
+                    found.append(item)
+        elif isinstance(value, ast.AST):
+            found.append(value)
+    return found
+
+
+def _children(node: ast.AST, memo: _Memo | None) -> list[ast.AST]:
+    """``children(node)``, memoized (the analysis walks read each node many times)."""
     if memo is None:
-        return compute()
-    key = (kind, id(node))
-    hit = memo.get(key)
-    if hit is not None:
-        return hit[1]
-    value = compute()
-    memo[key] = (node, value)
-    return value
+        return children(node)
+    found = memo.kids.get(id(node))
+    if found is None:
+        found = memo.kids[id(node)] = children(node)
+        memo.keep.append(node)
+    return found
 
 
 def all_nodes(node: ast.AST) -> list[ast.AST]:
-    """``node`` and every descendant, nested scopes included (a memoized ``ast.walk``)."""
-    result: list[ast.AST] = _remember("all", node, lambda: _all_nodes(node))
-    return result
+    """``node`` and every descendant, nested scopes included (a memoized ``ast.walk``,
+    markers such as ``Load`` left out)."""
+    memo = _memo.get()
+    if memo is None:
+        return _walk(node)
+    found = memo.all.get(id(node))
+    if found is None:
+        found = [node]
+        for child in _children(node, memo):
+            found.extend(all_nodes(child))
+        memo.all[id(node)] = found
+        memo.keep.append(node)
+    return found
 
 
-def _all_nodes(node: ast.AST) -> list[ast.AST]:
+def _walk(node: ast.AST) -> list[ast.AST]:
     found = [node]
-    for child in ast.iter_child_nodes(node):
-        found.extend(all_nodes(child))
+    index = 0
+    while index < len(found):
+        found.extend(children(found[index]))
+        index += 1
     return found
 
 
 def own_nodes(node: ast.AST) -> list[ast.AST]:
     """``node`` and its descendants, not entering nested functions, lambdas or classes
     (their bodies run later, in their own scope). Comprehensions are entered."""
-    result: list[ast.AST] = _remember("own", node, lambda: list(_own_nodes(node)))
-    return result
+    memo = _memo.get()
+    if memo is None:
+        return list(_own_nodes(node))
+    found = memo.own.get(id(node))
+    if found is None:
+        found = list(_own_nodes(node))
+        memo.own[id(node)] = found
+        memo.keep.append(node)
+    return found
 
 
 def _own_nodes(node: ast.AST) -> Iterator[ast.AST]:
@@ -105,7 +177,7 @@ def _own_nodes(node: ast.AST) -> Iterator[ast.AST]:
         # A function or lambda itself: only what is evaluated where it is defined.
         yield from _definition_parts(node)
         return
-    for child in ast.iter_child_nodes(node):
+    for child in _children(node, _memo.get()):
         if isinstance(child, _SCOPES):
             # Defaults and decorators are evaluated here; bodies are not.
             yield from _definition_parts(child)
@@ -178,9 +250,15 @@ def _walk_all(nodes: Iterable[ast.AST]) -> Iterator[ast.AST]:
 
 def has_call(node: ast.AST) -> bool:
     """True if evaluating ``node`` calls something (or awaits), here, not later."""
-    found: bool = _remember(
-        "call", node, lambda: any(isinstance(n, ast.Call | ast.Await) for n in own_nodes(node))
-    )
+    memo = _memo.get()
+    if memo is not None:
+        found = memo.call.get(id(node))
+        if found is not None:
+            return found
+    found = any(isinstance(n, ast.Call | ast.Await) for n in own_nodes(node))
+    if memo is not None:
+        memo.call[id(node)] = found
+        memo.keep.append(node)
     return found
 
 
@@ -206,8 +284,15 @@ def bound_names(nodes: Iterable[ast.AST]) -> set[str]:
     """Names bound in the current scope by these nodes (assignments, loop targets,
     imports, definitions, ``with ... as``, ``except ... as``, walrus targets)."""
     names: set[str] = set()
+    memo = _memo.get()
     for root in nodes:
-        bound: frozenset[str] = _remember("bound", root, functools.partial(_bound_by, root))
+        if memo is None:
+            names.update(_bound_by(root))
+            continue
+        bound = memo.bound.get(id(root))
+        if bound is None:
+            bound = memo.bound[id(root)] = _bound_by(root)
+            memo.keep.append(root)
         names.update(bound)
     return names
 
@@ -241,9 +326,9 @@ def _inside_comprehension_target(node: ast.Name) -> bool:
 
 def mark_comprehension_targets(tree: ast.AST) -> None:
     """Tag the Name nodes that comprehension clauses bind (call once per tree)."""
-    for node in ast.walk(tree):
+    for node in _walk(tree):  # once, unmemoized: most subtrees are never asked about
         if isinstance(node, ast.comprehension):
-            for name in ast.walk(node.target):
+            for name in _walk(node.target):
                 if isinstance(name, ast.Name):
                     name._xcs_comp_target = True  # type: ignore[attr-defined]
 
@@ -252,9 +337,13 @@ def free_loads(node: ast.AST) -> set[str]:
     """Names read by ``node`` from outside it, at any depth: loads inside nested
     lambdas, functions and comprehensions count, except of the names those bind
     themselves. Conservative: a nested scope's read counts as a read here."""
-    found: frozenset[str] = _remember(
-        "loads", node, lambda: frozenset(_free_loads(node, frozenset()))
-    )
+    memo = _memo.get()
+    if memo is None:
+        return _free_loads(node, frozenset())
+    found = memo.loads.get(id(node))
+    if found is None:
+        found = memo.loads[id(node)] = frozenset(_free_loads(node, frozenset()))
+        memo.keep.append(node)
     return set(found)
 
 
@@ -292,7 +381,7 @@ def _free_loads(node: ast.AST, local: frozenset[str]) -> set[str]:
         else:
             found |= _free_loads(node.elt, frozen)
         return found
-    for child in ast.iter_child_nodes(node):
+    for child in _children(node, _memo.get()):
         found |= _free_loads(child, local)
     return found
 

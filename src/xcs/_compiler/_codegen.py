@@ -32,18 +32,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xcs._compiler._analysis import (
+    MARKERS,
     EffectKind,
     FunctionScope,
     LoopAnalysis,
     all_nodes,
     analyze_loop,
     bound_names,
+    children,
     comprehension_obstacle,
     frame_sensitive_call,
     free_loads,
     has_call,
     mark_comprehension_targets,
     memoized,
+    node_fields,
     own_nodes,
     own_statements,
     target_names,
@@ -140,18 +143,14 @@ def _located(node: ast.AST, like: ast.AST) -> Any:
 
 
 def _position(node: ast.AST, position: tuple[int, int, int | None, int | None]) -> None:
-    if "lineno" in node._attributes:
-        if hasattr(node, "lineno"):
-            return  # the user's node (or one already placed): not entered
-        node.lineno, node.col_offset, node.end_lineno, node.end_col_offset = position  # type: ignore[attr-defined]
-    for name in node._fields:
-        value = getattr(node, name, None)
-        if isinstance(value, ast.AST):
-            _position(value, position)
-        elif isinstance(value, list):
-            for item in value:
-                if isinstance(item, ast.AST):
-                    _position(item, position)
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        if "lineno" in node._attributes:
+            if hasattr(node, "lineno"):
+                continue  # the user's node (or one already placed): not entered
+            node.lineno, node.col_offset, node.end_lineno, node.end_col_offset = position  # type: ignore[attr-defined]
+        stack.extend(children(node))
 
 
 def _source(node: ast.AST, limit: int = 70) -> str:
@@ -354,7 +353,8 @@ class _Rewriter:
 
     def _simple(self, stmt: ast.stmt, ctx: _Context) -> ast.stmt:
         stmt = copy.copy(stmt)
-        for name, value in ast.iter_fields(stmt):
+        for name in node_fields(type(stmt)):
+            value = getattr(stmt, name, None)
             if isinstance(value, ast.expr):
                 setattr(stmt, name, self.expr(value, ctx))
             elif isinstance(value, list) and value and isinstance(value[0], ast.expr):
@@ -836,7 +836,8 @@ def _rebuild(node: ast.AST, visit: Any) -> ast.AST:
     (copy-on-write: the original tree stays intact for the in-order path, and
     unchanged subtrees are shared, not copied)."""
     changes: dict[str, Any] = {}
-    for name, value in ast.iter_fields(node):
+    for name in node_fields(type(node)):
+        value = getattr(node, name, None)
         if isinstance(value, ast.AST):
             new = visit(value)
             if new is not value:
@@ -854,6 +855,7 @@ def _rebuild(node: ast.AST, visit: Any) -> ast.AST:
 
 
 _REGION_NODES = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+_UNTOUCHED = (ast.Lambda, *MARKERS)
 
 
 class _ExprRewriter:
@@ -864,8 +866,8 @@ class _ExprRewriter:
         self.owner = owner
 
     def visit(self, node: ast.AST) -> Any:
-        if isinstance(node, ast.Lambda):
-            return node  # its body runs later, in its own scope
+        if isinstance(node, _UNTOUCHED):
+            return node  # a lambda's body runs later, in its own scope
         if isinstance(node, ast.ListComp | ast.SetComp | ast.DictComp):
             inner = _rebuild(node, self.visit)
             return self.owner.comprehension(inner, node)  # type: ignore[arg-type]
