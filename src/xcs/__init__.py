@@ -60,6 +60,8 @@ General layout (each layer uses only the ones above it):
 - ``_compiler``: the IR (``Graph``, ``Node``) and its interpreter; the analysis
   (``_analysis``), rewriting (``_codegen``) and run-time support (``_rt``) behind
   ``@xcs.jit``, ``xcs.explain`` and ``xcs.sequential`` (``_jit``).
+- ``_transforms``: ``xcs.vmap`` and ``xcs.pmap`` (batches on the scheduler; shards on
+  processes, Ray or any Executor).
 
 This module is the one place that re-exports public names.
 """
@@ -67,11 +69,14 @@ This module is the one place that re-exports public names.
 from xcs._compiler._ir import Graph, Node
 from xcs._compiler._jit import explain, jit, sequential
 from xcs._runtime._deadline import deadline
+from xcs._transforms._pmap import pmap
+from xcs._transforms._vmap import vmap
 from xcs.errors import (
     AuthenticationError,
     CircuitOpenError,
     CompilationError,
     ExecutionTimeout,
+    ExtraNotInstalledError,
     InvalidRequestError,
     ProviderError,
     ProviderNotInstalledError,
@@ -90,6 +95,7 @@ __all__ = [
     "CircuitOpenError",
     "CompilationError",
     "ExecutionTimeout",
+    "ExtraNotInstalledError",
     "Graph",
     "InvalidRequestError",
     "Node",
@@ -105,5 +111,7 @@ __all__ = [
     "jit",
     "models",
     "op",
+    "pmap",
     "sequential",
+    "vmap",
 ]

@@ -4,6 +4,7 @@
      +-- CompilationError          the compiler failed in a way it did not expect
      +-- ValidationError           bad input: a graph, an argument, a spec (also a ValueError)
      +-- ExecutionTimeout          an xcs.deadline expired (also a TimeoutError)
+     +-- ExtraNotInstalledError    an optional feature's package is missing (also an ImportError)
      +-- ProviderError             a model provider failed after the model layer gave up
           +-- RateLimitError       the provider kept answering 429
           +-- AuthenticationError  no key, or the provider refused the key
@@ -30,6 +31,7 @@ __all__ = [
     "CircuitOpenError",
     "CompilationError",
     "ExecutionTimeout",
+    "ExtraNotInstalledError",
     "InvalidRequestError",
     "ProviderError",
     "ProviderNotInstalledError",
@@ -93,6 +95,16 @@ class ExecutionTimeout(XCSError, TimeoutError):
     seconds: float
     running: tuple[str, ...]
     cancelled: int
+
+
+class ExtraNotInstalledError(XCSError, ImportError):
+    """Raised when a feature that lives in an optional extra is used without its
+    package: ``pmap(backend="ray")`` without Ray, ``progress=True`` without tqdm.
+
+    The message names the extra to install (``pip install 'xcs-jit[ray]'``); attribute
+    ``extra`` holds its name. Also an ``ImportError``. Not to be confused with
+    ``ProviderNotInstalledError``, its twin for model providers' SDKs.
+    """
 
 
 class ProviderError(XCSError):
