@@ -161,29 +161,26 @@ def own_nodes(node: ast.AST) -> list[ast.AST]:
     """``node`` and its descendants, not entering nested functions, lambdas or classes
     (their bodies run later, in their own scope). Comprehensions are entered."""
     memo = _memo.get()
-    if memo is None:
-        return list(_own_nodes(node))
-    found = memo.own.get(id(node))
-    if found is None:
-        found = list(_own_nodes(node))
+    if memo is not None:
+        found = memo.own.get(id(node))
+        if found is not None:
+            return found
+    found = [node]
+    if isinstance(node, _SCOPES):
+        # A function or lambda itself: only what is evaluated where it is defined.
+        found.extend(_definition_parts(node))
+    else:
+        for child in _children(node, memo):
+            if isinstance(child, _SCOPES):
+                # Defaults and decorators are evaluated here; bodies are not.
+                found.extend(_definition_parts(child))
+                found.append(child)  # the definition itself binds a name here
+            else:
+                found.extend(own_nodes(child))
+    if memo is not None:
         memo.own[id(node)] = found
         memo.keep.append(node)
     return found
-
-
-def _own_nodes(node: ast.AST) -> Iterator[ast.AST]:
-    yield node
-    if isinstance(node, _SCOPES):
-        # A function or lambda itself: only what is evaluated where it is defined.
-        yield from _definition_parts(node)
-        return
-    for child in _children(node, _memo.get()):
-        if isinstance(child, _SCOPES):
-            # Defaults and decorators are evaluated here; bodies are not.
-            yield from _definition_parts(child)
-            yield child  # the definition itself binds a name here
-            continue
-        yield from own_nodes(child)
 
 
 def _definition_parts(node: ast.AST) -> Iterator[ast.AST]:
@@ -340,11 +337,7 @@ def free_loads(node: ast.AST) -> set[str]:
     memo = _memo.get()
     if memo is None:
         return _free_loads(node, frozenset())
-    found = memo.loads.get(id(node))
-    if found is None:
-        found = memo.loads[id(node)] = frozenset(_free_loads(node, frozenset()))
-        memo.keep.append(node)
-    return set(found)
+    return set(_memo_free_loads(node, memo))
 
 
 def _free_loads(node: ast.AST, local: frozenset[str]) -> set[str]:
@@ -381,8 +374,20 @@ def _free_loads(node: ast.AST, local: frozenset[str]) -> set[str]:
         else:
             found |= _free_loads(node.elt, frozen)
         return found
-    for child in _children(node, _memo.get()):
-        found |= _free_loads(child, local)
+    memo = _memo.get()
+    for child in _children(node, memo):
+        if local or memo is None:
+            found |= _free_loads(child, local)
+        else:
+            found |= _memo_free_loads(child, memo)
+    return found
+
+
+def _memo_free_loads(node: ast.AST, memo: _Memo) -> frozenset[str]:
+    found = memo.loads.get(id(node))
+    if found is None:
+        found = memo.loads[id(node)] = frozenset(_free_loads(node, frozenset()))
+        memo.keep.append(node)
     return found
 
 
