@@ -226,6 +226,8 @@ class Operator:
 
 def render(value: Any, indent: int = 0) -> str:
     """The repr of an operator tree: one line when short, else one child per line."""
+    if isinstance(value, Operator) and type(value).__repr__ is not Operator.__repr__:
+        return repr(value)  # an operator with a repr of its own
     if isinstance(value, Operator):
         head = value.name
         if value._xcs_jit_window_ and "_xcs_jit_window_" in vars(value):

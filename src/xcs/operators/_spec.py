@@ -221,7 +221,7 @@ class Spec:
         self, operator: str, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> ValidationError:
         params = self.signature.parameters
-        takes = f"forward takes {self.signature}"
+        takes = f"forward takes {show_signature(self.signature)}"
         kinds = {p.kind for p in params.values()}
         if _VAR_KEYWORD not in kinds:
             for name in kwargs:
@@ -273,6 +273,24 @@ def _make_model(name: str, fields: Mapping[str, tuple[Any, Any]]) -> type[pydant
             "use other hints or declare the spec",
             operator=name,
         ) from None
+
+
+def show_signature(sig: inspect.Signature) -> str:
+    """``(question: str, sample: int = 0)``: the parameters, hints unquoted."""
+    parts = []
+    for p in sig.parameters.values():
+        ann = p.annotation
+        text = p.name
+        if p.kind is _VAR_POSITIONAL:
+            text = "*" + text
+        elif p.kind is _VAR_KEYWORD:
+            text = "**" + text
+        if ann is not _EMPTY:
+            text += f": {ann if isinstance(ann, str) else inspect.formatannotation(ann)}"
+        if p.default is not _EMPTY:
+            text += f" = {p.default!r}" if ann is not _EMPTY else f"={p.default!r}"
+        parts.append(text)
+    return f"({', '.join(parts)})"
 
 
 def signature_of(fn: Callable[..., Any], *, drop_self: bool) -> inspect.Signature:
@@ -374,7 +392,7 @@ def check_declared(operator: str, attribute: str, model: Any, sig: inspect.Signa
     if unknown:
         raise ValidationError(
             f"{operator}: {attribute} {model.__name__} has fields that forward does not take: "
-            f"{', '.join(unknown)}; forward takes {sig}",
+            f"{', '.join(unknown)}; forward takes {show_signature(sig)}",
             operator=operator,
             field=unknown[0],
         )
