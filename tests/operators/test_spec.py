@@ -204,3 +204,23 @@ def test_validation_error_pickles_with_its_context() -> None:
     assert str(back) == str(err)
     assert back.field == "question"
     assert back.operator == "Answer"
+
+
+def test_the_messages_in_the_docs_are_the_real_ones() -> None:
+    import pathlib
+
+    docs = (pathlib.Path(__file__).resolve().parents[2] / "docs" / "operators.md").read_text()
+    answer = Answer(xcs.models.bind("sim:echo"))
+    calls = [
+        (answer, (42,), {}),
+        (answer, (), {}),
+        (answer, ("q",), {"questoin": "x"}),
+        (Count(), ([1, "x", 3],), {"scale": "big"}),
+        (broken, (1,), {}),
+        (Grade(), ("the sea",), {}),
+        (shout, (["hi"],), {}),
+    ]
+    for op, args, kwargs in calls:
+        message = str(_error(op, *args, **kwargs))
+        flat = " ".join(docs.split())
+        assert message in flat, message
