@@ -5,6 +5,8 @@ from __future__ import annotations
 import pydantic
 import pytest
 from _operator_defs import Answer, Count, Grade, Graded, Question, broken, shout
+from hypothesis import given
+from hypothesis import strategies as st
 
 import xcs
 from xcs.models import Response
@@ -224,3 +226,34 @@ def test_the_messages_in_the_docs_are_the_real_ones() -> None:
         message = str(_error(op, *args, **kwargs))
         flat = " ".join(docs.split())
         assert message in flat, message
+
+
+def _plain(a, /, b, *rest, c=0, **kw):  # type: ignore[no-untyped-def]
+    return (a, b, rest, c, kw)
+
+
+class _Typed(Operator):
+    def forward(self, a: int, /, b: int, *rest: int, c: int = 0, **kw: int) -> tuple:  # type: ignore[type-arg]
+        return (a, b, rest, c, kw)
+
+
+class _Untyped(Operator):
+    def forward(self, a, /, b, *rest, c=0, **kw):  # type: ignore[no-untyped-def]
+        return (a, b, rest, c, kw)
+
+
+@given(
+    args=st.lists(st.integers(0, 9), max_size=4),
+    kwargs=st.dictionaries(st.sampled_from(["a", "b", "c", "d", "rest", "kw"]), st.integers(0, 9)),
+)
+def test_binding_matches_python(args: list[int], kwargs: dict[str, int]) -> None:
+    try:
+        expected = _plain(*args, **kwargs)
+    except TypeError:
+        expected = None
+    for op in (_Typed(), _Untyped()):
+        if expected is None:
+            with pytest.raises(xcs.ValidationError, match=r"^_(Typed|Untyped): input"):
+                op(*args, **kwargs)
+        else:
+            assert op(*args, **kwargs) == expected
