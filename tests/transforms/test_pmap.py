@@ -11,6 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import xcs
 from xcs.models import models
@@ -134,6 +136,62 @@ def test_dask_executor_failure_midway_raises_the_earliest(dask_executor: Any) ->
     assert max(calls.values()) == 1
     # The shards after the failing one were cancelled: at most the window's worth ran.
     assert sum(1 for i in calls if i >= 425) <= 4 * 25
+
+
+@pytest.fixture(scope="module")
+def threads() -> Iterator[ThreadPoolExecutor]:
+    with ThreadPoolExecutor(4, thread_name_prefix="test-pmap") as pool:
+        yield pool
+
+
+@given(
+    n=st.integers(0, 60),
+    failing=st.sets(st.integers(0, 59), max_size=3),
+    shard_size=st.integers(1, 9),
+    max_shards=st.integers(1, 4),
+    collect=st.booleans(),
+)
+def test_executor_backend_equals_a_plain_loop(
+    threads: ThreadPoolExecutor,
+    n: int,
+    failing: set[int],
+    shard_size: int,
+    max_shards: int,
+    collect: bool,
+) -> None:
+    calls: collections.Counter[int] = collections.Counter()
+    lock = threading.Lock()
+
+    def fn(i: int) -> int:
+        with lock:
+            calls[i] += 1
+        if i in failing:
+            raise ItemError("item", i)
+        return -i
+
+    mapped = xcs.pmap(
+        fn,
+        backend=threads,
+        shard_size=shard_size,
+        max_shards=max_shards,
+        errors="collect" if collect else "raise",
+    )
+    first = min((i for i in failing if i < n), default=None)
+    if collect or first is None:
+        out = mapped(list(range(n)))
+        assert calls == collections.Counter(range(n))
+        for i in range(n):
+            if i in failing:
+                assert type(out[i]) is ItemError
+                assert out[i].args == ("item", i)
+            else:
+                assert out[i] == -i
+        return
+    with pytest.raises(ItemError) as info:
+        mapped(list(range(n)))
+    assert info.value.args == ("item", first)
+    assert all(calls[i] == 1 for i in range(first + 1))
+    assert max(calls.values()) == 1
 
 
 def test_a_plain_executor_streams_a_lazy_batch_in_order() -> None:

@@ -111,6 +111,33 @@ def test_vmap_equals_a_plain_loop(n: int, kinds: list[str], shape: str, max_work
     assert type(got) is type(expected)
 
 
+@given(
+    n=st.integers(0, 12),
+    kinds=st.lists(st.sampled_from(["list", "broadcast"]), min_size=1, max_size=3).filter(
+        lambda ks: "list" in ks
+    ),
+    lazy=st.lists(st.booleans(), min_size=3, max_size=3),
+    shape=st.sampled_from(["plain", "dict", "tuple"]),
+)
+def test_lazy_batches_yield_what_a_plain_loop_returns(
+    n: int, kinds: list[str], lazy: list[bool], shape: str
+) -> None:
+    parts = [_arg(kind, n, seed) for seed, kind in enumerate(kinds)]
+    args = [
+        iter(p[0]) if kind == "list" and is_lazy else p[0]
+        for p, kind, is_lazy in zip(parts, kinds, lazy, strict=False)
+    ]
+    in_axes = tuple(p[1] for p in parts)
+    fn = _make_fn(shape)
+    expected = [fn(*(p[2](i) for p in parts)) for i in range(n)]
+    got = xcs.vmap(fn, in_axes=in_axes, max_workers=3)(*args)
+    if any(isinstance(a, Iterator) for a in args):
+        assert not isinstance(got, list)
+        assert list(got) == expected  # per-item results, not stacked
+    else:
+        assert got == _stack(expected)
+
+
 @given(n=st.integers(0, 30), kind=st.sampled_from(["list", "dict", "model"]))
 def test_one_axis_for_every_argument(n: int, kind: str) -> None:
     arg, _, item = _arg(kind, n, 1)
