@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
 from xcs._compiler._analysis import code_parameter_names
+from xcs._compiler._async import rewrite_async_function
+from xcs._compiler._async_rt import AsyncFunctionRuntime
 from xcs._compiler._codegen import Rewrite, build_function, rewrite_function
 from xcs._compiler._ir import Graph, Node
 from xcs._compiler._rt import FunctionRuntime
@@ -174,21 +176,30 @@ def _try_compile(fn: Callable[..., Any], window: int | None) -> Compiled:
         kind = "a builtin or C function" if inspect.isbuiltin(fn) else f"a {type(fn).__name__}"
         raise _Fallback(f"it is {kind}, not a Python function, so it has no source to compile")
     code = fn.__code__
-    if code.co_flags & (inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR):
+    if code.co_flags & inspect.CO_ASYNC_GENERATOR:
+        raise _Fallback(
+            "it is an async generator function (its awaits interleave with its consumer)"
+        )
+    if code.co_flags & inspect.CO_GENERATOR:
         raise _Fallback("it is a generator function (its calls interleave with its consumer)")
-    if code.co_flags & inspect.CO_COROUTINE:
-        raise _Fallback("it is an async function (async functions are not compiled yet)")
     try:
         node = function_node(fn)
     except NoSource as missing:
         raise _Fallback(str(missing)) from None
-    if isinstance(node, ast.AsyncFunctionDef):  # pragma: no cover - caught by co_flags
-        raise _Fallback("it is an async function")
-    rewrite = rewrite_function(node, code)
+    is_async = isinstance(node, ast.AsyncFunctionDef)
+    if is_async != bool(code.co_flags & inspect.CO_COROUTINE):  # pragma: no cover
+        raise _Fallback("its source does not match its code (async def or not)")
+    if isinstance(node, ast.AsyncFunctionDef):
+        rewrite = rewrite_async_function(node, code)
+    else:
+        rewrite = rewrite_function(node, code)
     if not rewrite.sites:
         # Nothing to overlap: the original function is the fastest correct one.
         return Compiled(None, rewrite=rewrite)
-    runtime = FunctionRuntime(fn, [info.site for info in rewrite.sites], window)
+    sites = [info.site for info in rewrite.sites]
+    runtime = (
+        AsyncFunctionRuntime(fn, sites, window) if is_async else FunctionRuntime(fn, sites, window)
+    )
     function = build_function(fn, rewrite, runtime)
     return Compiled(function, runtime, rewrite)
 
@@ -433,6 +444,11 @@ def _report(entry: Compiled, fn: Callable[..., Any]) -> str:
     rewrite = entry.rewrite
     assert rewrite is not None
     lines[0] += f": compiled in {entry.compile_s * 1e3:.2f} ms"
+    if isinstance(rewrite.node, ast.AsyncFunctionDef):
+        lines.append(
+            "  async def: regions that await run as tasks on the running event loop; "
+            "sync calls run in order"
+        )
     if not rewrite.sites:
         lines.append("  no parallel region: the function runs as written")
     else:
