@@ -147,3 +147,21 @@ def test_operators_compose_under_a_jitted_function() -> None:
 
     questions = [f"q{i}" for i in range(4)]
     assert ask_all(questions) == ask_all.__wrapped__(questions)
+
+
+def test_an_operator_may_set_its_name() -> None:
+    class Named(Operator):
+        def __init__(self) -> None:
+            self.name = "drafter"
+
+        def forward(self, question: str) -> str:
+            return question
+
+    named = Named()
+    assert named.name == "drafter"
+    assert repr(named) == "drafter()"
+    with pytest.raises(xcs.ValidationError, match=r"^drafter: input 'question'"):
+        named(1)
+    op = xcs.op(str.upper)
+    op.name = "upper"
+    assert op.name == "upper"

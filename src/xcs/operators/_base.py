@@ -139,8 +139,13 @@ class Operator:
 
     @property
     def name(self) -> str:
-        """The name used in error messages, traces and the repr."""
-        return type(self).__name__
+        """The name used in error messages, traces and the repr: the class name,
+        unless set (``self.name = "drafter"``)."""
+        return str(self.__dict__.get("_xcs_name_", type(self).__name__))
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self.__dict__["_xcs_name_"] = str(value)
 
     def spec(self) -> Spec:
         """The checked interface: ``signature``, ``input_model``, ``output_model``.
@@ -285,7 +290,12 @@ class FunctionOperator(Operator):
 
     @property
     def name(self) -> str:
-        return str(getattr(self.fn, "__name__", type(self.fn).__name__))
+        default = getattr(self.fn, "__name__", type(self.fn).__name__)
+        return str(self.__dict__.get("_xcs_name_", default))
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self.__dict__["_xcs_name_"] = str(value)
 
     def spec(self) -> Spec:
         found = self._spec
