@@ -1,0 +1,220 @@
+"""Seeded fault runs: pipelines of ``sim:`` calls, run as written and under ``xcs.jit``.
+
+Shared by ``tests/reliability/test_faults.py`` (a bounded number of seeds in CI) and
+``bench/soak.py`` (1,000 seeds). One *run* is one pipeline, one seed: the simulator's
+faults (HTTP 500s, 429s with a Retry-After, attempts that hang until their timeout, a
+slow tail past the timeout) are drawn from the seed, the request and the attempt
+number, so the plain run and the jitted run meet the same faults. The jitted run must
+then give the plain run's value, or its exception (same type, same args), and, when it
+succeeds, make the same number of attempts.
+
+Why the breaker is raised out of reach here: a circuit breaker counts *consecutive*
+failed attempts across calls, so whether it opens depends on the order in which
+attempts end, which concurrency changes by design. It is process state, not a
+simulated fault; ``docs/reliability.md`` says so.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import xcs
+from xcs.models import ModelBinding, bind, models
+
+__all__ = [
+    "PIPELINES",
+    "RunResult",
+    "compare_seed",
+    "configure_for_faults",
+    "fault_model",
+    "non_pool_threads",
+    "pool_threads",
+]
+
+#: The simulated faults, per attempt: 30% HTTP 500, 10% 429 (Retry-After 3 ms), 5%
+#: hangs until the timeout, 10% a slow tail 30x the median latency (past the timeout).
+FAULTS = (
+    "latency=0.002&sigma=0.5&slow_rate=0.1&slow_factor=30"
+    "&error_rate=0.3&rate_limit_rate=0.1&retry_after=0.003&timeout_rate=0.05"
+)
+#: Seconds one attempt may take: the slow tail (60 ms) and the hangs run past it.
+ATTEMPT_TIMEOUT = 0.04
+#: No run may take this long; a run that does has hung (the deadline raises).
+RUN_DEADLINE = 60.0
+
+
+def fault_model(seed: int) -> ModelBinding:
+    """A binding to the faulty simulator seeded with ``seed`` (its own endpoint)."""
+    return bind(f"sim:chat?{FAULTS}&seed={seed}", timeout=ATTEMPT_TIMEOUT)
+
+
+def configure_for_faults() -> None:
+    """Short backoffs, and a breaker that never opens (see the module docstring)."""
+    models.configure("sim", backoff_base=0.001, backoff_max=0.004, failure_threshold=10**9)
+
+
+# -- the pipelines ---------------------------------------------------------------------
+
+
+def ensemble(m: ModelBinding, question: str, attempts: int) -> str:
+    drafts = [m(question, temperature=0.8, sample=i, max_attempts=attempts) for i in range(5)]
+    return m("judge: " + " | ".join(drafts), temperature=0, max_attempts=attempts)
+
+
+def map_docs(m: ModelBinding, docs: list[str], attempts: int) -> list[str]:
+    summaries = []
+    for doc in docs:
+        summaries.append(m(f"summarize: {doc}", max_attempts=attempts))
+    return summaries
+
+
+def summarize(m: ModelBinding, doc: str, attempts: int) -> str:
+    parts = [m(f"part {i} of {doc}", max_attempts=attempts) for i in range(2)]
+    return m("merge: " + " / ".join(parts), max_attempts=attempts)
+
+
+def nested(
+    m: ModelBinding, docs: list[str], attempts: int, inner: Callable[..., str] = summarize
+) -> list[str]:
+    return [inner(m, doc, attempts) for doc in docs]
+
+
+def diamond(m: ModelBinding, question: str, attempts: int) -> str:
+    plan = m(f"plan: {question}", max_attempts=attempts)
+    research = m(f"research: {plan}", max_attempts=attempts)
+    critique = m(f"critique: {plan}", max_attempts=attempts)
+    return m(f"synthesize: {research} || {critique}", max_attempts=attempts)
+
+
+_jit_summarize = xcs.jit(summarize)
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A pipeline: its plain function, its jitted twin and its inputs for a seed."""
+
+    name: str
+    plain: Callable[..., Any]
+    jitted: Callable[..., Any]
+    arguments: Callable[[int], tuple[Any, ...]]
+
+
+def _docs(seed: int) -> list[str]:
+    return [f"document {seed}-{i}" for i in range(4)]
+
+
+PIPELINES: dict[str, Pipeline] = {
+    "ensemble": Pipeline("ensemble", ensemble, xcs.jit(ensemble), lambda s: (f"question {s}?",)),
+    "map": Pipeline("map", map_docs, xcs.jit(map_docs), lambda s: (_docs(s),)),
+    "nested": Pipeline(
+        "nested",
+        nested,
+        # The jitted pipeline calls the jitted helper from inside its own region.
+        lambda m, docs, attempts: _jit_nested(m, docs, attempts, _jit_summarize),
+        lambda s: (_docs(s)[:3],),
+    ),
+    "diamond": Pipeline("diamond", diamond, xcs.jit(diamond), lambda s: (f"topic {s}",)),
+}
+_jit_nested = xcs.jit(nested)
+
+
+# -- one run, compared ---------------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    """What one run gave: a value or an exception, and the attempts it made."""
+
+    value: Any = None
+    error: BaseException | None = None
+    attempts: int = 0
+
+    def describe(self) -> str:
+        if self.error is not None:
+            return f"raised {type(self.error).__name__}{self.error.args!r}"
+        return f"returned {self.value!r}"
+
+
+def _attempts() -> int:
+    # Counted per model ("sim:chat"), whatever the options; runs do not overlap.
+    return sum(int(s.attempts) for s in models.statistics()["models"].values())
+
+
+def _run(fn: Callable[..., Any], args: tuple[Any, ...]) -> RunResult:
+    before = _attempts()
+    result = RunResult()
+    try:
+        with xcs.deadline(RUN_DEADLINE):
+            result.value = fn(*args)
+    except Exception as exc:
+        result.error = exc
+    result.attempts = _attempts() - before
+    return result
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, str) and hasattr(a, "usage"):
+        return str(a) == str(b) and a.usage == b.usage and a.finish_reason == b.finish_reason
+    return bool(a == b)
+
+
+@dataclass
+class Comparison:
+    """One seed of one pipeline: the plain run, the jitted run, and every difference."""
+
+    pipeline: str
+    seed: int
+    attempts_allowed: int
+    plain: RunResult
+    jitted: RunResult
+    problems: list[str]
+
+
+def compare_seed(pipeline: Pipeline, seed: int) -> Comparison:
+    """Run ``pipeline`` plainly, then jitted, on the faults of ``seed``."""
+    m = fault_model(seed)
+    attempts = 1 + seed % 4  # 1 to 4 attempts: many runs fail, many recover
+    args = (m, *pipeline.arguments(seed), attempts)
+    plain = _run(pipeline.plain, args)
+    jitted = _run(pipeline.jitted, args)
+    problems: list[str] = []
+    if isinstance(plain.error, xcs.ExecutionTimeout) or isinstance(
+        jitted.error, xcs.ExecutionTimeout
+    ):
+        problems.append(f"a run hung past {RUN_DEADLINE} s")
+    if plain.error is None:
+        if jitted.error is not None or not _same_value(plain.value, jitted.value):
+            problems.append(f"plain {plain.describe()}, jit {jitted.describe()}")
+        elif plain.attempts != jitted.attempts:
+            problems.append(f"attempts: plain {plain.attempts}, jit {jitted.attempts}")
+    elif (
+        jitted.error is None
+        or type(jitted.error) is not type(plain.error)
+        or jitted.error.args != plain.error.args
+    ):
+        problems.append(f"plain {plain.describe()}, jit {jitted.describe()}")
+    elif jitted.attempts < plain.attempts:
+        problems.append(
+            f"jit made fewer attempts ({jitted.attempts}) than plain ({plain.attempts})"
+        )
+    return Comparison(pipeline.name, seed, attempts, plain, jitted, problems)
+
+
+# -- threads -----------------------------------------------------------------------------
+
+
+def pool_threads() -> list[threading.Thread]:
+    """The shared pool's worker threads (idle ones stay, reused, up to its bound)."""
+    return [t for t in threading.enumerate() if t.name.startswith("xcs-worker")]
+
+
+def non_pool_threads() -> set[threading.Thread]:
+    """Every other live thread: these must be back to what they were after a run."""
+    return {t for t in threading.enumerate() if not t.name.startswith("xcs-worker")}
