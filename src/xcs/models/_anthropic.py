@@ -19,8 +19,8 @@ from xcs.errors import (
     ProviderNotInstalledError,
     ValidationError,
 )
-from xcs.models._base import EndpointConfig, Provider, mark, redact, scrub
-from xcs.models._http import map_sdk_error
+from xcs.models._base import EndpointConfig, Provider, scrub
+from xcs.models._http import malformed, map_sdk_error, token_count
 from xcs.models._params import Params
 from xcs.models._types import Completion, Request, Usage
 
@@ -116,27 +116,21 @@ class AnthropicProvider(Provider):
 
     def _completion(self, out: Any, model: str) -> Completion:
         blocks = None if isinstance(out, str) else getattr(out, "content", None)
-        if blocks is None:
-            raise mark(
-                ProviderError(
-                    f"anthropic:{model}: malformed response: no content in "
-                    f"{redact(str(out)[:200], self._key)!r}",
-                    provider="anthropic",
-                    model=model,
-                ),
-                retryable=True,
+        if not isinstance(blocks, list):
+            raise malformed("anthropic", model, f"no content in {str(out)[:200]!r}", self._key)
+        texts = [getattr(b, "text", None) for b in blocks if getattr(b, "type", "") == "text"]
+        if not all(isinstance(t, str) for t in texts):
+            raise malformed(
+                "anthropic", model, f"a text block without text in {str(out)[:200]!r}", self._key
             )
-        text = "".join(
-            getattr(block, "text", "") for block in blocks if getattr(block, "type", "") == "text"
-        )
         usage = getattr(out, "usage", None)
+        counts = [token_count(usage, "input_tokens"), token_count(usage, "output_tokens")]
+        if None in counts:
+            raise malformed("anthropic", model, f"bad token counts in {usage!r}"[:300], self._key)
         stop = getattr(out, "stop_reason", None)
         return Completion(
-            text=text,
-            usage=Usage(
-                int(getattr(usage, "input_tokens", 0) or 0),
-                int(getattr(usage, "output_tokens", 0) or 0),
-            ),
+            text="".join(texts),  # type: ignore[arg-type]  # all str, checked above
+            usage=Usage(counts[0] or 0, counts[1] or 0),
             finish_reason=_FINISH.get(stop, stop) if isinstance(stop, str) else None,
         )
 

@@ -22,7 +22,14 @@ from xcs.errors import (
 )
 from xcs.models._base import mark, redact
 
-__all__ = ["RETRYABLE_STATUS", "map_sdk_error", "retry_after_seconds", "status_error"]
+__all__ = [
+    "RETRYABLE_STATUS",
+    "malformed",
+    "map_sdk_error",
+    "retry_after_seconds",
+    "status_error",
+    "token_count",
+]
 
 # 408 request timeout, 409 a lock conflict, 499 the connection was cut, 5xx (529 is
 # Anthropic's "overloaded"): all worth another try.
@@ -88,6 +95,31 @@ def status_error(
     if status == 402:  # payment required: an account matter, not the request's
         return mark(ProviderError(f"{where}: HTTP 402: {detail}", **ctx), retryable=False)
     return mark(InvalidRequestError(f"{where}: HTTP {status}: {detail}", **ctx), retryable=False)
+
+
+def malformed(provider: str, model: str, detail: str, key: str | None) -> ProviderError:
+    """The (retryable) error for an answer that is not what the API promises."""
+    return mark(
+        ProviderError(
+            f"{provider}:{model}: malformed response: {redact(detail, key)[:300]}",
+            provider=provider,
+            model=model,
+        ),
+        retryable=True,
+    )
+
+
+def token_count(usage: Any, field: str) -> int | None:
+    """``usage.<field>`` as a token count: 0 when the server left it out (some
+    OpenAI-compatible servers do), None when it is there but not an int >= 0. A
+    count like ``"lots"`` or ``-5`` is a malformed answer, not a number to charge to
+    the token limits (a negative charge would refill the ``tpm`` bucket)."""
+    value = getattr(usage, field, None)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value
 
 
 def map_sdk_error(

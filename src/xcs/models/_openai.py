@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from xcs.errors import ProviderError, ProviderNotInstalledError
-from xcs.models._base import EndpointConfig, Provider, mark, redact, scrub
-from xcs.models._http import map_sdk_error, retry_after_seconds
+from xcs.models._base import EndpointConfig, Provider, scrub
+from xcs.models._http import malformed, map_sdk_error, retry_after_seconds, token_count
 from xcs.models._types import Completion, Request, Usage
 
 __all__ = ["OpenAIProvider", "import_openai", "map_error", "retry_after_seconds"]
@@ -98,27 +98,25 @@ class OpenAIProvider(Provider):
 
     def _completion(self, out: Any, model: str) -> Completion:
         choices = None if isinstance(out, str) else getattr(out, "choices", None)
-        if not choices:
-            raise mark(
-                ProviderError(
-                    f"openai:{model}: malformed response: no choices in "
-                    f"{redact(str(out)[:200], self._key)!r}",
-                    provider="openai",
-                    model=model,
-                ),
-                retryable=True,
-            )
+        if not choices or not isinstance(choices, list):
+            raise malformed("openai", model, f"no choices in {str(out)[:200]!r}", self._key)
         choice = choices[0]
         message = getattr(choice, "message", None)
-        text = getattr(message, "content", None) or ""
+        text = getattr(message, "content", None)
+        if text is not None and not isinstance(text, str):
+            raise malformed(
+                "openai", model, f"content is not text in {str(out)[:200]!r}", self._key
+            )
         usage = getattr(out, "usage", None)
+        counts = [token_count(usage, "prompt_tokens"), token_count(usage, "completion_tokens")]
+        if None in counts:
+            raise malformed("openai", model, f"bad token counts in {usage!r}"[:300], self._key)
+        finish = getattr(choice, "finish_reason", None)
         return Completion(
-            text=text,
-            usage=Usage(
-                int(getattr(usage, "prompt_tokens", 0) or 0),
-                int(getattr(usage, "completion_tokens", 0) or 0),
-            ),
-            finish_reason=getattr(choice, "finish_reason", None),
+            # content is null when the model refused or only called tools: no text.
+            text=text or "",
+            usage=Usage(counts[0] or 0, counts[1] or 0),
+            finish_reason=finish if isinstance(finish, str) else None,
         )
 
     def close(self) -> None:
