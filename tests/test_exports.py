@@ -28,7 +28,7 @@ def test_importing_xcs_is_light() -> None:
 
     code = (
         "import sys, xcs; heavy = [m for m in ('ray', 'dask', 'openai', 'anthropic', "
-        "'xllamacpp', 'numpy') if m in sys.modules]; print(heavy)"
+        "'xllamacpp', 'numpy', 'click', 'opentelemetry') if m in sys.modules]; print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -53,6 +53,9 @@ An explicit graph::
 General layout (each layer uses only the ones above it):
 
 - ``errors``: the exception hierarchy; ``_config``: process-wide defaults.
+- ``_observe``: spans and traces (``xcs.trace``), counters (``xcs.stats``), the
+  ``xcs`` loggers and their correlation ids; the layers below record into it (it
+  reads their counters only when asked, lazily).
 - ``_runtime``: the shared thread pool, ordered task groups and the ordered map
   (``_scheduler``), deadlines, per-call-site measurement.
 - ``models``: ``xcs.models(model_id, prompt)`` and its providers (``sim:``,
@@ -68,6 +71,7 @@ This module is the one place that re-exports public names.
 
 from xcs._compiler._ir import Graph, Node
 from xcs._compiler._jit import explain, jit, sequential
+from xcs._observe import stats, trace
 from xcs._runtime._deadline import deadline
 from xcs._transforms._pmap import pmap
 from xcs._transforms._vmap import vmap
@@ -113,5 +117,7 @@ __all__ = [
     "op",
     "pmap",
     "sequential",
+    "stats",
+    "trace",
     "vmap",
 ]

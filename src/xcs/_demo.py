@@ -1,111 +1,169 @@
-"""The demo pipeline: an ensemble of answers and a judge, run in order and concurrently.
+"""The main job, ``xcs demo``: an ensemble of answers and a judge, in order and jitted.
 
-Until the model layer lands, the "model" here is simulated: each call sleeps for a
-seeded latency like a network call would and answers deterministically. The output
-says so. The pipeline is written twice: as a plain function, run as written and with
-``@xcs.jit``, and as an ``xcs.Graph``, whose sequential run calls the same nodes one
-after another in program order.
+The pipeline is plain sequential Python::
+
+    def ensemble_and_judge(question, answer_model, judge_model):
+        answers = [ask(answer_model, question, persona) for persona in PERSONAS]
+        best = judge(judge_model, question, answers)
+        return answers, best
+
+It runs three times on the same model: as written (every call after the previous
+one), then jitted twice (the first call compiles the function and runs one answer
+alone to measure it; the second runs the four answers at once). Each run is traced;
+the demo prints the answers, the judge's pick, the timeline of the jitted run and the
+speedup, and checks that the jitted runs returned what the plain run returned.
+
+The model is the embedded ``local:smollm2`` (SmolLM2-135M-Instruct on llama.cpp, on
+the CPU, offline; its server has four slots that decode concurrent requests
+together), or with ``--sim`` the ``sim:`` SIMULATOR (no model: seeded latency and
+pseudo-text), which runs in a second and needs nothing installed.
 """
 
 from __future__ import annotations
 
-import random
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from xcs._compiler._ir import Graph
+import xcs
+from xcs.models import Response
 
-__all__ = ["main"]
+__all__ = ["PERSONAS", "QUESTION", "ask", "ensemble_and_judge", "judge", "main"]
 
-QUESTION = "Why do compound AI systems call several models instead of one?"
-ANGLES = ("accuracy", "robustness", "cost", "latency", "specialisation")
+QUESTION = "Why is the sky blue?"
+# Four answers: the local model's server decodes four requests at a time.
+PERSONAS = ("a physicist", "a teacher", "a poet", "a sailor")
 
-
-def _simulated_model(angle: str, latency_s: float) -> Callable[[str], str]:
-    def answer(question: str) -> str:
-        time.sleep(latency_s)  # stands in for a network round trip
-        return f"[{angle}] several models cover each other's {angle} blind spots"
-
-    answer.__qualname__ = f"answer_{angle}"
-    return answer
-
-
-def _judge(*answers: str) -> str:
-    time.sleep(0.05)
-    # Deterministic choice: the answer whose angle sorts first.
-    return min(answers)
+LOCAL_MODEL = "local:smollm2"
+SIM_MODEL = "sim:chat?latency=0.25&sigma=0.3&seed=7"
+# A 135M model on a CPU: short answers keep the demo under a minute on a busy machine.
+ANSWER_TOKENS = 40
+JUDGE_TOKENS = 4
 
 
-def build(seed: int = 0) -> Graph:
-    rng = random.Random(seed)
-    graph = Graph(inputs=["question"], name="ensemble_judge")
-    for angle in ANGLES:
-        graph.add(angle, _simulated_model(angle, rng.uniform(0.15, 0.35)), "question")
-    graph.add("judge", _judge, *ANGLES)
-    return graph
+def ask(model: Callable[..., Response], question: str, persona: str) -> Response:
+    """One member of the ensemble: the question, answered in a persona's voice."""
+    return model(question, system=f"You are {persona}. Answer in one or two short sentences.")
 
 
-def ensemble_and_judge(question: str, seed: int = 0) -> str:
-    """The pipeline as plain sequential Python."""
-    rng = random.Random(seed)
-    models = [_simulated_model(angle, rng.uniform(0.15, 0.35)) for angle in ANGLES]
-    answers = [answer(question) for answer in models]
-    return _judge(*answers)
+def judge(model: Callable[..., Response], question: str, answers: Sequence[str]) -> int:
+    """The index of the best answer, by the judge model (the first if it says no number)."""
+    listing = "\n".join(f"{number}. {' '.join(a.split())}" for number, a in enumerate(answers, 1))
+    verdict = model(
+        f"Question: {question}\nAnswers:\n{listing}\n"
+        f"Which answer is best? Reply with its number (1 to {len(answers)}) only."
+    )
+    found = re.search(r"[1-9]", verdict)
+    number = int(found.group()) if found else 1
+    return number - 1 if number <= len(answers) else 0
 
 
-def run_in_order(graph: Graph, question: str) -> dict[str, object]:
-    values: dict[str, object] = {"question": question}
-    for name in graph.order():
-        node = graph.nodes[name]
-        assert callable(node.target)
-        values[name] = node.target(*(values[d] for d in node.args))
-    return {name: values[name] for name in graph.order()}
+def ensemble_and_judge(
+    question: str, answer_model: Callable[..., Response], judge_model: Callable[..., Response]
+) -> tuple[list[Response], int]:
+    """The pipeline, as plain sequential Python."""
+    answers = [ask(answer_model, question, persona) for persona in PERSONAS]
+    best = judge(judge_model, question, answers)
+    return answers, best
 
 
-def main() -> int:
-    import xcs
+def _models(sim: bool, tokens: int) -> tuple[Any, Any, str]:
+    if sim:
+        answer = xcs.models.bind(SIM_MODEL, temperature=0, max_tokens=tokens, cache=False)
+        judge_ = xcs.models.bind(SIM_MODEL, temperature=0, max_tokens=JUDGE_TOKENS, cache=False)
+        label = "sim: the SIMULATOR (seeded latency, pseudo-text; not a model)"
+        return answer, judge_, label
+    # temperature 0: the answers depend only on the prompts, so the runs can be compared.
+    answer = xcs.models.bind(LOCAL_MODEL, temperature=0, max_tokens=tokens, cache=False)
+    judge_ = xcs.models.bind(LOCAL_MODEL, temperature=0, max_tokens=JUDGE_TOKENS, cache=False)
+    label = "local:smollm2 (SmolLM2-135M-Instruct, llama.cpp on the CPU, offline)"
+    return answer, judge_, label
 
-    print("XCS demo: ensemble of 5 answers + a judge (simulated model latency;")
-    print("the embedded local model replaces the simulation when the model layer lands)\n")
 
-    start = time.perf_counter()
-    plain = ensemble_and_judge(QUESTION)
-    plain_s = time.perf_counter() - start
-    jitted = xcs.jit(ensemble_and_judge)
-    timings = []
-    for _ in range(2):
+def _run(
+    fn: Callable[..., tuple[list[Response], int]], answer: Any, judge_: Any
+) -> tuple[tuple[list[Response], int], float, xcs._observe.Trace]:
+    with xcs.trace() as recorded:
         start = time.perf_counter()
-        fast = jitted(QUESTION)
-        timings.append(time.perf_counter() - start)
-        if fast != plain:  # pragma: no cover - the contract says never
-            print("MISMATCH between the jitted and the plain function")
-            return 1
-    first_s, jit_s = timings
-    print("@xcs.jit on the plain function:")
-    print(f"  answer:   {fast}")
-    print(f"  in order: {plain_s:.2f} s")
-    print(f"  jitted:   {first_s:.2f} s  (same result; first call: compiles, probes one answer)")
-    print(f"  jitted:   {jit_s:.2f} s  (same result; second call)")
-    print(f"  speedup:  {plain_s / jit_s:.1f}x\n")
-    print(xcs.explain(jitted), end="\n\n")
+        result = fn(QUESTION, answer, judge_)
+        took = time.perf_counter() - start
+    return result, took, recorded
 
-    graph = build()
-    print("The same pipeline as an explicit xcs.Graph:")
-    print(graph, end="\n\n")
 
-    start = time.perf_counter()
-    sequential = run_in_order(graph, QUESTION)
-    in_order_s = time.perf_counter() - start
+def _same(a: tuple[list[Response], int], b: tuple[list[Response], int]) -> bool:
+    return [str(x) for x in a[0]] == [str(x) for x in b[0]] and a[1] == b[1]
 
-    start = time.perf_counter()
-    concurrent = graph.run(question=QUESTION)
-    concurrent_s = time.perf_counter() - start
 
-    if concurrent != sequential:  # pragma: no cover - the contract says never
-        print("MISMATCH between the concurrent and the sequential run")
-        return 1
-    print(f"answer:      {concurrent['judge']}")
-    print(f"in order:    {in_order_s:.2f} s")
-    print(f"concurrent:  {concurrent_s:.2f} s  (same result)")
-    print(f"speedup:     {in_order_s / concurrent_s:.1f}x")
-    return 0
+def _one_line(text: str, width: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def main(
+    *,
+    sim: bool = False,
+    trace_path: str | None = None,
+    width: int = 100,
+    max_tokens: int = ANSWER_TOKENS,
+    echo: Callable[[str], None] = print,
+) -> int:
+    """Run the demo; return the exit status.
+
+    Args:
+        sim: use the simulator instead of the local model.
+        trace_path: also write the jitted run's Chrome trace there.
+        width: of the timeline, in characters.
+        max_tokens: the longest answer, in tokens.
+        echo: where the lines go.
+
+    Returns:
+        0, or 1 if on the simulator (deterministic, so this is a bug) the jitted runs
+        did not return what the plain run returned.
+
+    Raises:
+        ProviderNotInstalledError: the local model is not installed.
+    """
+    answer, judge_, label = _models(sim, max_tokens)
+    echo(f"XCS demo: an ensemble of {len(PERSONAS)} answers and a judge")
+    echo(f"model: {label}\n")
+    if not sim:
+        echo("starting the local model (first call loads it)...")
+        start = time.perf_counter()
+        answer("Say OK.", max_tokens=2)
+        echo(f"  ready in {time.perf_counter() - start:.1f} s\n")
+
+    plain, plain_s, _ = _run(ensemble_and_judge, answer, judge_)
+    jitted = xcs.jit(ensemble_and_judge)
+    first, first_s, _ = _run(jitted, answer, judge_)
+    fast, jit_s, recorded = _run(jitted, answer, judge_)
+
+    answers, best = plain
+    echo(f"question: {QUESTION}")
+    for number, (persona, text) in enumerate(zip(PERSONAS, answers, strict=True)):
+        mark = "*" if number == best else " "
+        echo(f" {mark} {number + 1}. [{persona}] {_one_line(text, width - 22)}")
+    echo(f"judge's pick: answer {best + 1}\n")
+
+    echo("timeline of the jitted run:")
+    echo(recorded.timeline(width=width))
+    echo("")
+    echo(str(recorded.summary()))
+    echo("")
+    agree = _same(plain, first) and _same(plain, fast)
+    echo(f"in order:       {plain_s:6.2f} s")
+    echo(f"jitted, 1st:    {first_s:6.2f} s  (compiles; one answer runs alone, measured)")
+    echo(f"jitted, 2nd:    {jit_s:6.2f} s")
+    echo(f"speedup:        {plain_s / jit_s:6.2f}x")
+    if agree:
+        echo("result:         same answers and the same pick as the plain run")
+    else:
+        echo(
+            "result:         DIFFERENT from the plain run. XCS made the same calls with the "
+            "same prompts; a model that decodes concurrent requests together may differ "
+            "from one decoding them one at a time."
+        )
+    if trace_path is not None:
+        written = recorded.to_chrome(trace_path)
+        echo(f"trace:          {written} (open in ui.perfetto.dev or chrome://tracing)")
+    return 0 if agree or not sim else 1

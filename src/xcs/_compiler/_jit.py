@@ -106,12 +106,15 @@ class CompileStatistics:
         self.compiled = 0
         self.fallbacks = 0
         self.seconds = 0.0
+        # function -> why it runs as written (the most recent _MAX_REASONS)
+        self.reasons: dict[str, str] = {}
 
     def reset(self) -> None:
         self.__init__()  # type: ignore[misc]
 
 
 statistics = CompileStatistics()
+_MAX_REASONS = 100
 
 
 def compiled_for(fn: Callable[..., Any], window: int | None) -> Compiled:
@@ -153,6 +156,10 @@ def _compile_timed(fn: Callable[..., Any], window: int | None) -> Compiled:
         name = getattr(fn, "__qualname__", repr(fn))
         logger.info("xcs.jit: %s runs as written: %s", name, reason)
         statistics.fallbacks += 1
+        statistics.reasons.pop(name, None)
+        statistics.reasons[name] = reason
+        if len(statistics.reasons) > _MAX_REASONS:
+            del statistics.reasons[next(iter(statistics.reasons))]
         return Compiled(None, fallback=reason)
     except CompilationError:
         raise

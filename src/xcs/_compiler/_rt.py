@@ -31,6 +31,7 @@ import inspect
 import operator
 import time
 import types
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -38,7 +39,7 @@ from xcs._runtime._measure import BLOCKED_SECONDS_MIN, Stopwatch, get_profile, w
 from xcs._runtime._pool import get_pool
 from xcs._runtime._scheduler import Task, TaskGroup, drive_window, ordered_imap
 
-__all__ = ["SKIP", "UNBOUND", "FunctionRuntime", "Mode", "Site"]
+__all__ = ["SKIP", "UNBOUND", "FunctionRuntime", "Mode", "Site", "live_runtimes"]
 
 
 class _Sentinel:
@@ -87,9 +88,11 @@ class Site:
         "fraction",
         "index",
         "kind",
+        "label",
         "line",
         "local_roots",
         "mode",
+        "overlapped",
         "probes",
         "reason",
         "shares_iterable",
@@ -117,6 +120,8 @@ class Site:
         self.mode = Mode.OVERLAP
         self.reason = "not measured yet: the first item will be a probe"
         self.executions = 0
+        self.overlapped = 0  # executions that ran their items as concurrent tasks
+        self.label = f"{kind}@{line}"  # names its task groups (traces, timeouts)
         self.probes = 0
         self.blocked_s = 0.0  # EWMA of a probe's blocked time
         self.fraction = 0.0  # EWMA of a probe's blocked share of its wall time
@@ -282,6 +287,9 @@ class FunctionRuntime:
         self._cells = dict(
             zip(original.__code__.co_freevars, original.__closure__ or (), strict=True)
         )
+        for site in sites:
+            site.label = f"{self.qualname}:{site.kind}@{site.line}"
+        _runtimes.add(self)
 
     # -- shared -------------------------------------------------------------------------
 
@@ -368,6 +376,7 @@ class FunctionRuntime:
                 if result is not SKIP:
                     yield result
             return
+        site.overlapped += 1
         try:
             for result in _ordered(site.timed(body), source, self._window(), site):
                 if result is not SKIP:
@@ -455,6 +464,7 @@ class FunctionRuntime:
                     raise
                 yield record
             return
+        site.overlapped += 1
         try:
             yield from _ordered_loop(site.timed(body), source, self._window(), site)
         finally:
@@ -470,6 +480,14 @@ class FunctionRuntime:
 
 
 _BUILDERS: tuple[Callable[[Iterable[Any]], Any], ...] = (list, set, dict)
+
+# Every compiled function's runtime, weakly: ``xcs.stats`` reads their sites.
+_runtimes: weakref.WeakSet[FunctionRuntime] = weakref.WeakSet()
+
+
+def live_runtimes() -> list[FunctionRuntime]:
+    """The runtimes of the compiled functions still alive (for ``xcs.stats``)."""
+    return list(_runtimes)
 
 
 def _is_sequential(target: Any) -> bool:
@@ -514,7 +532,7 @@ def _ordered(
     body: Callable[..., Any], source: Iterator[tuple[Any, ...]], window: int, site: Site
 ) -> Iterator[Any]:
     """The ordered map of the scheduler, over argument tuples."""
-    return ordered_imap(_star(body), source, window=window, name=f"{site.kind}@{site.line}")
+    return ordered_imap(_star(body), source, window=window, name=site.label)
 
 
 def _star(body: Callable[..., Any]) -> Callable[[tuple[Any, ...]], Any]:
@@ -530,7 +548,7 @@ def _ordered_loop(
     window: int,
     site: Site,
 ) -> Iterator[_LoopRecord]:
-    group = TaskGroup(name=f"loop@{site.line}")
+    group = TaskGroup(name=site.label)
     records: dict[int, _LoopRecord] = {}
 
     def spawn(item: Any) -> Task[None]:
@@ -567,15 +585,18 @@ class Fork:
     order.
     """
 
-    __slots__ = ("_group", "_items", "_last_probe", "_overlap", "_probing", "_site")
+    __slots__ = ("_done", "_group", "_items", "_last_probe", "_overlap", "_probing", "_site")
 
     def __init__(self, site: Site, probe: bool, overlap: bool) -> None:
         self._site = site
         self._probing = probe
         self._overlap = overlap
         self._last_probe: tuple[float, float] | None = None
-        self._group = TaskGroup(name=f"statements@{site.line}")
+        self._group = TaskGroup(name=site.label)
+        if probe or not overlap:
+            self._group.span_mode = "probe" if probe else "in order"
         self._items: list[Task[Any]] = []
+        self._done = False
 
     def spawn(self, fn: Callable[..., Any], *args: Any) -> int:
         group = self._group
@@ -602,6 +623,11 @@ class Fork:
             self._probing = False
             self._site.record_probe(*self._last_probe)  # no statement blocked
         self._site.settle()
+        if not self._done:
+            self._done = True
+            if self._overlap:
+                self._site.overlapped += 1
+            self._group.end_span()
 
     def result(self, handle: int) -> Any:
         value = self._group.result(self._items[handle])

@@ -45,6 +45,7 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
+from xcs._observe import _spans
 from xcs._runtime._deadline import Deadline, current_deadline
 from xcs._runtime._pool import WorkerPool, get_pool, in_worker_thread
 
@@ -193,6 +194,8 @@ class TaskGroup:
         self._closed = False
         self._raised: BaseException | None = None  # the task error result() raised
         self._cancelled = 0  # tasks cancelled before they started
+        # The group's "region" span, opened at the first spawn inside a trace.
+        self._span: _spans.Span | None = None
 
     # -- used by tasks (any thread) -----------------------------------------------
 
@@ -254,8 +257,28 @@ class TaskGroup:
                 task.state = _CANCELLED
                 task._done.release()
         else:
+            if _spans.active:  # NOTE: [Tracing costs nothing when off]
+                self._trace_task(task)
             self._pool.submit(task)
         return task
+
+    # What shows in a trace as this group's "mode" (owners that run tasks one at a
+    # time, like the in-order path of a compiled fork, say so).
+    span_mode = "overlap"
+
+    def _trace_task(self, task: Task[Any]) -> None:
+        if self._span is None:
+            self._span = _spans.begin("region", self.name, mode=self.span_mode)
+            if self._span is None:  # a trace is open elsewhere, not around this code
+                return
+        assert task._fn is not None
+        task._fn = _spans.wrap_task(task._fn, self._span, self.name, task.index)
+
+    def end_span(self) -> None:
+        """Close the group's span (if traced). ``__exit__`` does; owners that do not
+        use the group as a context manager call it when they are done with it."""
+        if self._span is not None:
+            self._span.finish()
 
     def result(self, task: Task[R]) -> R:
         """Wait for ``task`` and every task spawned before it; return its value.
@@ -405,6 +428,13 @@ class TaskGroup:
         tb: TracebackType | None,
     ) -> None:
         self._closed = True
+        try:
+            self._exit(exc)
+        finally:
+            if self._span is not None:
+                self._span.finish()
+
+    def _exit(self, exc: BaseException | None) -> None:
         if exc is None:
             if self._raised is not None:
                 # The owner met a task's failure and handled it; tasks after that one

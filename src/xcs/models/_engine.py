@@ -27,8 +27,10 @@ import random
 import threading
 from typing import Any
 
+import xcs._observe as _observe
+from xcs._observe import _spans
 from xcs._runtime._deadline import Deadline, current_deadline
-from xcs.errors import ProviderError, ProviderTimeoutError, ValidationError
+from xcs.errors import ProviderError, ProviderTimeoutError, RateLimitError, ValidationError
 from xcs.models._base import Provider
 from xcs.models._cache import cache_key, current_cache
 from xcs.models._clock import get_clock
@@ -54,8 +56,9 @@ _jitter = random.Random()
 class ModelStatistics:
     """Counters of one model (``provider:model``) since the process started.
 
-    Attributes: ``calls``, ``attempts``, ``retries``, ``failures`` (calls that raised
-    a provider error), ``cache_hits`` (coalesced calls included), ``prompt_tokens``,
+    Attributes: ``calls``, ``attempts``, ``retries``, ``rate_limited`` (attempts
+    answered 429), ``failures`` (calls that raised a provider error), ``cache_hits``
+    (coalesced calls included), ``prompt_tokens``,
     ``completion_tokens``, ``cost_usd`` (priced calls only).
     """
 
@@ -68,12 +71,14 @@ class ModelStatistics:
         "failures",
         "model",
         "prompt_tokens",
+        "rate_limited",
         "retries",
     )
 
     def __init__(self, model: str) -> None:
         self.model = model
         self.calls = self.attempts = self.retries = self.failures = self.cache_hits = 0
+        self.rate_limited = 0
         self.prompt_tokens = self.completion_tokens = 0
         self.cost_usd = 0.0
 
@@ -104,10 +109,14 @@ def _count(model: str, **increments: float) -> None:
             setattr(record, name, getattr(record, name) + amount)
 
 
-def statistics() -> dict[str, ModelStatistics]:
-    """A snapshot of the counters of every model called so far."""
+def statistics(*, reset: bool = False) -> dict[str, ModelStatistics]:
+    """A snapshot of the counters of every model called so far (and, with ``reset``,
+    zeroed in the same step, so no call is counted twice or lost)."""
     with _stats_lock:
-        return {name: record.copy() for name, record in _stats.items()}
+        snapshot = {name: record.copy() for name, record in _stats.items()}
+        if reset:
+            _stats.clear()
+        return snapshot
 
 
 def reset_statistics() -> None:
@@ -120,7 +129,17 @@ def reset_statistics() -> None:
 
 
 def call(model: ModelId, prompt: object, params: Params) -> Response:
-    """Make one model call (see the module docstring). Used by ``xcs.models``."""
+    """Make one model call (see the module docstring). Used by ``xcs.models``.
+
+    The call gets a correlation id for its log records and, inside ``xcs.trace()``,
+    a ``model`` span (``xcs._observe.model_call``).
+    """
+    return _observe.model_call(
+        _call_model, model.base, model.provider, prompt, model, prompt, params
+    )
+
+
+def _call_model(model: ModelId, prompt: object, params: Params) -> Response:
     cls = registry.provider_class(model.provider)
     _check_supported(cls, model, params)
     messages = parse_messages(prompt, params.system)
@@ -262,11 +281,15 @@ def _call(
                 _refund(limiters, tokens)
                 raise open_error from error
             _count(model.base, attempts=1, retries=1 if attempt else 0)
+            if _spans.active:
+                _observe.note_attempt(attempt)
             try:
                 completion = endpoint.provider.complete(
                     dataclasses.replace(request, timeout=timeout, attempt=attempt)
                 )
             except ProviderError as err:
+                if isinstance(err, RateLimitError):
+                    _count(model.base, rate_limited=1)
                 endpoint.breaker.record(
                     token, failed=bool(getattr(err, "server_fault", False)), threshold=threshold
                 )

@@ -40,6 +40,7 @@ from typing import Any, ClassVar, TypeVar, overload
 import pydantic
 
 from xcs._compiler._jit import jit
+from xcs._observe import _spans
 from xcs.errors import ValidationError
 from xcs.operators._spec import Spec, build_spec, check_declared, signature_of
 
@@ -182,12 +183,17 @@ class Operator:
         spec = self.spec()
         name = self.name
         call_args, call_kwargs = spec.check_input(name, args, kwargs)
-        # Hook: xcs.trace() spans for operator calls wrap the next lines.
         fn, takes_self = self._forward_function()
         window = self._xcs_jit_window_
         if window:
             fn = _jitted_function(fn, window[0])
-        out = fn(self, *call_args, **call_kwargs) if takes_self else fn(*call_args, **call_kwargs)
+        if takes_self:
+            call_args = (self, *call_args)
+        if _spans.active:  # inside xcs.trace(): an "operator" span around forward
+            with _spans.span("operator", name, jitted=bool(window)):
+                out = fn(*call_args, **call_kwargs)
+        else:
+            out = fn(*call_args, **call_kwargs)
         return spec.check_output(name, out)
 
     # -- xcs.jit --------------------------------------------------------------------
