@@ -120,8 +120,10 @@ class _Timed:
                 meter.cpu += cpu
 
 
-async def _run_timed(coro: Coroutine[Any, Any, Any], meter: _Meter) -> Any:
-    return await _Timed(coro, meter)
+async def _run_timed(meter: _Meter, fn: Callable[..., Any], *args: Any) -> Any:
+    # The coroutine is made inside the task: a task cancelled before it starts makes
+    # no call, and leaves no coroutine that was never awaited.
+    return await _Timed(fn(*args), meter)
 
 
 def _record(site: Site, meter: _Meter) -> None:
@@ -346,14 +348,16 @@ class _Region:
         self._next += 1
         return item
 
-    def _call(self, item: Any) -> tuple[Coroutine[Any, Any, Any], _LoopRecord | None]:
+    def _call(self, item: Any) -> tuple[tuple[Any, ...], _LoopRecord | None]:
+        """The body's arguments for ``item``, and the loop record it fills."""
         if self._loop:
             record = _LoopRecord()
-            return self._body(record, item), record
-        return self._body(*item), None
+            return (record, item), record
+        return tuple(item), None
 
     async def _inline(self, item: Any, meter: _Meter | None) -> Any:
-        coro, record = self._call(item)
+        args, record = self._call(item)
+        coro = self._body(*args)
         awaitable: Awaitable[Any] = coro if meter is None else _Timed(coro, meter)
         if record is None:
             return await _bounded(awaitable, self._where)
@@ -372,9 +376,9 @@ class _Region:
             if item is _MISSING:
                 return
             index = self._next - 1
-            coro, record = self._call(item)
+            args, record = self._call(item)
             task = running.create_task(
-                _run_timed(coro, self._meter), name=f"xcs {self._where} [{index}]"
+                _run_timed(self._meter, self._body, *args), name=f"xcs {self._where} [{index}]"
             )
             task.add_done_callback(functools.partial(self._task_done, index))
             self._tasks.append((index, task, record))
@@ -460,7 +464,7 @@ class AsyncFork:
             return
         if self._overlap and not self._probing:
             task = asyncio.get_running_loop().create_task(
-                _run_timed(fn(*args), self._meter),
+                _run_timed(self._meter, fn, *args),
                 name=f"xcs statements at line {self._site.line} [{number}]",
             )
             task.add_done_callback(functools.partial(self._task_done, number))
