@@ -589,3 +589,112 @@ def test_a_later_call_with_different_arguments_gets_its_own_result() -> None:
         return await prog([1, 2], 0), await prog([3], 5)
 
     assert run_checked(main) == ([10, 20], [35])
+
+
+# ---------------------------------------------------------------------------
+# More errors: the iterable's own, many at once, sequential callees under a deadline
+
+
+def test_an_iterable_that_fails_raises_after_the_items_before_it() -> None:
+    call = Calls()
+    call.fail = {1: 0.02}  # fails after the iterable has already failed
+
+    def numbers() -> Any:
+        yield 0
+        yield 1
+        raise RuntimeError("the iterable broke")
+
+    @xcs.jit
+    async def prog() -> list[int]:
+        return [await call(x) for x in numbers()]
+
+    async def main() -> None:
+        with pytest.raises(ValueError) as caught:  # item 1 comes first in program order
+            await prog()
+        assert caught.value.args == (1,)
+
+    run_checked(main)
+    call.fail = {}
+
+    async def main_ok() -> None:
+        with pytest.raises(RuntimeError, match="the iterable broke"):
+            await prog()
+
+    run_checked(main_ok)
+    assert call.started[-2:] == [0, 1]
+
+
+def test_an_async_iterator_that_fails_raises_after_the_bodies_before_it() -> None:
+    call = Calls()
+
+    async def source() -> AsyncIterator[int]:
+        yield 0
+        yield 1
+        raise RuntimeError("the source broke")
+
+    @xcs.jit
+    async def prog(out: list[int]) -> None:
+        async for x in source():
+            out.append(await call(x))
+
+    async def main() -> list[int]:
+        out: list[int] = []
+        with pytest.raises(RuntimeError, match="the source broke"):
+            await prog(out)
+        return out
+
+    assert run_checked(main) == [0, 10]
+
+
+def test_every_failure_is_retrieved_when_many_items_fail() -> None:
+    call = Calls()
+    call.fail = {x: 0.001 * (10 - x) for x in range(10)}  # all fail, the last first
+
+    @xcs.jit
+    async def prog(xs: list[int]) -> list[int]:
+        return [await call(x) for x in xs]
+
+    async def main() -> None:
+        for _ in range(3):
+            with pytest.raises(ValueError) as caught:
+                await prog(list(range(10)))
+            assert caught.value.args == (0,)
+
+    run_checked(main)  # fails if the loop reports an exception never retrieved
+
+
+def test_a_deadline_bounds_the_in_order_path_of_a_region_too() -> None:
+    call = Calls()
+    call.gate = asyncio.Event()
+
+    @xcs.sequential
+    async def one_at_a_time(x: int) -> int:
+        return await call(x)
+
+    @xcs.jit
+    async def prog(xs: list[int]) -> list[int]:
+        async with xcs.deadline(0.05):
+            return [await one_at_a_time(x) for x in xs]
+
+    async def main() -> None:
+        with pytest.raises(xcs.ExecutionTimeout):
+            await prog([1, 2, 3])
+
+    run_checked(main)
+    assert call.started == [1]
+    assert call.cancelled == [1]
+
+
+def test_loops_with_sync_calls_are_noted_in_order() -> None:
+    def blocking(x: int) -> int:
+        return x
+
+    @xcs.jit
+    async def prog(xs: list[int]) -> list[int]:
+        out = []
+        for x in xs:
+            out.append(blocking(x))
+        return out
+
+    assert run_checked(lambda: prog([1, 2])) == [1, 2]
+    assert "for loop runs in order: its calls are not awaited" in xcs.explain(prog)
