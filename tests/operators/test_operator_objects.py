@@ -165,3 +165,26 @@ def test_an_operator_may_set_its_name() -> None:
     op = xcs.op(str.upper)
     op.name = "upper"
     assert op.name == "upper"
+
+
+def test_public_names_and_docstring_examples() -> None:
+    import doctest
+    import types
+
+    import xcs.operators
+    from xcs.operators import _parse
+
+    module = xcs.operators
+    public = {
+        name
+        for name, value in vars(module).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+    }
+    assert module.__all__ == sorted(module.__all__)
+    assert set(module.__all__) == public
+    for name in module.__all__:
+        assert getattr(module, name).__doc__, name
+    for mod in (module, _parse):
+        failures, tried = doctest.testmod(mod, verbose=False)
+        assert tried >= 4
+        assert failures == 0
