@@ -25,6 +25,8 @@ from typing import Any
 from _programs import OpConfig, OpError, Recorder, op_value
 from hypothesis import strategies as st
 
+import xcs
+
 Args = tuple[list[int], list[int], int]
 ASYNC_OPS = ("op_a", "op_b", "op_c")
 
@@ -79,7 +81,13 @@ class AsyncWorld:
                 yield value
 
         ns: dict[str, Any] = {name: make_op(name) for name in ASYNC_OPS}
-        ns.update(__name__="xcs_async_differential", sop=sop, agen=agen, OpError=OpError)
+        ns.update(
+            __name__="xcs_async_differential",
+            sop=sop,
+            agen=agen,
+            OpError=OpError,
+            deadline=xcs.deadline,
+        )
         return ns
 
 
@@ -227,6 +235,21 @@ def block(kind: str, out: str, op: str = "op_a", op2: str = "op_b", k: int = 3) 
             f"b = await {op2}(m)",
             f"{out} = a - b",
         ]
+    if kind == "try_comp":
+        return [
+            "try:",
+            f"    {out} = [await {op}(x) for x in xs]",
+            f"    {out}.append(await {op2}(n))",
+            "except OpError as error:",
+            f"    {out} = ('caught', error.args)",
+        ]
+    if kind == "deadline":
+        return [
+            "async with deadline(60):",
+            f"    a = await {op}(n)",
+            f"    b = [await {op2}(x) for x in ys]",
+            f"    {out} = (a, b)",
+        ]
     if kind == "carried":
         return [
             f"{out} = n",
@@ -265,9 +288,10 @@ FAMILIES: dict[str, tuple[str, ...]] = {
         "two_clauses",
         "async_clause",
         "expression",
+        "try_comp",
     ),
     "loop": ("loop", "loop_dict", "async_loop", "nested_loop"),
-    "straight": ("straight", "straight_tuple"),
+    "straight": ("straight", "straight_tuple", "deadline"),
     "ordered": ("carried", "break", "sync_calls", "await_in_clause"),
 }
 ALL_BLOCKS = tuple(b for blocks in FAMILIES.values() for b in blocks)
