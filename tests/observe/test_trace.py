@@ -300,3 +300,57 @@ def test_operator_calls_are_spans_over_their_model_calls(gated: GatedModel) -> N
         assert "Chain" in ancestors(call)
     assert ancestors(operators[2]) == ["Chain"]
     assert chain.parent is None
+
+
+def synthetic(spans: list[tuple[int, int | None, str, float, float]], end: float) -> Trace:
+    """A trace from (id, parent, kind, start, end) rows, on a clock starting at 0."""
+    from xcs._observe._spans import Span
+
+    made = Trace()
+    made.started = 0.0
+    for sid, parent, kind, a, b in spans:
+        made._add(Span(sid, kind, f"{kind}{sid}", parent, a, "t", 0, {}, end=b))
+    made.ended = end
+    return made
+
+
+def test_the_sequential_estimate_counts_overlapped_children_one_after_another() -> None:
+    # 0.5 s of the owner alone, then a region of four 1 s tasks side by side, each
+    # waiting on a 0.9 s model call, then 0.5 s more: 2 s of wall, 0.5 + 4 + 0.5 = 5 s
+    # in order.
+    rows: list[tuple[int, int | None, str, float, float]] = [(1, None, "region", 0.5, 1.5)]
+    for task in range(4):
+        rows.append((10 + task, 1, "task", 0.5, 1.5))
+        rows.append((20 + task, 10 + task, "model", 0.55, 1.45))
+    summary = synthetic(rows, end=2.0).summary()
+    assert summary.wall_s == pytest.approx(2.0)
+    assert summary.sequential_s == pytest.approx(5.0)
+    assert summary.saved_s == pytest.approx(3.0)
+    assert summary.speedup == pytest.approx(2.5)
+    assert (summary.peak_tasks, summary.peak_model_calls) == (4, 4)
+
+
+def test_the_sequential_estimate_of_calls_in_order_is_the_wall_time() -> None:
+    rows: list[tuple[int, int | None, str, float, float]] = [
+        (1, None, "model", 0.0, 1.0),
+        (2, None, "model", 1.0, 2.5),  # touching, not overlapping
+        (3, None, "model", 2.5, 3.0),
+    ]
+    summary = synthetic(rows, end=3.0).summary()
+    assert summary.sequential_s == pytest.approx(3.0)
+    assert summary.saved_s == pytest.approx(0.0)
+    assert summary.peak_model_calls == 1
+
+
+def test_nested_regions_count_each_level() -> None:
+    # Two outer tasks side by side (0..1 s), each running an inner region of two
+    # 1 s tasks side by side: 4 s in order, 1 s of wall.
+    rows: list[tuple[int, int | None, str, float, float]] = [(1, None, "region", 0.0, 1.0)]
+    for outer in (10, 11):
+        rows.append((outer, 1, "task", 0.0, 1.0))
+        rows.append((outer * 10, outer, "region", 0.0, 1.0))
+        rows.append((outer * 10 + 1, outer * 10, "task", 0.0, 1.0))
+        rows.append((outer * 10 + 2, outer * 10, "task", 0.0, 1.0))
+    summary = synthetic(rows, end=1.0).summary()
+    assert summary.sequential_s == pytest.approx(4.0)
+    assert summary.peak_tasks == 6
