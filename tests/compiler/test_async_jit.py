@@ -698,3 +698,28 @@ def test_loops_with_sync_calls_are_noted_in_order() -> None:
 
     assert run_checked(lambda: prog([1, 2])) == [1, 2]
     assert "for loop runs in order: its calls are not awaited" in xcs.explain(prog)
+
+
+def test_a_trace_shows_the_region_and_its_tasks() -> None:
+    call = Calls()
+
+    @xcs.jit
+    async def prog(xs: list[int]) -> tuple[list[int], int]:
+        a = [await call(x) for x in xs]
+        b = await call(0)
+        c = await call(1)
+        return a, b + c
+
+    async def main() -> Any:
+        with xcs.trace() as trace:
+            result = await prog([5, 6, 7])
+        return result, trace
+
+    result, trace = run_checked(main)
+    assert result == ([50, 60, 70], 10)
+    regions = [s for s in trace.spans if s.kind == "region"]
+    tasks = [s for s in trace.spans if s.kind == "task"]
+    comprehension = next(s for s in regions if s.name.startswith("comprehension@"))
+    children = sorted(s.name for s in tasks if s.parent == comprehension.id)
+    assert children == [f"{comprehension.name} #{i}" for i in range(3)]
+    assert all(s.end is not None for s in trace.spans)

@@ -53,6 +53,7 @@ from xcs._compiler._rt import (
     _duration,
     _LoopRecord,
 )
+from xcs._observe import _spans
 from xcs._runtime._deadline import current_deadline
 from xcs._runtime._measure import worth_overlapping
 
@@ -124,6 +125,51 @@ async def _run_timed(meter: _Meter, fn: Callable[..., Any], *args: Any) -> Any:
     # The coroutine is made inside the task: a task cancelled before it starts makes
     # no call, and leaves no coroutine that was never awaited.
     return await _Timed(fn(*args), meter)
+
+
+async def _run_traced(
+    group: _spans.Span, name: str, meter: _Meter, fn: Callable[..., Any], *args: Any
+) -> Any:
+    """``_run_timed`` inside a ``task`` span of ``group``, current while it runs (so
+    the model calls it makes are its children). The task runs in its own copy of
+    the context: setting the current span here does not leak to the caller."""
+    opened = _spans.begin("task", name, parent=group)
+    if opened is None:  # pragma: no cover - the trace ended before the task started
+        return await _run_timed(meter, fn, *args)
+    token = _spans._current.set(opened)
+    try:
+        return await _run_timed(meter, fn, *args)
+    except BaseException as exc:
+        opened.fail(exc)
+        raise
+    finally:
+        _spans._current.reset(token)
+        opened.finish()
+
+
+def _start(
+    span: _spans.Span | None,
+    name: str,
+    index: int,
+    meter: _Meter,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+) -> asyncio.Task[Any]:
+    """Start one item of a region as a task on the running loop."""
+    task_name = f"{name} #{index}"
+    coro = (
+        _run_timed(meter, fn, *args)
+        if span is None
+        else _run_traced(span, task_name, meter, fn, *args)
+    )
+    return asyncio.get_running_loop().create_task(coro, name=f"xcs {task_name}")
+
+
+def _open_span(name: str) -> _spans.Span | None:
+    """The ``region`` span of an overlapping execution (inside ``xcs.trace()`` only)."""
+    if not _spans.active:  # NOTE: [Tracing costs nothing when off]
+        return None
+    return _spans.begin("region", name, mode="overlap")
 
 
 def _record(site: Site, meter: _Meter) -> None:
@@ -241,6 +287,7 @@ class _Region:
         "_probing",
         "_site",
         "_source_error",
+        "_span",
         "_tasks",
         "_where",
         "_window",
@@ -280,6 +327,7 @@ class _Region:
         self._meter = _Meter()
         self._closed = False
         self._where = f"{site.kind} at line {site.line}"
+        self._span: _spans.Span | None = None
 
     # -- async iteration -------------------------------------------------------------------
 
@@ -370,16 +418,16 @@ class _Region:
 
     async def _fill(self) -> None:
         """Start items until the window is full, the items end, or a task failed."""
-        running = asyncio.get_running_loop()
         while len(self._tasks) < self._window and self._next < self._failed_at:
             item = await self._pull()
             if item is _MISSING:
                 return
             index = self._next - 1
             args, record = self._call(item)
-            task = running.create_task(
-                _run_timed(self._meter, self._body, *args), name=f"xcs {self._where} [{index}]"
-            )
+            name = f"{self._site.kind}@{self._site.line}"
+            if self._span is None:
+                self._span = _open_span(name)
+            task = _start(self._span, name, index, self._meter, self._body, args)
             task.add_done_callback(functools.partial(self._task_done, index))
             self._tasks.append((index, task, record))
 
@@ -405,6 +453,8 @@ class _Region:
                 await self._aiter.aclose()
         finally:
             _record(self._site, self._meter)
+            if self._span is not None:
+                self._span.finish()
 
 
 # ---------------------------------------------------------------------------
@@ -445,6 +495,7 @@ class AsyncFork:
         "_probing",
         "_raised",
         "_site",
+        "_span",
     )
 
     def __init__(self, site: Site, probe: bool, overlap: bool) -> None:
@@ -456,6 +507,7 @@ class AsyncFork:
         self._raised: BaseException | None = None
         self._meter = _Meter()
         self._last: _Meter | None = None  # the last probe, if none waited
+        self._span: _spans.Span | None = None
 
     async def spawn(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
         number = len(self._items)
@@ -463,10 +515,10 @@ class AsyncFork:
             self._items.append(_NOT_STARTED)
             return
         if self._overlap and not self._probing:
-            task = asyncio.get_running_loop().create_task(
-                _run_timed(self._meter, fn, *args),
-                name=f"xcs statements at line {self._site.line} [{number}]",
-            )
+            name = f"statements@{self._site.line}"
+            if self._span is None:
+                self._span = _open_span(name)
+            task = _start(self._span, name, number, self._meter, fn, args)
             task.add_done_callback(functools.partial(self._task_done, number))
             self._items.append(task)
             return
@@ -528,6 +580,8 @@ class AsyncFork:
             self._last = None
         _record(self._site, self._meter)
         self._meter = _Meter()
+        if self._span is not None:
+            self._span.finish()
 
     async def settle(self, exc: BaseException) -> BaseException:
         """The exception to raise when the statements' own code raised ``exc``; leaves
