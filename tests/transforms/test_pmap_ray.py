@@ -15,14 +15,6 @@ from xcs.models import models
 
 ray = pytest.importorskip("ray")
 
-# Ray's own code emits warnings this suite cannot avoid and that say nothing about
-# XCS: a FutureWarning about its accelerator environment variable on import of the
-# worker helpers, and DeprecationWarnings from the libraries it vendors. Only those
-# categories and only from Ray's modules are ignored; XCS's own warnings still fail.
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::FutureWarning:ray.*"),
-    pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.*"),
-]
 
 SIM = "sim:chat?latency=0.005"
 HERE = Path(__file__).resolve().parent

@@ -145,6 +145,12 @@ def test_one_axis_for_every_argument(n: int, kind: str) -> None:
     assert xcs.vmap(fn)(arg) == [fn(item(i)) for i in range(n)]
 
 
+def test_any_mapping_gives_a_plain_dict_per_item() -> None:
+    batch = collections.defaultdict(list, {"a": [1, 2], "b": [3, 4]})
+    assert xcs.vmap(lambda d: d)(batch) == {"a": [1, 2], "b": [3, 4]}
+    assert xcs.vmap(lambda d: type(d).__name__)(batch) == ["dict", "dict"]
+
+
 def test_keyword_arguments_are_broadcast() -> None:
     def fn(x: int, *, scale: int) -> int:
         return x * scale

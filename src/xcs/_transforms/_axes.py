@@ -9,7 +9,8 @@ NOTE: [What vmap maps over]
   batches* (JAX's "pytree"): each of its values (fields) is mapped over its own
   leading axis, and item ``i`` is a dict of the ``i``-th values. A pydantic model gives
   a plain dict per item, because the per-item values do not have the model's own
-  field types (``questions: list[str]`` holds one ``str`` per item).
+  field types (``questions: list[str]`` holds one ``str`` per item). Any mapping
+  (an ``OrderedDict``, a ``defaultdict``) gives a plain dict per item too.
 - ``None``: the argument is passed whole to every call (broadcast).
 - a tuple, list or dict: the argument is a container of that shape, and each entry of
   ``in_axes`` applies to the matching entry of the argument (a dict ``in_axes`` may
@@ -124,10 +125,9 @@ class _Same:
 
 
 class _Dict:
-    __slots__ = ("entries", "kind")
+    __slots__ = ("entries",)
 
-    def __init__(self, kind: type | None, entries: dict[Any, Any]) -> None:
-        self.kind = kind  # the dict's own class, or None for a plain dict per item
+    def __init__(self, entries: dict[Any, Any]) -> None:
         self.entries = entries
 
 
@@ -145,10 +145,7 @@ def _build(node: Any, values: Sequence[Any]) -> Any:
     if isinstance(node, _Same):
         return node.value
     if isinstance(node, _Dict):
-        built = {key: _build(sub, values) for key, sub in node.entries.items()}
-        if node.kind is None or node.kind is dict:
-            return built
-        return node.kind(built)
+        return {key: _build(sub, values) for key, sub in node.entries.items()}
     assert isinstance(node, _Seq)
     parts = [_build(sub, values) for sub in node.entries]
     if node.kind is list:
@@ -228,12 +225,13 @@ class ItemPlan:
     def _container_dict(
         self, value: Any, spec: dict[Any, Any], name: str, *, explicit: bool
     ) -> _Dict:
+        # Every item is a plain dict, whatever the mapping's class: a subclass may
+        # not be constructible from a dict (defaultdict), and a model's per-item
+        # values do not have its field types (NOTE: [What vmap maps over]).
         if isinstance(value, BaseModel):
             fields = {key: getattr(value, key) for key in type(value).model_fields}
-            kind: type | None = None
         elif isinstance(value, Mapping):
             fields = dict(value)
-            kind = type(value) if isinstance(value, dict) else None
         else:
             raise ValidationError(
                 f"xcs.vmap: in_axes for {name} is a dict, but {name} is {_describe(value)}; "
@@ -251,7 +249,7 @@ class ItemPlan:
             key: self._node(v, spec.get(key) if explicit else 0, f"{name}[{key!r}]")
             for key, v in fields.items()
         }
-        return _Dict(kind, entries)
+        return _Dict(entries)
 
     def items(self) -> Iterator[tuple[Any, ...]]:
         """The positional arguments of each call, in order, read lazily."""
