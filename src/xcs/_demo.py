@@ -40,6 +40,7 @@ SIM_MODEL = "sim:chat?latency=0.25&sigma=0.3&seed=7"
 # A 135M model on a CPU: short answers keep the demo under a minute on a busy machine.
 ANSWER_TOKENS = 40
 JUDGE_TOKENS = 4
+LOCAL_TIMEOUT = 600.0
 
 
 def ask(model: Callable[..., Response], question: str, persona: str) -> Response:
@@ -75,8 +76,11 @@ def _models(sim: bool, tokens: int) -> tuple[Any, Any, str]:
         label = "sim: the SIMULATOR (seeded latency, pseudo-text; not a model)"
         return answer, judge_, label
     # temperature 0: the answers depend only on the prompts, so the runs can be compared.
-    answer = xcs.models.bind(LOCAL_MODEL, temperature=0, max_tokens=tokens, cache=False)
-    judge_ = xcs.models.bind(LOCAL_MODEL, temperature=0, max_tokens=JUDGE_TOKENS, cache=False)
+    # A generous timeout: on a busy two-core machine an answer can take a minute, and
+    # a retried attempt would only add to the queue.
+    common = {"temperature": 0, "cache": False, "timeout": LOCAL_TIMEOUT}
+    answer = xcs.models.bind(LOCAL_MODEL, max_tokens=tokens, **common)
+    judge_ = xcs.models.bind(LOCAL_MODEL, max_tokens=JUDGE_TOKENS, **common)
     label = "local:smollm2 (SmolLM2-135M-Instruct, llama.cpp on the CPU, offline)"
     return answer, judge_, label
 

@@ -64,7 +64,7 @@ def cli(verbose: int) -> None:
 def demo(sim: bool, trace_path: str | None, width: int | None, max_tokens: int) -> None:
     """Run an ensemble + judge pipeline in order and jitted, on the embedded local model."""
     from xcs._demo import main as run_demo
-    from xcs.errors import ProviderNotInstalledError
+    from xcs.errors import ProviderError, ProviderNotInstalledError
 
     try:
         status = run_demo(
@@ -76,6 +76,11 @@ def demo(sim: bool, trace_path: str | None, width: int | None, max_tokens: int) 
         )
     except ProviderNotInstalledError as exc:
         raise click.ClickException(f"{exc}\n(or run `xcs demo --sim` for the simulator)") from exc
+    except ProviderError as exc:
+        raise click.ClickException(
+            f"the model failed: {exc}\n(`xcs doctor` checks the installation; on a busy "
+            "machine `xcs demo --max-tokens 16` asks for less)"
+        ) from exc
     sys.exit(status)
 
 
