@@ -25,9 +25,10 @@ An await either suspends (waits on I/O, a timer, another task) or it does not (a
 cache hit, a coroutine that only computes). Only awaits that wait gain from tasks,
 but a task costs little (about 10-20 µs) and can never change a result, so the first
 execution of a region overlaps at once, with no inline probe in front of it (a
-probe would serialize the first item). Every task is timed step by step: its wall
-time from start to finish, and the CPU time of its own steps; the difference is the
-time it spent suspended. After each overlapping execution the means are recorded on
+probe would serialize the first item). Every task is timed step by step: the CPU
+time of its own steps, and the time it spent suspended between them (preemption of
+the thread during a step counts as neither, so a busy machine does not fake waiting).
+After each overlapping execution the means are recorded on
 the site, by the same rule as sync regions (``worth_overlapping``): a region whose
 awaits do not wait goes in order and from then on runs the original code, at the
 cost of one attribute check; it is probed again (its first item awaited alone,
@@ -79,9 +80,12 @@ class _Meter:
 
 
 class _Timed:
-    """Awaits ``coro`` while timing it: wall time from start to finish and the CPU time
-    of its own steps (not of the other tasks that run while it is suspended). A task
-    that is cancelled is not counted: it did not finish."""
+    """Awaits ``coro`` while timing it: the CPU time of its own steps, and the time it
+    spent suspended between them (waiting on a timer, a socket, another task). The
+    meter gets ``wall = suspended + cpu``, so that ``wall - cpu`` is exactly the time
+    suspended: a coroutine that never suspends waits 0 s, however busy the machine
+    (being preempted during a step adds to neither). A task that is cancelled is not
+    counted: it did not finish."""
 
     __slots__ = ("_coro", "_meter")
 
@@ -92,8 +96,7 @@ class _Timed:
     def __await__(self) -> Generator[Any, Any, Any]:
         coro, clock, cpu_clock = self._coro, time.perf_counter, time.thread_time
         send, throw = coro.send, coro.throw
-        start = clock()
-        cpu = 0.0
+        cpu = suspended = 0.0
         value: Any = None
         error: BaseException | None = None
         finished = True
@@ -109,15 +112,17 @@ class _Timed:
                     raise
                 finally:
                     cpu += cpu_clock() - step
+                paused = clock()
                 try:
                     value, error = (yield yielded), None
                 except BaseException as exc:  # delivered to the coroutine, as await would
                     value, error = None, exc
+                suspended += clock() - paused
         finally:
             if finished:
                 meter = self._meter
                 meter.count += 1
-                meter.wall += clock() - start
+                meter.wall += suspended + cpu
                 meter.cpu += cpu
 
 
