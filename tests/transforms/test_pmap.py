@@ -268,8 +268,8 @@ def test_processes_backend_runs_functions_defined_in_main(tmp_path: Any) -> None
             """
             import xcs
 
-            def triple(x):          # lives in __main__: travels by value
-                return x * 3
+            def triple(x):          # lives in __main__: travels by value, and so
+                return int(xcs.models("sim:echo", str(x * 3)))  # does its global `xcs`
 
             if __name__ == "__main__":
                 print(xcs.pmap(triple, backend="processes", max_shards=2)(list(range(9))))
@@ -281,6 +281,9 @@ def test_processes_backend_runs_functions_defined_in_main(tmp_path: Any) -> None
         capture_output=True,
         text=True,
         timeout=100,
-        check=True,
+        check=False,
     )
+    # The `xcs` module itself must pickle by reference (cloudpickle, Ray and Dask all
+    # meet it in the globals of functions from __main__).
+    assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == str([x * 3 for x in range(9)])
