@@ -17,6 +17,7 @@ simulated fault; ``docs/reliability.md`` says so.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -131,6 +132,7 @@ class RunResult:
     value: Any = None
     error: BaseException | None = None
     attempts: int = 0
+    seconds: float = 0.0
 
     def describe(self) -> str:
         if self.error is not None:
@@ -146,11 +148,13 @@ def _attempts() -> int:
 def _run(fn: Callable[..., Any], args: tuple[Any, ...]) -> RunResult:
     before = _attempts()
     result = RunResult()
+    start = time.perf_counter()
     try:
         with xcs.deadline(RUN_DEADLINE):
             result.value = fn(*args)
     except Exception as exc:
         result.error = exc
+    result.seconds = time.perf_counter() - start
     result.attempts = _attempts() - before
     return result
 

@@ -63,8 +63,8 @@ class World:
             total = 3 + sum((i + 2) * a for i, a in enumerate(args) if type(a) is int)
             return (total + 5 * sum(v for v in kwargs.values() if type(v) is int)) % 23
 
-        def fail(v: Any) -> Any:
-            world._record(("fail", (v,), ()))
+        def fail(v: Any, *more: Any) -> Any:
+            world._record(("fail", (v, *more), ()))
             if world.latency:
                 time.sleep(world.latency)
             if type(v) is int and v % 5 == 0:
@@ -318,7 +318,21 @@ class _Writer:
             "pass",
             "lambda_def",
         ]
-        compound = ["if", "for", "while", "try", "with", "match", "inner", "return", "raise"]
+        compound = [
+            "if",
+            "for",
+            "while",
+            "try",
+            "with",
+            "match",
+            "inner",
+            "return",
+            "raise",
+            "region_loop",
+            "region_loop",
+            "region_straight",
+            "region_straight",
+        ]
         if loop:
             simple += ["break", "continue"]
         kind = self.pick(simple + (compound if depth < 3 else []))
@@ -365,6 +379,25 @@ class _Writer:
             return [f"if {self.cond(names)}:", f"    return {e()}"]
         if kind == "raise":
             return [f"if {self.cond(names)}:", f"    raise OpError({e()})"]
+        if kind == "region_loop":
+            # A loop whose iterations are independent: a parallel region for xcs.jit,
+            # with whatever else the body holds (which may make it ordered again).
+            it = self.iterable(names)
+            body = [f"out.append(op(x, {e()}))"]
+            if self.coin(0.5):
+                body = [f"y = {self.pick(['op(x)', 'fail(x)', 'op(x, k=n)'])}", "out.append(y)"]
+            if self.coin(0.4):
+                body += self.block([*names, "x"], depth + 1, True, 1)
+            return [f"for x in {it}:", *indent(body)]
+        if kind == "region_straight":
+            # Consecutive statements whose calls are independent, joined at a use.
+            targets = self.draw(st.permutations(list(LOCALS)))[: self.draw(st.integers(2, 4))]
+            lines = [
+                f"{t} = {self.pick(['op', 'fail'])}({e()}, {i})" for i, t in enumerate(targets)
+            ]
+            if self.coin(0.5):
+                lines.append(f"out.append({' + '.join(targets)})")
+            return lines
         if kind == "if":
             lines = [f"if {self.cond(names)}:", *nested()]
             if self.coin(0.4):
