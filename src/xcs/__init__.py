@@ -69,12 +69,15 @@ General layout (each layer uses only the ones above it):
 This module is the one place that re-exports public names.
 """
 
+import importlib as _importlib
+import sys as _sys
+import types as _types
+import typing as _typing
+
 from xcs._compiler._ir import Graph, Node
 from xcs._compiler._jit import explain, jit, sequential
 from xcs._observe import stats, trace
 from xcs._runtime._deadline import deadline
-from xcs._transforms._pmap import pmap
-from xcs._transforms._vmap import vmap
 from xcs.errors import (
     AuthenticationError,
     CircuitOpenError,
@@ -89,10 +92,55 @@ from xcs.errors import (
     ValidationError,
     XCSError,
 )
-from xcs.models import models
-from xcs.operators import Operator, op
+
+if _typing.TYPE_CHECKING:
+    from xcs._transforms._pmap import pmap
+    from xcs._transforms._vmap import vmap
+    from xcs.models import models
+    from xcs.operators import Operator, op
 
 __version__ = "0.1.0"
+
+# NOTE: [Lazy exports]
+# `import xcs` stays light: the names below load their module on first use (PEP 562),
+# because they pull in pydantic (~0.2 s) and the model layer. `xcs.models` needs
+# more care, being both the subpackage and the callable `Models` object: whoever
+# imports the subpackage first (`xcs.models(...)`, `import xcs.models`, `from
+# xcs.models import Response`), the import system then sets `xcs.models` to the
+# module, and `_Package.__setattr__` keeps the callable in its place. The callable's
+# class is named "xcs.models", so `import xcs.models._sim` still finds submodules.
+_LAZY = {
+    "models": "xcs.models",
+    "Operator": "xcs.operators",
+    "op": "xcs.operators",
+    "pmap": "xcs._transforms._pmap",
+    "vmap": "xcs._transforms._vmap",
+}
+
+
+def __getattr__(name: str) -> _typing.Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'xcs' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _LAZY.keys())
+
+
+class _Package(_types.ModuleType):
+    """The class of the ``xcs`` module (NOTE: [Lazy exports])."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "models" and isinstance(value, _types.ModuleType):
+            value = value.models  # the subpackage was imported: keep the callable
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Package
 
 __all__ = [
     "AuthenticationError",
