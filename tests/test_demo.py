@@ -51,7 +51,7 @@ def test_the_demo_function_jitted_equals_plain() -> None:
     jitted = xcs.jit(ensemble_and_judge)
     assert jitted(QUESTION, model, model) == expected
     assert jitted(QUESTION, model, model) == expected
-    assert "overlapping pays" in xcs.explain(jitted)
+    assert "[0] comprehension" in xcs.explain(jitted)
 
 
 @pytest.mark.parametrize(
@@ -70,7 +70,9 @@ def test_xcs_demo_sim(tmp_path: Path) -> None:
     assert "same answers and the same pick as the plain run" in out
     assert "speedup:" in out
     assert "timeline of the jitted run:" in out
-    assert "peak concurrency   4 tasks, 4 model calls at once" in out
+    # (How many ran at once is the probe's decision, made on this machine's timing;
+    # tests/observe proves overlap with barriers.)
+    assert "peak concurrency" in out
     assert sum(f"[{persona}]" in out for persona in PERSONAS) == len(PERSONAS)
     events = json.loads(trace.read_text())["traceEvents"]
     assert sum(e.get("cat") == "model" for e in events) == len(PERSONAS) + 1

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from _gated import TIMEOUT, force_overlap
 
 import xcs
 from xcs._observe import _log
@@ -49,8 +50,10 @@ def test_the_id_is_on_the_span_and_follows_work_onto_pool_threads(
 ) -> None:
     caplog.set_level(logging.INFO, logger="xcs")
 
+    meet = threading.Barrier(3, timeout=TIMEOUT)  # all three in flight: on pool threads
+
     def attempt(i: int) -> str:
-        threading.Event().wait(0.01)  # blocks: the region overlaps its calls
+        meet.wait()
         try:
             return xcs.models(FAILING, f"q{i}", max_attempts=2, cache=False)
         except xcs.ProviderError:
@@ -60,6 +63,7 @@ def test_the_id_is_on_the_span_and_follows_work_onto_pool_threads(
     def pipeline() -> list[str]:
         return [attempt(i) for i in range(3)]
 
+    force_overlap(pipeline)
     with _log.call_scope() as outer, xcs.trace() as recorded:
         assert pipeline() == ["failed"] * 3
     records = retry_records(caplog)

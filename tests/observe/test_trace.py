@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import sys
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _gated import TIMEOUT, GatedModel
+from _gated import TIMEOUT, GatedModel, force_overlap
 
 import xcs
 from xcs._observe import Trace, _spans, span
@@ -51,7 +52,7 @@ def none_overlap(spans: list[tuple[float, float]]) -> bool:
 def test_barrier_proven_overlap_shows_in_the_chrome_file(gated: GatedModel, tmp_path: Path) -> None:
     jitted = xcs.jit(ensemble)
     expected = ensemble("q")
-    jitted("q")  # compiles and measures: the region blocks, so it overlaps from now on
+    force_overlap(jitted)
     gated.barrier = threading.Barrier(N, timeout=TIMEOUT)  # passes only if all N overlap
     with xcs.trace() as recorded:
         assert jitted("q") == expected
@@ -100,7 +101,7 @@ def test_calls_kept_in_order_do_not_overlap_in_the_file(gated: GatedModel, tmp_p
 
 def test_summary_and_timeline(gated: GatedModel) -> None:
     jitted = xcs.jit(ensemble)
-    jitted("warm")
+    force_overlap(jitted)
     gated.barrier = threading.Barrier(N, timeout=TIMEOUT)
     with xcs.trace() as recorded:
         jitted("q")
@@ -131,6 +132,7 @@ def test_errors_are_recorded_on_spans(gated: GatedModel) -> None:
     def pipeline() -> list[str]:
         return [fails(i) for i in range(4)]
 
+    force_overlap(pipeline)
     with pytest.raises(KeyError), xcs.trace() as recorded:
         pipeline()
     failed = [s for s in recorded.spans if "error" in s.attrs]
@@ -258,6 +260,7 @@ def test_otel_export(gated: GatedModel) -> None:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     jitted = xcs.jit(ensemble)
+    force_overlap(jitted)
     with xcs.trace() as recorded:
         jitted("q")
     assert recorded.to_otel(provider) == len(recorded.spans)
@@ -354,3 +357,16 @@ def test_nested_regions_count_each_level() -> None:
     summary = synthetic(rows, end=1.0).summary()
     assert summary.sequential_s == pytest.approx(4.0)
     assert summary.peak_tasks == 6
+
+
+def test_model_and_operator_spans_name_the_calling_line(gated: GatedModel) -> None:
+    from xcs.operators import MajorityVote
+
+    vote = MajorityVote()
+    with xcs.trace() as recorded:
+        line = sys._getframe().f_lineno + 1
+        xcs.models("gated:m", "x")
+        vote(["a", "a", "b"])
+    call, operator = recorded.spans
+    assert call.attrs["site"] == f"test_trace.py:{line}"
+    assert operator.attrs["site"] == f"test_trace.py:{line + 1}"

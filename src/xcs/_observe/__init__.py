@@ -95,7 +95,12 @@ def model_call(fn: Callable[..., R], model: str, provider: str, prompt: object, 
         if not _spans.active:
             return fn(*args)
         opened = _spans.begin(
-            "model", model, model=model, provider=provider, call_id=_log.current_call_id()
+            "model",
+            model,
+            model=model,
+            provider=provider,
+            call_id=_log.current_call_id(),
+            site=_spans.call_site(),
         )
         if opened is None:
             return fn(*args)

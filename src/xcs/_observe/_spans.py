@@ -22,8 +22,10 @@ from __future__ import annotations
 import contextvars
 import itertools
 import os
+import sys
 import threading
 import time
+import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -275,6 +277,21 @@ def begin(kind: str, name: str, *, parent: Span | None = None, **attrs: Any) -> 
     for t in traces:
         t._add(new)
     return new
+
+
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def call_site() -> str:
+    """``file:line`` of the innermost frame outside XCS (and its generated code): the
+    user's line that made the call being recorded. Only called inside a trace."""
+    frame: types.FrameType | None = sys._getframe(1)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not filename.startswith(_PACKAGE) and not filename.startswith("<xcs"):
+            return f"{os.path.basename(filename)}:{frame.f_lineno}"
+        frame = frame.f_back
+    return "?"
 
 
 def record_content() -> bool:

@@ -190,7 +190,7 @@ class Operator:
         if takes_self:
             call_args = (self, *call_args)
         if _spans.active:  # inside xcs.trace(): an "operator" span around forward
-            with _spans.span("operator", name, jitted=bool(window)):
+            with _spans.span("operator", name, jitted=bool(window), site=_spans.call_site()):
                 out = fn(*call_args, **call_kwargs)
         else:
             out = fn(*call_args, **call_kwargs)
