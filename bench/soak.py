@@ -1,7 +1,8 @@
-"""Soak: the long version of ``tests/reliability`` — 1,000 seeded fault runs and 10,000 calls.
+"""Soak: the long version of ``tests/reliability`` — 1,500 seeded fault runs, 10,000 calls.
 
-Faults: each of the four pipelines of ``tests/reliability/_faults.py`` (ensemble, map,
-nested, diamond) runs on ``--seeds`` seeds (default 250 each: 1,000 runs), as written
+Faults: each of the six pipelines of ``tests/reliability/_faults.py`` (ensemble, map,
+nested, diamond, and async def versions of ensemble and diamond) runs on ``--seeds``
+seeds (default 250 each: 1,500 runs), as written
 and then under ``xcs.jit``, against the simulator's seeded faults (30% HTTP 500, 10%
 429 with a Retry-After, 5% hangs until the timeout, a 10% slow tail past it). Every
 jitted run must give the plain run's value (and make as many attempts) or raise the

@@ -16,6 +16,7 @@ simulated fault; ``docs/reliability.md`` says so.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -90,6 +91,29 @@ def diamond(m: ModelBinding, question: str, attempts: int) -> str:
     return m(f"synthesize: {research} || {critique}", max_attempts=attempts)
 
 
+async def ensemble_async(m: ModelBinding, question: str, attempts: int) -> str:
+    drafts = [
+        await asyncio.to_thread(m, question, temperature=0.8, sample=i, max_attempts=attempts)
+        for i in range(5)
+    ]
+    judge = "judge: " + " | ".join(drafts)
+    return await asyncio.to_thread(m, judge, temperature=0, max_attempts=attempts)
+
+
+async def diamond_async(m: ModelBinding, question: str, attempts: int) -> str:
+    plan = await asyncio.to_thread(m, f"plan: {question}", max_attempts=attempts)
+    research = await asyncio.to_thread(m, f"research: {plan}", max_attempts=attempts)
+    critique = await asyncio.to_thread(m, f"critique: {plan}", max_attempts=attempts)
+    return await asyncio.to_thread(
+        m, f"synthesize: {research} || {critique}", max_attempts=attempts
+    )
+
+
+def _sync(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` (an async def, plain or jitted) run to completion by ``asyncio.run``."""
+    return lambda *args: asyncio.run(fn(*args))
+
+
 _jit_summarize = xcs.jit(summarize)
 
 
@@ -118,6 +142,19 @@ PIPELINES: dict[str, Pipeline] = {
         lambda s: (_docs(s)[:3],),
     ),
     "diamond": Pipeline("diamond", diamond, xcs.jit(diamond), lambda s: (f"topic {s}",)),
+    # async def pipelines: the model calls run in threads (asyncio.to_thread), awaited.
+    "ensemble-async": Pipeline(
+        "ensemble-async",
+        _sync(ensemble_async),
+        _sync(xcs.jit(ensemble_async)),
+        lambda s: (f"question {s}?",),
+    ),
+    "diamond-async": Pipeline(
+        "diamond-async",
+        _sync(diamond_async),
+        _sync(xcs.jit(diamond_async)),
+        lambda s: (f"topic {s}",),
+    ),
 }
 _jit_nested = xcs.jit(nested)
 

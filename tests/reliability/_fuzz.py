@@ -169,6 +169,11 @@ def run(program: Fuzzed, fn: Callable[..., Any]) -> Outcome:
 # -- the generator -------------------------------------------------------------------------
 
 LOCALS = ("a", "b", "c", "d")
+#: ``del v`` with no new assignment after it, so that later reads may raise
+#: UnboundLocalError. Off while the compiler bug of
+#: ``test_fuzz_jit.test_an_unread_unbound_local_is_not_read`` (an xfail) is open: the
+#: fuzzer finds it within a few thousand examples, which would make CI flaky.
+UNBOUND_AFTER_DEL = False
 
 
 class _Writer:
@@ -358,7 +363,7 @@ class _Writer:
             return [f"G += {e()}"]
         if kind == "del":
             lines = [f"del {target}"]
-            if self.coin(0.8):
+            if not UNBOUND_AFTER_DEL or self.coin(0.8):
                 lines.append(f"{target} = {e()}")
             return lines
         if kind == "assert":

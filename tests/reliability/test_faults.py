@@ -1,6 +1,7 @@
 """Faults: jitted pipelines over a faulty ``sim:`` give the plain run's value or first error.
 
-Each seed is one run of one pipeline (ensemble, map, nested, diamond) against the
+Each seed is one run of one pipeline (ensemble, map, nested, diamond, and async def
+versions of ensemble and diamond) against the
 simulator with 30% HTTP 500s, 429s with a Retry-After, hangs until the timeout and a
 slow tail (``_faults.FAULTS``), first as written, then under ``xcs.jit``, under the
 same seeded faults: the same value (and the same number of attempts), or the same
