@@ -68,6 +68,22 @@ def shout(text: str) -> str:
     return text.upper()
 
 
+def stops_at_2(i: int) -> int:
+    if i == 2:
+        raise SystemExit(3)
+    return i
+
+
+def interrupted_at_1(i: int) -> int:
+    if i == 1:
+        raise KeyboardInterrupt("stop")
+    return i
+
+
+def over(fn: Callable[[int], int]) -> list[int]:
+    return [fn(i) for i in range(5)]
+
+
 def collect(agen: Any) -> list[Any]:
     async def drain() -> list[Any]:
         return [item async for item in agen]
@@ -270,6 +286,12 @@ ROWS: list[Row] = [
         "huge-fan-out",
         lambda c: [*xcs.jit(total)(1, 2, 3), len(xcs.jit(fan_out)(list(range(10**6)))[2])],
         Same(lambda c: [6, 6, 10**6]),
+    ),
+    Row("system-exit-in-region", lambda c: xcs.jit(over)(stops_at_2), Raises(SystemExit, "3")),
+    Row(
+        "keyboard-interrupt-in-region",
+        lambda c: xcs.jit(over)(interrupted_at_1),
+        Raises(KeyboardInterrupt, "stop"),
     ),
     Row(
         "explain-non-callable",
