@@ -139,6 +139,12 @@ class _Package(_types.ModuleType):
             value = value.models  # the subpackage was imported: keep the callable
         super().__setattr__(name, value)
 
+    def __reduce__(self) -> tuple[_typing.Any, tuple[str]]:
+        # Pickle by reference, as a plain module is. cloudpickle (pmap's process pools,
+        # Ray, Dask) meets `xcs` in the globals of every function defined in __main__,
+        # and neither pickle nor cloudpickle has a rule for a ModuleType subclass.
+        return (_importlib.import_module, (self.__name__,))
+
 
 _sys.modules[__name__].__class__ = _Package
 

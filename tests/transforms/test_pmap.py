@@ -287,3 +287,12 @@ def test_processes_backend_runs_functions_defined_in_main(tmp_path: Any) -> None
     # meet it in the globals of functions from __main__).
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == str([x * 3 for x in range(9)])
+
+
+def test_the_xcs_module_pickles_by_reference() -> None:
+    import pickle
+
+    import cloudpickle
+
+    assert pickle.loads(pickle.dumps(xcs)) is xcs
+    assert pickle.loads(cloudpickle.dumps(xcs)) is xcs
