@@ -112,8 +112,18 @@ def test_bench_runs_and_writes_its_figures(tmp_path: Path) -> None:
         assert row["name"] in proc.stdout
 
 
-def test_verbose_logs_with_call_ids(tmp_path: Path) -> None:
-    proc = xcs_cli("-vv", "doctor")
-    assert proc.returncode == 0
+def test_verbose_logs_with_call_ids() -> None:
+    quiet = xcs_cli("demo", "--sim", "--width", "100")
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr == ""
     proc = xcs_cli("-v", "demo", "--sim", "--width", "100")
     assert proc.returncode == 0, proc.stderr
+    runs = [ln for ln in proc.stderr.splitlines() if "xcs.demo: demo:" in ln]
+    assert [ln.partition("xcs.demo: demo: ")[2].split(" run")[0] for ln in runs] == [
+        "in-order",
+        "first jitted",
+        "second jitted",
+    ]
+    ids = [ln.split("[")[1].split("]")[0] for ln in runs]
+    assert all(i != "-" for i in ids)
+    assert len(set(ids)) == 3  # one correlation id per run

@@ -27,9 +27,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import xcs
+from xcs._observe import _log
 from xcs.models import Response
 
 __all__ = ["PERSONAS", "QUESTION", "ask", "ensemble_and_judge", "judge", "main"]
+
+logger = _log.get_logger("xcs.demo")
 
 QUESTION = "Why is the sky blue?"
 # Four answers: the local model's server decodes four requests at a time.
@@ -86,12 +89,14 @@ def _models(sim: bool, tokens: int) -> tuple[Any, Any, str]:
 
 
 def _run(
-    fn: Callable[..., tuple[list[Response], int]], answer: Any, judge_: Any
+    what: str, fn: Callable[..., tuple[list[Response], int]], answer: Any, judge_: Any
 ) -> tuple[tuple[list[Response], int], float, xcs._observe.Trace]:
-    with xcs.trace() as recorded:
+    # One correlation id per run: the records of its model calls carry it as a prefix.
+    with _log.call_scope(), xcs.trace() as recorded:
         start = time.perf_counter()
         result = fn(QUESTION, answer, judge_)
         took = time.perf_counter() - start
+        logger.info("demo: %s run took %.2f s", what, took)
     return result, took, recorded
 
 
@@ -137,10 +142,10 @@ def main(
         answer("Say OK.", max_tokens=2)
         echo(f"  ready in {time.perf_counter() - start:.1f} s\n")
 
-    plain, plain_s, _ = _run(ensemble_and_judge, answer, judge_)
+    plain, plain_s, _ = _run("in-order", ensemble_and_judge, answer, judge_)
     jitted = xcs.jit(ensemble_and_judge)
-    first, first_s, _ = _run(jitted, answer, judge_)
-    fast, jit_s, recorded = _run(jitted, answer, judge_)
+    first, first_s, _ = _run("first jitted", jitted, answer, judge_)
+    fast, jit_s, recorded = _run("second jitted", jitted, answer, judge_)
 
     answers, best = plain
     echo(f"question: {QUESTION}")

@@ -95,5 +95,5 @@ def install() -> None:
     root = get_logger("xcs")
     if not any(isinstance(h, logging.NullHandler) for h in root.handlers):
         root.addHandler(logging.NullHandler())
-    for name in ("xcs.models", "xcs.operators", "xcs.transforms", "xcs.cli"):
+    for name in ("xcs.models", "xcs.operators", "xcs.transforms", "xcs.cli", "xcs.demo"):
         get_logger(name)
