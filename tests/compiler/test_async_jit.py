@@ -240,7 +240,7 @@ def test_default_window_is_the_sync_default() -> None:
 def test_first_error_in_program_order_is_raised_and_later_items_cancelled() -> None:
     call = Calls()
     call.fail = {2: 0.05, 5: 0.0}  # 5 fails first in time, 2 first in program order
-    call.delay = 0.2  # successful items take longer than both
+    call.delay = 1.0  # successful items take far longer than both, even on a busy machine
 
     @xcs.jit
     async def prog(xs: list[int]) -> list[int]:
@@ -404,7 +404,7 @@ def test_async_with_deadline_bounds_a_region_and_cancels_its_tasks() -> None:
 
     @xcs.jit
     async def prog(xs: list[int]) -> list[int]:
-        async with xcs.deadline(0.05):
+        async with xcs.deadline(0.2):
             return [await call(x) for x in xs]
 
     async def main() -> None:
@@ -413,7 +413,11 @@ def test_async_with_deadline_bounds_a_region_and_cancels_its_tasks() -> None:
         assert isinstance(caught.value, TimeoutError)
 
     run_checked(main)
-    assert sorted(call.cancelled) == [1, 2, 3]
+    # Every call that started was cancelled (on a very busy machine the deadline may
+    # expire before a task's first step: then it never starts, and makes no call).
+    assert call.finished == []
+    assert sorted(call.cancelled) == sorted(call.started)
+    assert call.in_flight == 0
 
 
 def test_a_deadline_around_the_call_bounds_statements_too() -> None:
@@ -427,11 +431,13 @@ def test_a_deadline_around_the_call_bounds_statements_too() -> None:
         return a + b
 
     async def main() -> None:
-        with pytest.raises(xcs.ExecutionTimeout), xcs.deadline(0.05):
+        with pytest.raises(xcs.ExecutionTimeout), xcs.deadline(0.2):
             await prog()
 
     run_checked(main)
-    assert sorted(call.cancelled) == [1, 2]
+    assert call.finished == []
+    assert sorted(call.cancelled) == sorted(call.started)
+    assert call.in_flight == 0
 
 
 # ---------------------------------------------------------------------------
@@ -673,7 +679,7 @@ def test_a_deadline_bounds_the_in_order_path_of_a_region_too() -> None:
 
     @xcs.jit
     async def prog(xs: list[int]) -> list[int]:
-        async with xcs.deadline(0.05):
+        async with xcs.deadline(0.2):
             return [await one_at_a_time(x) for x in xs]
 
     async def main() -> None:
@@ -681,8 +687,8 @@ def test_a_deadline_bounds_the_in_order_path_of_a_region_too() -> None:
             await prog([1, 2, 3])
 
     run_checked(main)
-    assert call.started == [1]
-    assert call.cancelled == [1]
+    assert call.started in ([], [1])  # in order: the first call, at most
+    assert call.cancelled == call.started
 
 
 def test_loops_with_sync_calls_are_noted_in_order() -> None:
