@@ -39,9 +39,32 @@ def everything_printable(errors: list[BaseException]) -> str:
 
 
 def test_the_key_never_shows(
-    server: FakeOpenAIServer, clock: FakeClock, caplog: pytest.LogCaptureFixture
+    server: FakeOpenAIServer,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
 ) -> None:
     caplog.set_level(logging.DEBUG)  # every logger, the SDK's and httpx's included
+    # Every call below is traced, prompts and answers recorded, errors quoting the key.
+    with xcs.trace(record_content=True) as trace:
+        errors = _calls_that_meet_the_key(server)
+    exported = trace.to_chrome(tmp_path / "trace.json")
+    ask = bind("openai:fake-model", base_url=server.base_url, api_key=KEY)
+
+    seen = everything_printable(errors)
+    seen += "\n" + repr(ask) + "\n" + repr(pickle.loads(pickle.dumps(ask)))
+    seen += "\n" + "\n".join(r.getMessage() for r in caplog.records)
+    seen += "\n" + caplog.text
+    seen += "\n" + Path(exported).read_text() + repr(trace.spans) + str(trace.summary())
+    seen += "\n" + trace.timeline()
+    assert KEY not in seen
+    assert len(caplog.records) > 0  # the logs were really captured
+    # The four calls that reached the server were traced (the invalid one was not sent).
+    assert sum(s.kind == "model" for s in trace.spans) == 4
+    assert "upstream said" in Path(exported).read_text()  # with their error messages
+
+
+def _calls_that_meet_the_key(server: FakeOpenAIServer) -> list[BaseException]:
     errors: list[BaseException] = []
     ask = bind("openai:fake-model", base_url=server.base_url, api_key=KEY)
 
@@ -69,13 +92,7 @@ def test_the_key_never_shows(
     with pytest.raises(xcs.ValidationError) as invalid:
         ask("bad", temperature=9)
     errors.append(invalid.value)
-
-    seen = everything_printable(errors)
-    seen += "\n" + repr(ask) + "\n" + repr(pickle.loads(pickle.dumps(ask)))
-    seen += "\n" + "\n".join(r.getMessage() for r in caplog.records)
-    seen += "\n" + caplog.text
-    assert KEY not in seen
-    assert len(caplog.records) > 0  # the logs were really captured
+    return errors
 
 
 def test_a_misspelt_key_parameter_is_not_echoed() -> None:
