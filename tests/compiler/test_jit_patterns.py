@@ -294,6 +294,43 @@ def test_independent_statements_overlap_and_join_at_first_use() -> None:
     assert run_twice(make, 2, 0) == 0 + 101 + 102
 
 
+def test_a_late_read_of_a_surely_bound_local_still_overlaps() -> None:
+    # `b` is read behind `or` and `if`-`else`, but both branches bind it.
+    def make(ops: Ops) -> Callable[[int], int]:
+        def run(x: int) -> int:
+            if x > 100:
+                b = 1
+            else:
+                b = 2
+            a = ops.f(x)
+            c = ops.g(x + 1 or b)
+            d = ops.g(x + 2 if x < 0 else b)
+            return a + c + d
+
+        return run
+
+    assert run_twice(make, 3, 0, warm=True) == 0 + 101 + 102
+
+
+def test_a_late_read_of_a_maybe_unbound_local_runs_in_order() -> None:
+    def make(ops: Ops) -> Callable[[int], int]:
+        def run(x: int) -> int:
+            if x > 100:
+                b = 1
+            a = ops.f(x)
+            c = ops.g(x or b)
+            return a + c
+
+        return run
+
+    ops = Ops()
+    jitted = xcs.jit(make(ops))
+    for _ in range(2):
+        assert jitted(3) == make(Ops())(3)
+    assert ops.peak == 1  # never two calls at once
+    assert "it reads b after a call or only on some paths" in xcs.explain(jitted)
+
+
 def test_a_dependent_statement_waits_for_its_input() -> None:
     order: list[str] = []
 

@@ -170,10 +170,9 @@ def run(program: Fuzzed, fn: Callable[..., Any]) -> Outcome:
 
 LOCALS = ("a", "b", "c", "d")
 #: ``del v`` with no new assignment after it, so that later reads may raise
-#: UnboundLocalError. Off while the compiler bug of
-#: ``test_fuzz_jit.test_an_unread_unbound_local_is_not_read`` (an xfail) is open: the
-#: fuzzer finds it within a few thousand examples, which would make CI flaky.
-UNBOUND_AFTER_DEL = False
+#: UnboundLocalError (the fuzzer found the compiler's late-read bug with it; see
+#: ``test_fuzz_jit.test_a_local_read_late_may_be_unbound``).
+UNBOUND_AFTER_DEL = True
 
 
 class _Writer:

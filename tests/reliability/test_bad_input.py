@@ -297,8 +297,6 @@ ROWS: list[Row] = [
         "explain-non-callable",
         lambda c: xcs.explain(42),
         Raises(xcs.ValidationError, "function"),
-        xfail="xcs.explain(42) returns 'runs as written: it is a int ...' where xcs.jit(42) "
-        "raises ValidationError (src/xcs/_compiler/_jit.py, not edited here)",
     ),
     # -- deadlines
     Row(

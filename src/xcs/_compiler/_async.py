@@ -165,8 +165,8 @@ def analyze_async_loop(loop: ast.For | ast.AsyncFor, scope: FunctionScope) -> Lo
 
 
 class _AsyncRewriter(_Rewriter):
-    def __init__(self, scope: FunctionScope) -> None:
-        super().__init__(scope)
+    def __init__(self, scope: FunctionScope, function: ast.AsyncFunctionDef) -> None:
+        super().__init__(scope, function)
         # Helpers made while rewriting; each block takes those of its statements and
         # defines them just before the statement.
         self._helpers: list[ast.stmt] = []
@@ -471,7 +471,7 @@ def rewrite_async_function(node: ast.AsyncFunctionDef, code: types.CodeType) -> 
     with memoized():
         scope = FunctionScope.of(cast(ast.FunctionDef, node), code)
         mark_comprehension_targets(node)
-        rewriter = _AsyncRewriter(scope)
+        rewriter = _AsyncRewriter(scope, node)
         body = rewriter.block(node.body, _Context(True, True, True))
         body = [*rewriter._take(0), *body]
         function = ast.AsyncFunctionDef(

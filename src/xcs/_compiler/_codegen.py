@@ -51,6 +51,7 @@ from xcs._compiler._analysis import (
     own_statements,
     target_names,
 )
+from xcs._compiler._binding import bound_before, late_reads
 from xcs._compiler._rt import Site
 
 __all__ = ["Rewrite", "rewrite_function"]
@@ -223,8 +224,12 @@ class _Context:
 
 
 class _Rewriter:
-    def __init__(self, scope: FunctionScope) -> None:
+    def __init__(
+        self, scope: FunctionScope, function: ast.FunctionDef | ast.AsyncFunctionDef | None = None
+    ) -> None:
         self.scope = scope
+        self._function = function
+        self._bound: dict[int, frozenset[str]] | None = None  # built on first need
         self.sites: list[SiteInfo] = []
         self.notes: list[Note] = []
         self._counter = 0
@@ -494,10 +499,34 @@ class _Rewriter:
                 ast.Tuple(elts=[_const(n) for n in analysis.assigned], ctx=ast.Load()),
             ),
         )
+        # The body reads the function's locals as free variables: an unbound one
+        # raises NameError ("free variable") where the sequential loop raised
+        # UnboundLocalError. The runtime gives back the sequential error.
+        caught = "__xcs_unbound__"
+        unbound = ast.ExceptHandler(
+            type=_name("NameError"),
+            name=caught,
+            body=[
+                # caught = rt.unbound_local(caught); if caught is None: raise
+                # raise caught from None
+                ast.Assign(
+                    targets=[_name(caught, ast.Store())],
+                    value=_rt_call("unbound_local", _name(caught)),
+                ),
+                ast.If(
+                    test=ast.Compare(
+                        left=_name(caught), ops=[ast.Is()], comparators=[_const(None)]
+                    ),
+                    body=[ast.Raise(exc=None, cause=None)],
+                    orelse=[],
+                ),
+                ast.Raise(exc=_name(caught), cause=_const(None)),
+            ],
+        )
         function = ast.FunctionDef(
             name=body_name,
             args=_arguments([rec, item]),
-            body=[ast.Try(body=body_stmts, handlers=[], orelse=[], finalbody=[capture])],
+            body=[ast.Try(body=body_stmts, handlers=[unbound], orelse=[], finalbody=[capture])],
             decorator_list=[],
             returns=None,
         )
@@ -678,11 +707,35 @@ class _Rewriter:
         facts = self._fact_cache.get(id(stmt))
         if facts is None:
             names = self._spawnable(stmt)
+            if names is not None and self._unsure_late_reads(stmt):
+                names = None
             keepable = names is None and self._keepable(stmt)
             binds = bound_names([stmt]) if keepable else set()
             facts = (names, free_loads(stmt), keepable, binds)
             self._fact_cache[id(stmt)] = facts
         return facts
+
+    def _unsure_late_reads(self, stmt: ast.stmt) -> list[str]:
+        """Locals a spawnable ``stmt`` reads late (short-circuited, or after a call)
+        that may be unbound when it starts. A spawn reads its locals up front, so it
+        would raise UnboundLocalError where the sequential program does not, or
+        before calls the program makes first: such a statement runs in order."""
+        assert isinstance(stmt, ast.Assign)
+        late = late_reads(stmt.value) & self.scope.local
+        if not late:
+            return []
+        if self._bound is None:
+            function = self._function
+            self._bound = bound_before(function) if function is not None else {}
+        unsure = sorted(late - (self._bound.get(id(stmt), frozenset()) - self.scope.cells))
+        if unsure:
+            self._note(
+                stmt,
+                "statement",
+                f"runs in order: it reads {', '.join(unsure)} after a call or only on "
+                "some paths, and it may be unbound here",
+            )
+        return unsure
 
     def _fork_run(self, stmts: list[ast.stmt], start: int) -> tuple[int, list[Any]] | None:
         """From ``start``, the longest run worth forking: (end, per-statement plan)."""
@@ -1000,7 +1053,7 @@ def rewrite_function(node: ast.FunctionDef | ast.Lambda, code: types.CodeType) -
 
 def _rewrite_function(node: ast.FunctionDef | ast.Lambda, scope: FunctionScope) -> Rewrite:
     mark_comprehension_targets(node)
-    rewriter = _Rewriter(scope)
+    rewriter = _Rewriter(scope, None if isinstance(node, ast.Lambda) else node)
     ctx = _Context(True, True, True)
     if isinstance(node, ast.Lambda):
         body: list[ast.stmt] = [

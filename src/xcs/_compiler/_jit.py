@@ -381,8 +381,12 @@ def explain(fn: Callable[..., Any]) -> str:
         A text report; its last part is the plan as an ``xcs.Graph``.
 
     Raises:
+        ValidationError: ``fn`` is not callable.
         CompilationError: XCS failed internally while compiling ``fn``.
     """
+    given: object = fn  # typed as a callable; checked, since callers pass anything
+    if not callable(given) and not isinstance(given, classmethod | staticmethod):
+        raise ValidationError(f"xcs.explain needs a function, got {type(fn).__name__} {fn!r:.60}")
     state = getattr(fn, "__xcs_jit__", None)
     if isinstance(state, _JitState):
         return _report(state.compiled(), state.original)

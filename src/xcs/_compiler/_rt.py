@@ -236,6 +236,34 @@ def _probe(site: Site, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         site.record_probe(*watch.stop())
 
 
+def _unbound_messages(probe: str) -> tuple[str, str]:
+    """This Python's messages for reading an unbound free variable and an unbound
+    local called ``probe`` (taken from the interpreter, so they match exactly)."""
+    source = (
+        f"def outer():\n"
+        f"    def inner():\n"
+        f"        return {probe}\n"
+        f"    try:\n"
+        f"        inner()\n"
+        f"    except NameError as error:\n"
+        f"        free = error.args[0]\n"
+        f"    try:\n"
+        f"        {probe}\n"
+        f"    except NameError as error:\n"
+        f"        local = error.args[0]\n"
+        f"    return free, local\n"
+        f"    {probe} = None\n"
+    )
+    namespace: dict[str, Any] = {}
+    exec(compile(source, "<xcs>", "exec"), namespace)
+    free, local = namespace["outer"]()
+    return free, local
+
+
+_PROBE = "__xcs_probe_name__"
+_FREE_MESSAGE, _LOCAL_MESSAGE = _unbound_messages(_PROBE)
+
+
 class _LoopRecord:
     """What one iteration of a parallel loop produced, applied by the owner in order.
 
@@ -273,6 +301,19 @@ class FunctionRuntime:
     def capture(frame_locals: dict[str, Any], names: tuple[str, ...]) -> tuple[Any, ...]:
         """The values of ``names`` in a loop body's frame (UNBOUND where unassigned)."""
         return tuple(frame_locals.get(name, UNBOUND) for name in names)
+
+    @staticmethod
+    def unbound_local(error: NameError) -> UnboundLocalError | None:
+        """The sequential program's error for a loop body's read of an unbound local
+        of the function (the body reads it as a free variable), or None when
+        ``error`` is anything else: raised deeper, or not about a free variable."""
+        traceback = error.__traceback__
+        if type(error) is not NameError or traceback is None or traceback.tb_next is not None:
+            return None
+        name = getattr(error, "name", None)
+        if not isinstance(name, str) or error.args != (_FREE_MESSAGE.replace(_PROBE, name),):
+            return None
+        return UnboundLocalError(_LOCAL_MESSAGE.replace(_PROBE, name))
 
     @staticmethod
     def materialize(values: Iterable[Any]) -> list[Any]:
