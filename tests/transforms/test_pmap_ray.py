@@ -63,6 +63,7 @@ def _cluster_processes() -> list[Any]:
 def cluster() -> Iterator[None]:
     assert not ray.is_initialized()
     ray.init(
+        address="local",  # a new cluster, even if `ray start` recorded another
         num_cpus=2,
         include_dashboard=False,
         log_to_driver=False,

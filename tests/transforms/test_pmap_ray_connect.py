@@ -56,6 +56,12 @@ def running_cluster() -> Iterator[None]:
     import ray
 
     assert not ray.is_initialized()
+    # `ray start` records its address for `address="auto"` (and for a later plain
+    # `ray.init()`, which would try to join the dead cluster); put back what was there.
+    from ray._common.utils import get_ray_address_file
+
+    address_file = Path(get_ray_address_file(None))
+    recorded = address_file.read_text() if address_file.exists() else None
     head = subprocess.Popen(
         [
             str(RAY),
@@ -94,6 +100,10 @@ def running_cluster() -> Iterator[None]:
         _, alive = psutil.wait_procs(processes, timeout=30)
         for process in alive:
             process.kill()
+        if recorded is None:
+            address_file.unlink(missing_ok=True)
+        else:
+            address_file.write_text(recorded)
         assert alive == [], f"cluster processes outlived `ray start`: {alive}"
 
 

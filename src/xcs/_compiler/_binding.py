@@ -70,9 +70,23 @@ def late_reads(expr: ast.expr) -> set[str]:
                 per_item += [node.key, node.value]
             else:
                 per_item.append(node.elt)
+            # The variables of the comprehension (and of those nested in it) are
+            # theirs (on Python 3.12+ they also appear among the function's locals,
+            # comprehensions being inlined).
+            own = {
+                name.id
+                for generator in ast.walk(node)
+                if isinstance(generator, ast.comprehension)
+                for name in ast.walk(generator.target)
+                if isinstance(name, ast.Name)
+            }
             for part in per_item:
                 for inner in ast.walk(part):
-                    if isinstance(inner, ast.Name) and isinstance(inner.ctx, ast.Load):
+                    if (
+                        isinstance(inner, ast.Name)
+                        and isinstance(inner.ctx, ast.Load)
+                        and inner.id not in own
+                    ):
                         late.add(inner.id)
             state[0] = True
             return
