@@ -10,6 +10,7 @@ must then say so in ``xcs.explain``; it may never fail on its own account.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable
 from typing import Any
@@ -182,6 +183,38 @@ def in_a_loop(flag: bool) -> list[int]:
     return out
 
 
+def in_a_comprehension(flag: bool) -> list[int]:
+    if flag:
+        b = 2
+    # Python 3.11: NameError (the comprehension is a function of its own);
+    # 3.12+: UnboundLocalError (comprehensions are inlined). jit gives the same.
+    return [_op(x or b) for x in [1, 0]]
+
+
+def in_a_generator_expression(flag: bool) -> int:
+    if flag:
+        b = 2
+    return sum(_op(x or b) for x in [1, 0])  # NameError on every version
+
+
+async def _aop(*args: object) -> int:
+    return _op(*args)
+
+
+async def _in_an_async_comprehension(flag: bool) -> list[int]:
+    if flag:
+        b = 2
+    return [await _aop(x or b) for x in [1, 0]]
+
+
+def in_an_async_comprehension(flag: bool) -> list[int]:
+    return asyncio.run(_in_an_async_comprehension(flag))
+
+
+def in_an_async_comprehension_jitted(flag: bool) -> list[int]:
+    return asyncio.run(xcs.jit(_in_an_async_comprehension)(flag))
+
+
 def deleted() -> int:
     a, b = 1, 2
     del b
@@ -199,13 +232,30 @@ def _outcome(fn: Callable[..., Any], *args: object) -> tuple[object, list[tuple[
     return result, list(_calls)
 
 
-@pytest.mark.parametrize("fn", [short_circuit, conditional, after_a_call, in_a_loop])
+@pytest.mark.parametrize(
+    "fn",
+    [
+        short_circuit,
+        conditional,
+        after_a_call,
+        in_a_loop,
+        in_a_comprehension,
+        in_a_generator_expression,
+    ],
+)
 @pytest.mark.parametrize("flag", [False, True])
 def test_a_local_read_late_may_be_unbound(fn: Callable[..., Any], flag: bool) -> None:
     expected = _outcome(fn, flag)
     jitted = xcs.jit(fn)
     for _ in range(3):  # the first call (probes) and later ones (measured plan)
         assert _outcome(jitted, flag) == expected
+
+
+@pytest.mark.parametrize("flag", [False, True])
+def test_an_async_comprehension_reading_an_unbound_local(flag: bool) -> None:
+    expected = _outcome(in_an_async_comprehension, flag)
+    for _ in range(3):
+        assert _outcome(in_an_async_comprehension_jitted, flag) == expected
 
 
 def test_calls_before_an_unbound_local_are_made() -> None:

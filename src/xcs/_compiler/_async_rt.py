@@ -53,6 +53,7 @@ from xcs._compiler._rt import (
     Site,
     _duration,
     _LoopRecord,
+    comprehension_unbound,
 )
 from xcs._observe import _spans
 from xcs._runtime._deadline import current_deadline
@@ -662,10 +663,16 @@ class AsyncFunctionRuntime(FunctionRuntime):
             site, body, items, self._window(), probe, overlap, loop=False, own_items=True
         )
         results: list[Any] = []
-        async with region:
-            async for result in region:
-                if result is not SKIP:
-                    results.append(result)
+        try:
+            async with region:
+                async for result in region:
+                    if result is not SKIP:
+                        results.append(result)
+        except NameError as error:
+            unbound = comprehension_unbound(error, body, items)
+            if unbound is None:
+                raise
+            raise unbound from None
         return results if kind == 0 else _BUILDERS[kind](results)
 
     def aloop(

@@ -29,6 +29,7 @@ import builtins
 import enum
 import inspect
 import operator
+import sys
 import time
 import types
 import weakref
@@ -263,6 +264,44 @@ def _unbound_messages(probe: str) -> tuple[str, str]:
 _PROBE = "__xcs_probe_name__"
 _FREE_MESSAGE, _LOCAL_MESSAGE = _unbound_messages(_PROBE)
 
+#: Python 3.12 inlines list, set and dict comprehensions (PEP 709): reading an unbound
+#: local of the function in one raises UnboundLocalError, where the region's item
+#: function, a closure, raises NameError ("free variable").
+INLINED_COMPREHENSIONS = sys.version_info >= (3, 12)
+
+
+def _as_unbound_local(error: BaseException) -> UnboundLocalError | None:
+    """UnboundLocalError for ``error`` if it is the NameError of reading an unbound
+    free variable; else None."""
+    if type(error) is not NameError:
+        return None
+    name = getattr(error, "name", None)
+    if not isinstance(name, str) or error.args != (_FREE_MESSAGE.replace(_PROBE, name),):
+        return None
+    return UnboundLocalError(_LOCAL_MESSAGE.replace(_PROBE, name))
+
+
+def comprehension_unbound(error: BaseException, *parts: Any) -> UnboundLocalError | None:
+    """On Python 3.12+, the inlined comprehension's UnboundLocalError for ``error``
+    when a region's own item function or item generator (``parts``) raised it by
+    reading an unbound local of the function; else None."""
+    if not INLINED_COMPREHENSIONS or type(error) is not NameError:
+        return None
+    traceback = error.__traceback__
+    if traceback is None:
+        return None
+    while traceback.tb_next is not None:
+        traceback = traceback.tb_next
+    codes = [
+        getattr(part, "__code__", None)
+        or getattr(part, "gi_code", None)
+        or getattr(part, "ag_code", None)
+        for part in parts
+    ]
+    if traceback.tb_frame.f_code not in codes:
+        return None
+    return _as_unbound_local(error)
+
 
 class _LoopRecord:
     """What one iteration of a parallel loop produced, applied by the owner in order.
@@ -308,12 +347,9 @@ class FunctionRuntime:
         of the function (the body reads it as a free variable), or None when
         ``error`` is anything else: raised deeper, or not about a free variable."""
         traceback = error.__traceback__
-        if type(error) is not NameError or traceback is None or traceback.tb_next is not None:
+        if traceback is None or traceback.tb_next is not None:
             return None
-        name = getattr(error, "name", None)
-        if not isinstance(name, str) or error.args != (_FREE_MESSAGE.replace(_PROBE, name),):
-            return None
-        return UnboundLocalError(_LOCAL_MESSAGE.replace(_PROBE, name))
+        return _as_unbound_local(error)
 
     @staticmethod
     def materialize(values: Iterable[Any]) -> list[Any]:
@@ -437,6 +473,11 @@ class FunctionRuntime:
         results = self.iterate(index, roots, body, items)
         try:
             return _BUILDERS[kind](results)
+        except NameError as error:
+            unbound = comprehension_unbound(error, body, items)
+            if unbound is None:
+                raise
+            raise unbound from None
         finally:
             results.close()  # type: ignore[attr-defined]
 
