@@ -92,6 +92,27 @@ def test_list_comprehension_overlaps() -> None:
     assert run_twice(make, N - 1, list(range(N))) == [x * 2 for x in range(N)]
 
 
+def test_regions_inside_match_cases_overlap() -> None:
+    def make(ops: Ops) -> Callable[[str, list[int]], Any]:
+        def run(kind: str, xs: list[int]) -> Any:
+            match kind:
+                case "all" if len([ops.keep(x) for x in xs]) > 0:  # the guard: a region
+                    return [ops.f(x) for x in xs]
+                case "pair":
+                    a = ops.f(xs[1])
+                    b = ops.g(xs[2])
+                    return a + b
+                case _:
+                    return None
+
+        return run
+
+    # keep(0) and f(0) are the probes; the other N - 1 calls of each region meet.
+    assert run_twice(make, N - 1, "all", list(range(N))) == [x * 2 for x in range(N)]
+    assert run_twice(make, 2, "pair", [0, 1, 2], warm=True) == 2 + 102
+    assert run_twice(make, 2, "other", [0, 1, 2]) is None
+
+
 def test_set_and_dict_comprehensions_overlap() -> None:
     def make_set(ops: Ops) -> Callable[[list[int]], set[int]]:
         def run(xs: list[int]) -> set[int]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -263,3 +264,68 @@ def test_calls_before_an_unbound_local_are_made() -> None:
     message = "cannot access local variable 'b' where it is not associated with a value"
     assert expected == ((UnboundLocalError, (message,)), [(1, 0)])
     assert _outcome(xcs.jit(deleted)) == expected
+
+
+# A nested function that rebinds the function's variables (``nonlocal``) shares them
+# between its calls: a loop, comprehension or statement run that calls it runs in
+# order (found by the fuzzer: a loop defining and calling such a function each
+# iteration).
+
+
+def _slow_op(*args: object) -> int:
+    _calls.append(args)
+    time.sleep(0.001)  # blocks: regions would overlap
+    return len(_calls)
+
+
+def counter_in_a_loop(xs: list[int]) -> list[int]:
+    b = 0
+    out = []
+    for x in xs:
+
+        def bump(v: int) -> int:
+            nonlocal b
+            b = b + v
+            return _slow_op(b, v)
+
+        out.append(bump(x))
+    return [*out, b]
+
+
+def counter_in_a_comprehension(xs: list[int]) -> list[int]:
+    count = 0
+
+    def bump(v: int) -> int:
+        nonlocal count
+        count += 1
+        return _slow_op(v, count) * 0 + count
+
+    return [bump(x) for x in xs]
+
+
+def counter_in_statements(xs: list[int]) -> tuple[int, int, int]:
+    count = 0
+
+    def bump(v: int) -> int:
+        nonlocal count
+        count += v
+        _slow_op(v)
+        return count
+
+    a = bump(xs[0])
+    b = bump(xs[1])
+    return a, b, count
+
+
+@pytest.mark.parametrize(
+    "fn", [counter_in_a_loop, counter_in_a_comprehension, counter_in_statements]
+)
+def test_a_nested_function_that_rebinds_variables_runs_in_order(fn: Callable[..., Any]) -> None:
+    xs = [3, 1, 4, 1, 5, 9, 2, 6]
+    expected = _outcome(fn, xs)
+    jitted = xcs.jit(fn)
+    for _ in range(3):
+        assert _outcome(jitted, xs) == expected
+    assert "rebinds this function's variables" in xcs.explain(jitted) or (
+        "no parallel region" in xcs.explain(jitted)
+    )

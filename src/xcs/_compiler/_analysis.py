@@ -568,7 +568,10 @@ def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
 
 
 def analyze_loop(
-    loop: ast.For, function_cells: frozenset[str], declared: frozenset[str]
+    loop: ast.For,
+    function_cells: frozenset[str],
+    declared: frozenset[str],
+    rebinders: frozenset[str] = frozenset(),
 ) -> LoopAnalysis:
     """May the iterations of ``loop`` run concurrently? (DESIGN §1.5)
 
@@ -576,6 +579,7 @@ def analyze_loop(
         loop: the ``for`` statement.
         function_cells: names of the enclosing function captured by closures.
         declared: names declared ``global`` or ``nonlocal`` in the function.
+        rebinders: nested functions of the function that rebind its variables.
     """
     result = LoopAnalysis()
     target = target_names(loop.target)
@@ -592,6 +596,10 @@ def analyze_loop(
         return result
     if not any(has_call(stmt) for stmt in loop.body):
         result.obstacle = "its body makes no call"
+        return result
+    rebinder = rebinder_called(ast.Module(body=loop.body, type_ignores=[]), rebinders)
+    if rebinder is not None:
+        result.obstacle = rebinder_obstacle(rebinder)
         return result
 
     # Effects: statements whose only outside write is to an accumulator.
@@ -859,6 +867,9 @@ class FunctionScope:
     local: frozenset[str]  # params and names bound in the function's own scope
     declared: frozenset[str]  # global / nonlocal
     cells: frozenset[str]  # locals captured by nested functions
+    # Nested functions (defined in this function) that rebind its variables through
+    # ``nonlocal``: calls to them share state, so regions that call them run in order.
+    rebinders: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, node: ast.FunctionDef | ast.Lambda, code: types.CodeType) -> FunctionScope:
@@ -874,7 +885,38 @@ class FunctionScope:
         if isinstance(node, ast.Lambda):
             return cls(params, local, frozenset(), cells)
         declared: set[str] = set()
+        rebinders: set[str] = set()
         for stmt in _statements(node.body):
             if isinstance(stmt, ast.Global | ast.Nonlocal):
                 declared.update(stmt.names)
-        return cls(params, local - declared, frozenset(declared), cells)
+            elif (
+                cells
+                and isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef)
+                and any(
+                    isinstance(inner, ast.Nonlocal) and cells.intersection(inner.names)
+                    for inner in ast.walk(stmt)
+                )
+            ):
+                rebinders.add(stmt.name)
+        return cls(params, local - declared, frozenset(declared), cells, frozenset(rebinders))
+
+
+def rebinder_called(node: ast.AST, rebinders: frozenset[str]) -> str | None:
+    """The first of ``rebinders`` that ``node`` reads (and so may call), or None."""
+    if not rebinders:
+        return None
+    for inner in ast.walk(node):
+        if (
+            isinstance(inner, ast.Name)
+            and isinstance(inner.ctx, ast.Load)
+            and inner.id in rebinders
+        ):
+            return inner.id
+    return None
+
+
+def rebinder_obstacle(name: str) -> str:
+    return (
+        f"it uses {name}(), a nested function that rebinds this function's variables "
+        "(nonlocal): its calls share them"
+    )

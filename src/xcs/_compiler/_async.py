@@ -147,7 +147,7 @@ def analyze_async_loop(loop: ast.For | ast.AsyncFor, scope: FunctionScope) -> Lo
     )
     ast.copy_location(as_sync, loop)
     mark_comprehension_targets(as_sync)
-    analysis = analyze_loop(as_sync, scope.cells, scope.declared)
+    analysis = analyze_loop(as_sync, scope.cells, scope.declared, scope.rebinders)
     # The effects are known by the copy's statements; name the originals instead.
     effects = analysis.effects
     analysis.effects = {
@@ -446,7 +446,7 @@ class _AsyncExprRewriter:
                 )
             return node
         if isinstance(node, ast.ListComp | ast.SetComp | ast.DictComp):
-            obstacle = async_comprehension_obstacle(node)
+            obstacle = async_comprehension_obstacle(node) or self.owner._region_obstacle(node)
             if obstacle is not None:
                 if obstacle != _NO_CALL:
                     self.owner._note(node, "comprehension", f"runs in order: {obstacle}")

@@ -49,6 +49,8 @@ from xcs._compiler._analysis import (
     node_fields,
     own_nodes,
     own_statements,
+    rebinder_called,
+    rebinder_obstacle,
     target_names,
 )
 from xcs._compiler._binding import bound_before, late_reads
@@ -334,7 +336,14 @@ class _Rewriter:
                     "runs in order: a while loop's next test depends on the iteration before it",
                 )
             return [stmt]
-        if isinstance(stmt, ast.AsyncFor | ast.AsyncWith | ast.Match):
+        if isinstance(stmt, ast.Match):
+            # Patterns make no calls; the subject, the guards and the case bodies are
+            # compiled like an if-elif chain's tests and branches.
+            stmt = copy.copy(stmt)
+            stmt.subject = self.expr(stmt.subject, ctx)
+            stmt.cases = [self._case(case, ctx) for case in stmt.cases]
+            return [stmt]
+        if isinstance(stmt, ast.AsyncFor | ast.AsyncWith):
             return [stmt]
         first_new_site = len(self.sites)
         rewritten = self._simple(stmt, ctx)
@@ -345,6 +354,13 @@ class _Rewriter:
             for info in self.sites[first_new_site:]:
                 info.writes = _unique([*info.writes, *written])
         return [rewritten]
+
+    def _case(self, case: ast.match_case, ctx: _Context) -> ast.match_case:
+        case = copy.copy(case)
+        if case.guard is not None:
+            case.guard = self.expr(case.guard, ctx)
+        case.body = self.block(case.body, ctx)
+        return case
 
     def _handler(self, handler: ast.ExceptHandler, ctx: _Context) -> ast.ExceptHandler:
         handler = copy.copy(handler)
@@ -381,8 +397,14 @@ class _Rewriter:
         rewritten: ast.expr = _ExprRewriter(self).visit(node)
         return rewritten
 
+    def _region_obstacle(self, node: ast.AST) -> str | None:
+        """Why an expression region (a comprehension or a consumed generator
+        expression) cannot be one, beyond its own shape."""
+        rebinder = rebinder_called(node, self.scope.rebinders)
+        return None if rebinder is None else rebinder_obstacle(rebinder)
+
     def comprehension(self, node: ast.expr, original: ast.expr) -> ast.expr:
-        obstacle = comprehension_obstacle(original)
+        obstacle = comprehension_obstacle(original) or self._region_obstacle(original)
         if obstacle is not None:
             if obstacle != "its items make no call":
                 self._note(original, "comprehension", f"runs in order: {obstacle}")
@@ -399,7 +421,7 @@ class _Rewriter:
     def consumed(self, call: ast.Call, original: ast.Call) -> ast.expr | None:
         genexp = call.args[0]
         assert isinstance(genexp, ast.GeneratorExp)
-        obstacle = comprehension_obstacle(original.args[0])
+        obstacle = comprehension_obstacle(original.args[0]) or self._region_obstacle(original)
         if obstacle is not None:
             if obstacle != "its items make no call":
                 self._note(original, "generator expression", f"runs in order: {obstacle}")
@@ -449,7 +471,7 @@ class _Rewriter:
     # -- loops --------------------------------------------------------------------------------
 
     def for_loop(self, loop: ast.For, ctx: _Context) -> list[ast.stmt]:
-        analysis = analyze_loop(loop, self.scope.cells, self.scope.declared)
+        analysis = analyze_loop(loop, self.scope.cells, self.scope.declared, self.scope.rebinders)
         if analysis.obstacle is None and not ctx.loops:
             analysis.obstacle = ctx.why
         if analysis.obstacle is not None:
@@ -679,6 +701,8 @@ class _Rewriter:
                 return None
         if frame_sensitive_call(stmt.value) is not None:
             return None
+        if rebinder_called(stmt.value, self.scope.rebinders) is not None:
+            return None  # its calls share variables with the other statements' calls
         return names
 
     def _keepable(self, stmt: ast.stmt) -> bool:
