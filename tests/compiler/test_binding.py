@@ -43,6 +43,12 @@ def _bound_at(source: str, marker: str = "probe()") -> frozenset[str]:
         ("def f(p):\n    import os.path as q, sys.x\n    probe()", {"p", "q", "sys"}),
         ("def f(p):\n    a, (b, *c) = p\n    p.x, d = p\n    probe()", {"p", "a", "b", "c"}),
         ("def f(p):\n    def g(): del p\n    class C: pass\n    probe()", {"p", "g", "C"}),
+        (
+            "def f(p):\n    match p:\n        case [a, *b] | {'k': a, **b} if a:\n"
+            "            probe()",
+            {"p", "a", "b"},
+        ),
+        ("def f(p):\n    match p:\n        case [a]:\n            pass\n    probe()", {"p"}),
     ],
 )
 def test_surely_bound_names(source: str, expected: set[str]) -> None:

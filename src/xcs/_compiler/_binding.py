@@ -173,7 +173,9 @@ def _statement(
     if isinstance(stmt, ast.Match):
         kept = bound - _deleted([s for case in stmt.cases for s in case.body])
         for case in stmt.cases:
-            _block(case.body, kept, out)
+            # A case's body runs only after its pattern matched, which bound its
+            # captures (every alternative of an or-pattern binds the same names).
+            _block(case.body, kept | _captures(case.pattern), out)
         return kept
     return bound  # Expr, Pass, Assert, Global, Nonlocal
 
@@ -208,6 +210,16 @@ def _meet(ends: Iterable[frozenset[str] | None]) -> frozenset[str] | None:
     for end in reached[1:]:
         result &= end
     return result
+
+
+def _captures(pattern: ast.pattern) -> frozenset[str]:
+    names: set[str] = set()
+    for node in ast.walk(pattern):
+        if isinstance(node, ast.MatchAs | ast.MatchStar) and node.name:
+            names.add(node.name)
+        elif isinstance(node, ast.MatchMapping) and node.rest:
+            names.add(node.rest)
+    return frozenset(names)
 
 
 def _optional_target(target: ast.expr | None) -> list[str]:
