@@ -226,11 +226,14 @@ class _Writer:
         if kind == "fail":
             return f"fail({e()})"
         if kind == "binop":
-            return (
-                f"({e()} {self.pick(['+', '-', '*', '%'])} {self.pick(['3', '7', e()])})".replace(
-                    "% 0", "% 1"
-                )
-            )
+            operator = self.pick(["+", "-", "*", "%"])
+            # Values must not grow exponentially in a loop: a = a * a makes an integer
+            # of billions of bits within a few dozen iterations, in the plain run as
+            # much as under jit (seed 23 ran out of memory so), and a = a + a doubles
+            # a list. Multiply by constants only; add what op() returns (an int).
+            options = {"*": ["3", "7"], "%": ["3", "7", e()]}
+            right = self.pick(options.get(operator, ["3", "7", f"op({e()})"]))
+            return f"({e()} {operator} {right})".replace("% 0", "% 1")
         if kind == "floordiv":
             return f"({e()} // ({e()} % 3))"  # ZeroDivisionError one time in three
         if kind == "ifexp":
@@ -349,11 +352,11 @@ class _Writer:
         if kind == "assign":
             return [f"{target} = {e()}"]
         if kind == "augassign":
-            return [
-                f"{target} {self.pick(['+=', '-=', '*=', '%=', '|='])} {e()}".replace(
-                    "%= 0", "%= 1"
-                )
-            ]
+            operator = self.pick(["+=", "-=", "*=", "%=", "|="])
+            # As for binop: no a *= a, no a += a.
+            options = {"*=": ["2", "3", "7"], "%=": [e()], "|=": [e()]}
+            value = self.pick(options.get(operator, ["2", f"op({e()})"]))
+            return [f"{target} {operator} {value}".replace("%= 0", "%= 1")]
         if kind == "append":
             return [f"out.append({e()})"]
         if kind == "star_assign":
