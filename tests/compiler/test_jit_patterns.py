@@ -250,6 +250,55 @@ def test_loop_with_accumulators_overlaps() -> None:
     assert (i, x, y) == (5, 5, 10)
 
 
+def test_nested_loops_overlap_all_their_calls() -> None:
+    # 2 x 3 calls, all in flight at once (warm: no item is a probe).
+    def make(ops: Ops) -> Callable[[list[int], list[int]], Any]:
+        def run(xs: list[int], ys: list[int]) -> Any:
+            out: list[int] = []
+            for x in xs:
+                for y in ys:
+                    out.append(ops.f(x * 10 + y))
+            return out
+
+        return run
+
+    assert run_twice(make, 6, [1, 2], [1, 2, 3], warm=True) == [22, 24, 26, 42, 44, 46]
+
+
+def test_nested_loop_effects_keep_program_order_whatever_finishes_first(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    delays = {(x, y): 0.001 * ((x * 7 + y * 3) % 5) for x in range(4) for y in range(5)}
+
+    def slow(x: int, y: int) -> int:
+        time.sleep(delays[x, y])
+        return x * 10 + y
+
+    def run(xs: list[int], ys: list[int]) -> Any:
+        out, by_pair, total = [], {}, 0
+        for x in xs:
+            row = []
+            for y in ys:
+                v = slow(x, y)
+                if v % 3 == 0:
+                    continue  # the inner loop's continue
+                out.append(v)
+                row.append(v)
+                by_pair[x, y] = v
+                total += v
+                print(v, end=" ")
+            out.append(len(row))
+        return out, by_pair, total, x, y, v
+
+    expected = run(list(range(4)), list(range(5)))
+    printed = capsys.readouterr().out
+    jitted = xcs.jit(run)
+    for _ in range(3):
+        assert jitted(list(range(4)), list(range(5))) == expected
+        assert capsys.readouterr().out == printed
+    assert xcs.explain(jitted).count("] loop, line") == 2  # both loops are regions
+
+
 def test_loop_effects_keep_program_order_whatever_finishes_first() -> None:
     delays = [0.004, 0.0, 0.003, 0.0, 0.002, 0.001]
 

@@ -495,11 +495,26 @@ def _chain_root(expr: ast.AST) -> str | None:
     return expr.id if isinstance(expr, ast.Name) else None
 
 
+#: Compiled loop bodies name their record ``__xcs_<RECORD_STEM><n>__``.
+RECORD_STEM = "rec"
+_RECORD_PREFIX = f"__xcs_{RECORD_STEM}"
+
+
 def effect_of(stmt: ast.stmt) -> tuple[str, str] | None:
     """(kind, target root name) if ``stmt`` is a deferrable effect, else None."""
     if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
         call = stmt.value
         func = call.func
+        if (
+            isinstance(func, ast.Attribute)
+            and func.attr in ("call", "aug")
+            and isinstance(func.value, ast.Name)
+            and func.value.id.startswith(_RECORD_PREFIX)
+        ):
+            # An effect of an enclosing parallel loop, already made a record entry
+            # (this loop is inside its body): deferred here too, so that it reaches
+            # the enclosing record in this loop's order.
+            return EffectKind.CALL, func.value.id
         if (
             isinstance(func, ast.Attribute)
             and func.attr in _EFFECT_METHODS

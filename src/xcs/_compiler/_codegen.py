@@ -33,6 +33,7 @@ from typing import Any
 
 from xcs._compiler._analysis import (
     MARKERS,
+    RECORD_STEM,
     EffectKind,
     FunctionScope,
     LoopAnalysis,
@@ -495,7 +496,9 @@ class _Rewriter:
         info.writes = _unique([*analysis.assigned, *sorted(analysis.effect_targets)])
         index = info.site.index
         body_name = self._fresh("loop_body")
-        rec, item = "__xcs_rec__", "__xcs_item__"
+        # Fresh names: a loop region inside this one's body has a record of its own,
+        # and must still see this one's (its effects replay into it, in order).
+        rec, item = self._fresh(RECORD_STEM), self._fresh("item")
 
         # The iteration, as a function of (record, item). Effects are marked on the
         # original nodes (the analysis knows them by identity) before copying.
@@ -505,7 +508,7 @@ class _Rewriter:
                 stmt._xcs_effect = kind  # type: ignore[attr-defined]
         aug_kinds: list[ast.AugAssign] = []
         transformer = _EffectRewriter(analysis, rec, aug_kinds)
-        inner_ctx = _Context(True, False, False, "inside a parallel loop's body")
+        inner_ctx = _Context(True, True, False, "inside a parallel loop's body")
         body = [transformer.visit_block(s) for s in loop.body]
         body_stmts: list[ast.stmt] = [
             ast.Assign(targets=[loop.target], value=_name(item)),
