@@ -118,7 +118,13 @@ _LAZY = {
 }
 
 
+# Subpackages reachable as attributes without their own import (``xcs.testing``).
+_LAZY_MODULES = frozenset({"testing"})
+
+
 def __getattr__(name: str) -> _typing.Any:
+    if name in _LAZY_MODULES:
+        return _importlib.import_module(f"xcs.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'xcs' has no attribute {name!r}")
@@ -128,7 +134,7 @@ def __getattr__(name: str) -> _typing.Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | _LAZY.keys())
+    return sorted(set(globals()) | _LAZY.keys() | _LAZY_MODULES)
 
 
 class _Package(_types.ModuleType):

@@ -57,7 +57,7 @@ from xcs._compiler._rt import (
 )
 from xcs._observe import _spans
 from xcs._runtime._deadline import current_deadline
-from xcs._runtime._measure import worth_overlapping
+from xcs._runtime._measure import forced, worth_overlapping
 
 __all__ = ["AsyncFork", "AsyncFunctionRuntime"]
 
@@ -639,8 +639,8 @@ class AsyncFunctionRuntime(FunctionRuntime):
         if sequential is not None:
             site.force_in_order(f"calls {sequential}, which is marked @xcs.sequential")
             return False, False
-        if site.probes == 0:
-            return False, True  # not measured yet: overlap, and measure the tasks
+        if site.probes == 0 or forced():  # not measured yet: overlap, measure the tasks
+            return False, True
         probe = site.wants_probe()
         return probe, site.mode is Mode.OVERLAP
 

@@ -36,7 +36,14 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from xcs._runtime._measure import BLOCKED_SECONDS_MIN, Stopwatch, get_profile, worth_overlapping
+from xcs._runtime._measure import (
+    BLOCKED_SECONDS_MIN,
+    Stopwatch,
+    _forced,
+    forced,
+    get_profile,
+    worth_overlapping,
+)
 from xcs._runtime._pool import get_pool
 from xcs._runtime._scheduler import Task, TaskGroup, drive_window, ordered_imap
 
@@ -148,7 +155,7 @@ class Site:
     def original(self) -> bool:
         """Called by compiled code at each execution: True runs the original code."""
         self.executions += 1
-        if self.mode is Mode.IN_ORDER and self._countdown > 0:
+        if self.mode is Mode.IN_ORDER and self._countdown > 0 and not _forced[0]:
             self._countdown -= 1
             return True
         return False
@@ -204,7 +211,7 @@ class Site:
         their CPU time says little, but a short wall time is conclusive."""
         count, wall = self._task_n, self._task_wall
         self._task_n, self._task_wall = 0, 0.0
-        if self.mode is not Mode.OVERLAP or count == 0:
+        if self.mode is not Mode.OVERLAP or count == 0 or forced():
             return
         mean = wall / count
         if mean < BLOCKED_SECONDS_MIN:
@@ -421,6 +428,8 @@ class FunctionRuntime:
         if sequential is not None:
             site.force_in_order(f"calls {sequential}, which is marked @xcs.sequential")
             return False, False
+        if forced():  # NOTE: [Forced overlap]
+            return False, True
         probe = site.wants_probe()
         return probe, site.mode is Mode.OVERLAP
 

@@ -21,6 +21,7 @@ call is seen to compute, and a waiting one to wait, however loaded the machine i
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -34,7 +35,9 @@ __all__ = [
     "SiteProfile",
     "SiteStatistics",
     "Stopwatch",
+    "forced",
     "get_profile",
+    "set_forced",
     "worth_overlapping",
 ]
 
@@ -49,6 +52,28 @@ BLOCKED_FRACTION_MIN = 0.25
 # Recent calls weigh more, so a site that changes behaviour (a cache warming up, a
 # model switched to a local one) is re-decided within a few dozen calls.
 _EWMA_WEIGHT = 0.2
+
+
+# NOTE: [Forced overlap]
+# ``xcs.testing.force_overlap()`` (and ``XCS_FORCE_OVERLAP=1`` in the environment when
+# xcs is imported) put every region on its concurrent path whatever was measured: no
+# probe, every item a task. Only the measurement is overridden: what the compiler
+# keeps in order (loops with carried state, ``@xcs.sequential`` callees...) stays in
+# order. It is process-wide, a count of the blocks open, so that nested and
+# concurrent uses compose; the hot path reads one list item.
+_forced = [1 if os.environ.get("XCS_FORCE_OVERLAP", "").strip() not in ("", "0") else 0]
+_forced_lock = threading.Lock()
+
+
+def forced() -> bool:
+    """True while every region must take its concurrent path (NOTE: [Forced overlap])."""
+    return _forced[0] > 0
+
+
+def set_forced(delta: int) -> None:
+    """Open (+1) or close (-1) a forced-overlap block."""
+    with _forced_lock:
+        _forced[0] = max(_forced[0] + delta, 0)
 
 
 def worth_overlapping(blocked_s: float, fraction: float) -> bool:
