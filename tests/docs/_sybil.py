@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from sybil import Document, Region, Sybil
+from sybil.integration.pytest import SybilItem
 from sybil.parsers.markdown import PythonCodeBlockParser, SkipParser
 from tests.models._fake_openai import FakeOpenAIServer, Reply, anthropic_reply, chat_reply
 
@@ -137,3 +138,20 @@ sybil = Sybil(
 )
 
 pytest_collect_file = sybil.pytest()
+
+
+# Sybil 10's pytest item cuts a failure's traceback at the example's frame, and
+# crashes (IndexError, reported as an INTERNALERROR of the whole run) when the failure
+# has no such frame: a warning turned error after the example ran, such as the
+# ResourceWarning of a file an example left open. Show the whole traceback instead.
+_cut_traceback = SybilItem._traceback_filter
+
+
+def _traceback_filter(self: SybilItem, excinfo: Any) -> Any:
+    try:
+        return _cut_traceback(self, excinfo)
+    except IndexError:
+        return excinfo.traceback
+
+
+SybilItem._traceback_filter = _traceback_filter  # type: ignore[method-assign]
