@@ -70,12 +70,15 @@ def _fake_reply(server: FakeOpenAIServer) -> Any:
 
 def setup(namespace: dict[str, Any]) -> None:
     from xcs.models import models
+    from xcs.models._local import LocalProvider
     from xcs.models._sim import SimProvider
 
     class LocalStandIn(SimProvider):
-        """``local:`` in the docs' run: the simulator, so no model is loaded."""
+        """``local:`` in the docs' run: the simulator, so no model is loaded; with the
+        local provider's defaults (one request in flight per server slot)."""
 
         name = "local"
+        defaults = LocalProvider.defaults
 
     models._reset()
     models.register_provider("local", LocalStandIn)
