@@ -144,3 +144,55 @@ def test_async_with_sets_the_deadline() -> None:
     left = asyncio.run(_async_body())
     assert left is not None
     assert 0 < left <= 5
+
+
+# -- no task starts after the deadline in force for it ---------------------------------
+
+
+def test_a_pool_thread_under_a_deadline_starts_nothing_after_it(make_pool) -> None:  # type: ignore[no-untyped-def]
+    # The region's owner is the pool's only thread, so it runs the region's calls
+    # itself (NOTE: [Waiting threads help]); it must stop starting them at expiry.
+    pool = make_pool(1)
+    entered = threading.Event()
+    started: list[int] = []
+    late: list[int] = []
+
+    def call(i: int) -> int:
+        limit = current_deadline()
+        if limit is not None and limit.expired():
+            late.append(i)
+        started.append(i)
+        time.sleep(0.5)
+        return i
+
+    def region() -> list[int]:
+        entered.set()
+        with xcs.deadline(0.3):
+            return ordered_map(call, range(6), window=6, pool=pool, name="call")
+
+    with TaskGroup(pool=pool) as group:
+        task = group.spawn(region)
+        assert entered.wait(FOREVER)  # a pool thread owns the region, not this one
+        with pytest.raises(xcs.ExecutionTimeout) as caught:
+            group.result(task)
+    assert late == []
+    assert len(started) <= 1  # the first call overran the deadline: none came after it
+    assert caught.value.cancelled == 6 - len(started)
+
+
+def test_a_task_never_starts_after_the_deadline_it_was_spawned_under(make_pool) -> None:  # type: ignore[no-untyped-def]
+    pool = make_pool(1)
+    blocker = threading.Event()
+    ran: list[int] = []
+    with TaskGroup(pool=pool, name="busy") as busy:
+        busy.spawn(blocker.wait, FOREVER)  # the only worker is taken
+        with TaskGroup(pool=pool, name="late") as group:
+            with xcs.deadline(0.05) as scope:
+                task = group.spawn(ran.append, 1)
+            while scope.remaining() > 0:
+                time.sleep(0.01)
+            blocker.set()  # the worker is free now, after the deadline
+            with pytest.raises(xcs.ExecutionTimeout, match="item 0 not started"):
+                group.result(task)
+    assert ran == []
+
