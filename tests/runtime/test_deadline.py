@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -196,3 +197,128 @@ def test_a_task_never_starts_after_the_deadline_it_was_spawned_under(make_pool) 
                 group.result(task)
     assert ran == []
 
+
+# -- async with: the awaiting task is cancelled at expiry ------------------------------
+
+GUARD = 10.0  # asyncio.wait_for around each test body: a bound for a broken build
+
+
+def _run(body: Any) -> Any:
+    import asyncio
+
+    async def guarded() -> Any:
+        return await asyncio.wait_for(body(), GUARD)
+
+    return asyncio.run(guarded())
+
+
+def test_async_deadline_cancels_an_await_that_runs_past_it() -> None:
+    import asyncio
+
+    reached: list[str] = []
+
+    async def body() -> tuple[BaseException, int]:
+        try:
+            async with xcs.deadline(0.2):
+                await asyncio.Event().wait()  # never set
+                reached.append("after the await")
+        except BaseException as exc:
+            task = asyncio.current_task()
+            assert task is not None
+            await asyncio.sleep(0)  # the task is usable again: no cancel left pending
+            return exc, task.cancelling()
+        raise AssertionError("the block did not raise")
+
+    error, cancelling = _run(body)
+    assert type(error) is xcs.ExecutionTimeout
+    assert isinstance(error, TimeoutError)
+    assert error.seconds == pytest.approx(0.2)
+    assert cancelling == 0
+    assert reached == []
+
+
+def test_async_deadline_bounds_awaits_that_run_in_order_under_jit() -> None:
+    import asyncio
+
+    started: list[int] = []
+
+    async def step(i: int) -> int:
+        started.append(i)
+        await asyncio.sleep(GUARD * 2)
+        return i
+
+    @xcs.jit
+    async def chain() -> int:
+        a = await step(0)
+        b = await step(a + 1)
+        return await step(b + 1)
+
+    async def body() -> None:
+        async with xcs.deadline(0.2):
+            await chain()
+
+    with pytest.raises(xcs.ExecutionTimeout):
+        _run(body)
+    assert started == [0]
+
+
+@pytest.mark.parametrize(("outer", "inner"), [(0.2, 30.0), (30.0, 0.2)])
+def test_nested_async_deadlines_take_the_earliest(outer: float, inner: float) -> None:
+    import asyncio
+
+    seen: list[float] = []
+
+    async def body() -> None:
+        async with xcs.deadline(outer):
+            try:
+                async with xcs.deadline(inner):
+                    await asyncio.Event().wait()
+            except xcs.ExecutionTimeout as exc:
+                seen.append(exc.seconds)
+                if inner > outer:
+                    raise
+            await asyncio.sleep(0)  # the outer block still has time: it goes on
+            seen.append(-1.0)
+
+    if inner < outer:
+        _run(body)
+        assert seen == [pytest.approx(0.2), -1.0]
+    else:
+        with pytest.raises(xcs.ExecutionTimeout) as caught:
+            _run(body)
+        assert caught.value.seconds == pytest.approx(0.2)
+
+
+def test_async_deadline_does_not_swallow_an_outer_cancel() -> None:
+    import asyncio
+
+    async def body() -> str:
+        entered = asyncio.Event()
+
+        async def worker() -> None:
+            async with xcs.deadline(30):
+                entered.set()
+                await asyncio.Event().wait()
+
+        task = asyncio.ensure_future(worker())
+        await entered.wait()
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            return "cancelled"
+        return "not cancelled"
+
+    assert _run(body) == "cancelled"
+
+
+def test_a_sync_deadline_around_the_loop_bounds_an_async_one() -> None:
+    import asyncio
+
+    async def body() -> None:
+        async with xcs.deadline(30):
+            await asyncio.Event().wait()
+
+    with pytest.raises(xcs.ExecutionTimeout) as caught, xcs.deadline(0.2):
+        _run(body)
+    assert caught.value.seconds == pytest.approx(0.2)
