@@ -61,7 +61,8 @@ class WorkerPool:
     the pool never has more than ``2 * max_workers`` threads. Past that (more than
     ``max_workers`` calls hung at once), new work waits for a thread, as it would in
     a full pool. A thread that finishes a job while the pool has more threads than
-    its present capacity exits, so the pool shrinks back once stranded calls end.
+    its present capacity exits, so the pool shrinks back to its bound as the
+    stranded calls end and work goes on.
 
     Not constructed by users: the runtime uses the process-wide pool of ``get_pool()``.
     """
