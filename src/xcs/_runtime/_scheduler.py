@@ -207,9 +207,9 @@ class TaskGroup:
     Args:
         name: a label for the tasks, shown in errors and traces.
         pool: the pool to run on (default: the process-wide pool).
-        note: the note a task's exception gets when it is raised to the owner, given
-            the task's index (default: ``xcs: raised by item <index> of <name>``);
-            NOTE: [Where a task's error came from].
+        note: given a task's index, what its exception's note says after
+            ``xcs: raised by `` when it is raised to the owner (default:
+            ``item <index> of <name>``); NOTE: [Where a task's error came from].
 
     Example::
 
@@ -553,8 +553,8 @@ def _add_origin_note(error: BaseException, index: int, group: TaskGroup) -> None
             for note in notes:
                 if isinstance(note, str) and note.startswith(_NOTE_PREFIX):
                     return  # an inner group already said where it came from
-        text = group._note(index) if group._note is not None else None
-        error.add_note(text or f"{_NOTE_PREFIX}item {index} of {group.name}")
+        what = group._note(index) if group._note is not None else None
+        error.add_note(_NOTE_PREFIX + (what or f"item {index} of {group.name}"))
     except Exception:  # a hostile __notes__ or note function: no note, same error
         logger.debug("xcs: could not add a note to %r", error, exc_info=True)
 
@@ -587,8 +587,8 @@ def ordered_imap(
         window: the in-flight bound (default: the pool's size).
         name: a label for tasks in errors and traces (default: ``fn``'s name).
         pool: the pool to run on (default: the process-wide pool).
-        note: the note the first failing item's exception gets, given the item's
-            index (see ``TaskGroup``).
+        note: given an item's index, what the note of its exception says after
+            ``xcs: raised by `` (see ``TaskGroup``).
 
     Raises:
         BaseException: the exception of the first failing item, the original object.

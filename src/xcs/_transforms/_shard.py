@@ -102,7 +102,7 @@ def call_items(
             return Failed(exc)
 
     def note(index: int) -> str:
-        return f"xcs: raised by item {start + index} of the batch mapped over {name}"
+        return f"item {start + index} of the batch mapped over {name}"
 
     return cast(
         Generator[Any, None, None],
