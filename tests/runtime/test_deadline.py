@@ -262,6 +262,28 @@ def test_async_deadline_bounds_awaits_that_run_in_order_under_jit() -> None:
     assert started == [0]
 
 
+def test_an_overlapped_async_region_still_reports_what_was_running() -> None:
+    import asyncio
+
+    async def step(i: int) -> int:
+        await asyncio.Event().wait()
+        return i
+
+    @xcs.jit
+    async def fan() -> list[int]:
+        return [await step(i) for i in range(3)]
+
+    async def body() -> None:
+        with xcs.testing.force_overlap():
+            async with xcs.deadline(0.2):
+                await fan()
+
+    for _ in range(5):  # the region's own timeout and the block's timer expire together
+        with pytest.raises(xcs.ExecutionTimeout) as caught:
+            _run(body)
+        assert len(caught.value.running) == 3, caught.value
+
+
 @pytest.mark.parametrize(("outer", "inner"), [(0.2, 30.0), (30.0, 0.2)])
 def test_nested_async_deadlines_take_the_earliest(outer: float, inner: float) -> None:
     import asyncio

@@ -19,11 +19,14 @@ class Deadline:
     Not constructed directly; use ``xcs.deadline(seconds)``.
     """
 
-    __slots__ = ("at", "seconds")
+    __slots__ = ("at", "reported", "seconds")
 
     def __init__(self, at: float, seconds: float) -> None:
         self.at = at
         self.seconds = seconds
+        # Set once some wait has raised this deadline's ExecutionTimeout (NOTE: [Async
+        # deadlines cancel] lets such a wait finish reporting before it cancels).
+        self.reported = False
 
     def remaining(self) -> float:
         """Seconds left (negative once expired)."""
@@ -36,6 +39,7 @@ class Deadline:
         self, *, running: tuple[str, ...] = (), cancelled: int = 0, where: str = ""
     ) -> ExecutionTimeout:
         """The exception that reports this deadline's expiry."""
+        self.reported = True
         parts = [f"deadline of {self.seconds:g} s exceeded"]
         if where:
             parts[0] += f" in {where}"
@@ -51,6 +55,11 @@ class Deadline:
     def __repr__(self) -> str:
         return f"<Deadline {self.seconds:g} s, {self.remaining():.3f} s left>"
 
+
+# How long an ``async with`` block may go on finishing after one of XCS's own waits
+# reported the expiry, before the block's task is cancelled (NOTE: [Async deadlines
+# cancel]).
+_REPORT_GRACE_S = 0.05
 
 # The innermost *effective* deadline of the current context: a nested deadline that is
 # later than its parent stores the parent, so reading one variable gives the earliest.
@@ -101,7 +110,16 @@ class deadline:
             answers = judge_all(questions)
     """
 
-    __slots__ = ("_cancelling", "_deadline", "_fired", "_task", "_timer", "_token", "seconds")
+    __slots__ = (
+        "_cancelling",
+        "_deadline",
+        "_effective",
+        "_fired",
+        "_task",
+        "_timer",
+        "_token",
+        "seconds",
+    )
 
     def __init__(self, seconds: float) -> None:
         if isinstance(seconds, bool) or not isinstance(seconds, int | float):
@@ -114,7 +132,8 @@ class deadline:
         self._deadline: Deadline | None = None
         self._token: Token[Deadline | None] | None = None
         self._task: Any = None  # asyncio.Task, when entered with ``async with``
-        self._timer: Any = None  # the loop's TimerHandle that cancels it at expiry
+        self._timer: Any = None  # the loop's handle that will cancel it at expiry
+        self._effective: Deadline | None = None  # the deadline in force in the block
         self._cancelling = 0
         self._fired = False
 
@@ -153,6 +172,12 @@ class deadline:
     # if, after this block withdraws its own request (uncancel), the task still has
     # more requests than it had on entry, someone else cancelled it too (an enclosing
     # deadline, a caller's task.cancel()), and the CancelledError goes on unchanged.
+    # XCS's own waits (a region's tasks, a model call) expire at the same moment and
+    # raise a timeout that says what was still running, which is worth more than a
+    # bare cancellation: at expiry the timer lets the loop turn twice (a wait woken
+    # by its own timeout runs meanwhile), and if such a wait has reported the expiry
+    # it gives the block a grace period to finish raising (its cleanup awaits the
+    # tasks it cancelled) before it cancels anyway.
 
     async def __aenter__(self) -> deadline:
         import asyncio  # already loaded: we are inside a running loop
@@ -163,16 +188,26 @@ class deadline:
         if task is not None and effective is not None:
             loop = asyncio.get_running_loop()
             self._task = task
+            self._effective = effective
             self._cancelling = task.cancelling()
             self._fired = False
             self._timer = loop.call_at(loop.time() + effective.remaining(), self._on_expiry)
         return self
 
-    def _on_expiry(self) -> None:
+    def _on_expiry(self, step: int = 0) -> None:
+        task, effective = self._task, self._effective
+        if task is None or task.done() or effective is None:
+            return
+        loop = task.get_loop()
+        if step < 2:
+            self._timer = loop.call_soon(self._on_expiry, step + 1)
+            return
+        if step == 2 and effective.reported:
+            self._timer = loop.call_later(_REPORT_GRACE_S, self._on_expiry, 3)
+            return
         self._timer = None
-        if self._task is not None and not self._task.done():
-            self._fired = True
-            self._task.cancel()
+        self._fired = True
+        task.cancel()
 
     async def __aexit__(
         self,
@@ -186,7 +221,7 @@ class deadline:
         if timer is not None:
             timer.cancel()
         task, self._task = self._task, None
-        effective = _current.get()
+        effective, self._effective = self._effective, None
         if task is not None and self._fired:
             self._fired = False
             theirs = task.uncancel() > self._cancelling
