@@ -217,3 +217,42 @@ class _Blocking:
 
     def run_from_pool(self) -> None:
         self._release.wait(60)
+
+
+def test_graph_run_after_hung_calls_gets_the_whole_pool(  # type: ignore[no-untyped-def]
+    make_pool, monkeypatch
+) -> None:
+    # Issue 14.13 as a user meets it: a deadline expires over hung calls, and the
+    # next Graph.run on the shared pool must still run its nodes all at once.
+    import xcs
+    from xcs._runtime import _pool
+
+    n = 3
+    monkeypatch.setattr(_pool, "_pool", make_pool(n))
+    release = threading.Event()
+    hung = threading.Barrier(n + 1, timeout=30)
+
+    def hang(q: str) -> str:
+        hung.wait()
+        release.wait(60)
+        return q
+
+    stuck = xcs.Graph(inputs=["q"], name="stuck")
+    for i in range(n):
+        stuck.add(f"h{i}", hang, "q")
+    fresh = threading.Barrier(n, timeout=10)
+
+    def meet(q: str) -> str:
+        fresh.wait()
+        return q
+
+    wide = xcs.Graph(inputs=["q"], name="wide")
+    for i in range(n):
+        wide.add(f"m{i}", meet, "q")
+    try:
+        with pytest.raises(xcs.ExecutionTimeout), xcs.deadline(0.5):
+            threading.Thread(target=hung.wait, daemon=True).start()
+            stuck.run(q="x")
+        assert wide.run(q="y") == {f"m{i}": "y" for i in range(n)}
+    finally:
+        release.set()
