@@ -36,10 +36,10 @@ import operator
 import sys
 import time
 import types
-import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from xcs._observe import _counters, _stats
 from xcs._runtime._deadline import current_deadline
 from xcs._runtime._measure import (
     BLOCKED_SECONDS_MIN,
@@ -723,12 +723,15 @@ def _unless_groups(site: Site, source: Iterator[Any]) -> tuple[Iterator[Any], bo
 
 
 # Every compiled function's runtime, weakly: ``xcs.stats`` reads their sites.
-_runtimes: weakref.WeakSet[FunctionRuntime] = weakref.WeakSet()
+_runtimes: _counters.LiveSet[FunctionRuntime] = _counters.LiveSet()
 
 
 def live_runtimes() -> list[FunctionRuntime]:
     """The runtimes of the compiled functions still alive (for ``xcs.stats``)."""
-    return list(_runtimes)
+    return _runtimes.snapshot()
+
+
+_counters.register("regions", _stats.region_counters(live_runtimes))
 
 
 # NOTE: [Ordered receivers]
