@@ -282,6 +282,13 @@ class Site:
             self._countdown = self._interval = 1
             self.reason = "its calls now compute: overlapping no longer pays"
 
+    def note(self, index: int) -> str:
+        """What the note of an exception raised by item ``index`` says (DESIGN §1.11)."""
+        function = self.label.rsplit(":", 1)[0]
+        item = "statement" if self.kind == "statements" else "item"
+        where = "statements" if self.kind == "statements" else self.kind
+        return f"{item} {index} of the {where} at line {self.line} of {function}"
+
     def force_in_order(self, reason: str) -> None:
         self.mode = Mode.IN_ORDER
         self.reason = reason
@@ -943,7 +950,7 @@ def _ordered(
     body: Callable[..., Any], source: Iterator[tuple[Any, ...]], window: int, site: Site
 ) -> Iterator[Any]:
     """The ordered map of the scheduler, over argument tuples."""
-    return ordered_imap(_star(body), source, window=window, name=site.label)
+    return ordered_imap(_star(body), source, window=window, name=site.label, note=site.note)
 
 
 def _star(body: Callable[..., Any]) -> Callable[[tuple[Any, ...]], Any]:
@@ -959,7 +966,7 @@ def _ordered_loop(
     window: int,
     site: Site,
 ) -> Iterator[_LoopRecord]:
-    group = TaskGroup(name=site.label)
+    group = TaskGroup(name=site.label, note=site.note)
     records: dict[int, _LoopRecord] = {}
 
     def spawn(item: Any) -> Task[None]:
@@ -1015,7 +1022,7 @@ class Fork:
         self._probing = probe
         self._overlap = overlap
         self._last_probe: tuple[float, float] | None = None
-        self._group = TaskGroup(name=site.label)
+        self._group = TaskGroup(name=site.label, note=site.note)
         if probe or not overlap:
             self._group.span_mode = "probe" if probe else "in order"
         self._items: list[Task[Any]] = []
