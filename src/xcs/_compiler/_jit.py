@@ -203,7 +203,7 @@ def _try_compile(fn: Callable[..., Any], window: int | None) -> Compiled:
         rewrite = rewrite_async_function(node, code)
     else:
         rewrite = rewrite_function(node, code)
-    rewrite = add_dispatch(rewrite)
+    rewrite = add_dispatch(rewrite, _builtin_only(fn))
     if not rewrite.sites and not rewrite.dispatches:
         # Nothing to overlap, no call to compile: the original is the fastest.
         return Compiled(None, rewrite=rewrite)
@@ -214,6 +214,25 @@ def _try_compile(fn: Callable[..., Any], window: int | None) -> Compiled:
     function = build_function(fn, rewrite, runtime)
     function.__dict__[_rt.DISPATCH_KEY] = function  # already compiled: calls itself
     return Compiled(function, runtime, rewrite)
+
+
+def _builtin_only(fn: types.FunctionType) -> frozenset[str]:
+    """The names ``fn`` reads that only the builtins bind (NOTE: [Call tree])."""
+    code = fn.__code__
+    builtins_ = fn.__globals__.get("__builtins__", __builtins__)
+    namespace = builtins_ if isinstance(builtins_, dict) else vars(builtins_)
+    names: set[str] = set()
+    codes = [code]
+    while codes:
+        current = codes.pop()
+        names.update(current.co_names)
+        codes.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
+    bound = set(code.co_varnames) | set(code.co_cellvars) | set(code.co_freevars)
+    return frozenset(
+        name
+        for name in names
+        if name in namespace and name not in fn.__globals__ and name not in bound
+    )
 
 
 def _compile_callee(fn: types.FunctionType) -> Callable[..., Any]:
