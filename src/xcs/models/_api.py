@@ -11,7 +11,7 @@ from xcs.models._base import MockProvider, Provider
 from xcs.models._breaker import BreakerStatistics
 from xcs.models._cache import Cache, current_cache, set_cache
 from xcs.models._clock import FakeClock, use_clock
-from xcs.models._limits import LimiterStatistics
+from xcs.models._limits import AdaptiveStatistics, LimiterStatistics
 from xcs.models._params import ModelId, Params, check_params, parse_model_id
 from xcs.models._registry import registry
 from xcs.models._settings import Settings, check_scope
@@ -271,18 +271,28 @@ class Models:
     def statistics() -> dict[str, Any]:
         """Counters of the model layer: ``models`` (per model: calls, attempts,
         retries, failures, cache hits, tokens, cost), ``limiters`` (in flight, max in
-        flight, waits), ``breakers`` (state, openings), ``cache`` (hits, misses,
-        coalesced) of the active cache."""
+        flight, waits), ``adaptive`` (per model at an endpoint, ``provider:model@where``:
+        the AIMD ``window`` now, its ``cap``, in flight, decreases, 429s, pauses),
+        ``breakers`` (per model at an endpoint: state, openings), ``cache`` (hits,
+        misses, coalesced) of the active cache."""
         limiters: list[LimiterStatistics] = [
             limiter.statistics() for limiter in registry.limiter_snapshot() if not limiter.empty
         ]
         breakers: list[BreakerStatistics] = [
-            endpoint.breaker.statistics() for endpoint in registry.endpoints()
+            breaker.statistics()
+            for endpoint in registry.endpoints()
+            for breaker in endpoint.breakers()
+        ]
+        adaptive: list[AdaptiveStatistics] = [
+            limit.statistics()
+            for endpoint in registry.endpoints()
+            for limit in endpoint.adaptive_limits()
         ]
         cache = current_cache()
         return {
             "models": _engine.statistics(),
             "limiters": {s.scope: s for s in limiters},
+            "adaptive": {s.scope: s for s in adaptive},
             "breakers": {s.endpoint: s for s in breakers},
             "cache": None if cache is None else cache.statistics(),
         }

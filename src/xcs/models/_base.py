@@ -141,6 +141,14 @@ class Provider(abc.ABC):
     def complete(self, request: Request) -> Completion:
         """Make one attempt. Raise an ``xcs.ProviderError`` (see NOTE: [Failure classes])."""
 
+    async def acomplete(self, request: Request) -> Completion:
+        """``complete`` for asyncio (``xcs.models.acall``). Providers with an async
+        client override it; this default runs ``complete`` in a worker thread, so a
+        provider written for threads still never blocks the event loop."""
+        import asyncio
+
+        return await asyncio.to_thread(self.complete, request)
+
     def close(self) -> None:  # noqa: B027 - most providers hold nothing to close
         """Release connections; called once, at exit or when the endpoint is dropped."""
 

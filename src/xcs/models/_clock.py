@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
-__all__ = ["Clock", "FakeClock", "SystemClock", "get_clock", "use_clock"]
+__all__ = ["Clock", "FakeClock", "SystemClock", "asleep", "get_clock", "use_clock"]
 
 
 class Clock(Protocol):
@@ -87,6 +87,21 @@ class FakeClock:
 
 
 _clock: Clock = SystemClock()
+
+
+async def asleep(seconds: float) -> None:
+    """Sleep on the model layer's clock without blocking the event loop: the real
+    clock awaits ``asyncio.sleep``; any other clock (a ``FakeClock``) is asked to
+    ``sleep`` (which returns at once) and the task yields once."""
+    import asyncio
+
+    clock = _clock
+    if isinstance(clock, SystemClock):
+        if seconds > 0:
+            await asyncio.sleep(seconds)
+        return
+    clock.sleep(seconds)
+    await asyncio.sleep(0)
 
 
 def get_clock() -> Clock:

@@ -4,7 +4,8 @@ A provider is registered under the prefix of its model ids. The built-in ones ar
 registered by module path and imported on first use, so ``import xcs`` never
 imports an SDK. Each distinct endpoint (provider, base URL, key, options) gets one
 provider instance (one SDK client, with its connection pool, shared by every
-thread) and one circuit breaker; all of them are closed at interpreter exit.
+thread) and, per model, a circuit breaker and an adaptive concurrency window; all
+of them are closed at interpreter exit.
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ from typing import Any
 from xcs.errors import AuthenticationError, ValidationError
 from xcs.models._base import EndpointConfig, Provider, fingerprint
 from xcs.models._breaker import CircuitBreaker
-from xcs.models._clock import get_clock
-from xcs.models._limits import Limiter
+from xcs.models._limits import AdaptiveLimit, Limiter
 from xcs.models._params import ModelId, Params
 from xcs.models._settings import SettingsStore
 
@@ -43,32 +43,70 @@ _BUILTIN: dict[str, str] = {
 
 
 class Endpoint:
-    """One endpoint's shared state: its provider instance, breaker and pauses.
+    """One endpoint's shared state: its provider instance and, per model, a circuit
+    breaker and an adaptive window (which holds the model's account-wide pause).
 
-    Not constructed by users: ``Registry.endpoint`` makes one per distinct config.
+    A breaker and a window are per model as well as per endpoint: one model failing
+    on a server that hosts several (a vLLM or LiteLLM proxy, an OpenAI account) must
+    not stop the others. Not constructed by users: ``Registry.endpoint`` makes one per
+    distinct config.
     """
 
     def __init__(self, config: EndpointConfig, provider: Provider) -> None:
         self.config = config
         self.provider = provider
-        self.breaker = CircuitBreaker(config.name)
         self._lock = threading.Lock()
-        self._paused_until: dict[str, float] = {}
+        self._breakers: dict[str, CircuitBreaker] = {}
+        self._adaptive: dict[str, AdaptiveLimit] = {}
+
+    def scope(self, model: str) -> str:
+        """``provider:model@where``: a model at this endpoint, as statistics name it."""
+        where = self.config.name.partition("@")[2]
+        return f"{self.config.provider}:{model}@{where}"
+
+    def breaker(self, model: str) -> CircuitBreaker:
+        """The circuit breaker of ``model`` at this endpoint, made on first use."""
+        with self._lock:
+            found = self._breakers.get(model)
+            if found is None:
+                found = self._breakers[model] = CircuitBreaker(self.scope(model))
+            return found
+
+    def breakers(self) -> list[CircuitBreaker]:
+        with self._lock:
+            return list(self._breakers.values())
+
+    def adaptive(self, model: str, cap: int | None) -> AdaptiveLimit:
+        """The adaptive window of ``model`` here, its cap the configured concurrency."""
+        with self._lock:
+            found = self._adaptive.get(model)
+            if found is None:
+                found = self._adaptive[model] = AdaptiveLimit(self.scope(model), cap)
+                return found
+        if found.cap != cap:
+            found.set_cap(cap)
+        return found
+
+    def adaptive_limits(self) -> list[AdaptiveLimit]:
+        with self._lock:
+            return list(self._adaptive.values())
 
     def pause(self, model: str, seconds: float) -> None:
-        """Hold every request for ``model`` here for ``seconds`` (a Retry-After)."""
-        until = get_clock().now() + seconds
+        """Hold every request for ``model`` here for ``seconds`` (an account-wide limit)."""
         with self._lock:
-            self._paused_until[model] = max(self._paused_until.get(model, 0.0), until)
+            limit = self._adaptive.get(model)
+        if limit is None:
+            limit = self.adaptive(model, None)
+        limit.pause(seconds)
 
     def paused_for(self, model: str) -> float:
         """Seconds left of a pause for ``model`` (0 when none)."""
         with self._lock:
-            until = self._paused_until.get(model, 0.0)
-        return max(0.0, until - get_clock().now())
+            limit = self._adaptive.get(model)
+        return 0.0 if limit is None else limit.paused_for()
 
     def __repr__(self) -> str:
-        return f"<Endpoint {self.config.name} {self.breaker.state.value}>"
+        return f"<Endpoint {self.config.name}>"
 
 
 class Registry:
@@ -157,12 +195,14 @@ class Registry:
             options=model.options,
         )
 
-    def endpoint(self, config: EndpointConfig, model: str = "") -> Endpoint:
-        """The endpoint of ``config``, made on first use (its provider with it).
+    def ready_endpoint(self, config: EndpointConfig, model: str = "") -> Endpoint | None:
+        """The endpoint of ``config`` if it is made already, else None (the caller makes
+        it with ``endpoint``, a blocking one-time setup). Raises as ``endpoint`` does."""
+        self._check_key(config, model)
+        with self._lock:
+            return self._endpoints.get(config)
 
-        Raises:
-            AuthenticationError: the provider needs a key and none was found.
-        """
+    def _check_key(self, config: EndpointConfig, model: str) -> None:
         cls = self.provider_class(config.provider)
         if cls.env_key is not None and not config.api_key:
             raise AuthenticationError(
@@ -172,6 +212,14 @@ class Registry:
                 model=model,
                 env_var=cls.env_key,
             )
+
+    def endpoint(self, config: EndpointConfig, model: str = "") -> Endpoint:
+        """The endpoint of ``config``, made on first use (its provider with it).
+
+        Raises:
+            AuthenticationError: the provider needs a key and none was found.
+        """
+        self._check_key(config, model)
         with self._lock:
             found = self._endpoints.get(config)
             if found is not None:
