@@ -10,7 +10,10 @@ temperature goes from 0 to 1 (a higher one is a ValidationError, not clamped).
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
+import weakref
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -20,7 +23,7 @@ from xcs.errors import (
     ValidationError,
 )
 from xcs.models._base import EndpointConfig, Provider, scrub
-from xcs.models._http import malformed, map_sdk_error, token_count
+from xcs.models._http import hooks, malformed, map_sdk_error, token_count
 from xcs.models._params import Params
 from xcs.models._types import Completion, Request, Usage
 
@@ -77,7 +80,28 @@ class AnthropicProvider(Provider):
             api_key=endpoint.api_key,
             base_url=endpoint.base_url,
             max_retries=0,  # the model layer retries
+            http_client=anthropic.DefaultHttpxClient(event_hooks=hooks()),
         )
+        # xcs.models.acall: one async client per event loop (see _openai).
+        self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._alock = threading.Lock()
+
+    def _async_client(self) -> Any:
+        loop = asyncio.get_running_loop()
+        with self._alock:
+            client = self._aclients.get(loop)
+            if client is None:
+                client = self._aclients[loop] = self._anthropic.AsyncAnthropic(
+                    api_key=self.endpoint.api_key,
+                    base_url=self.endpoint.base_url,
+                    max_retries=0,
+                    http_client=self._anthropic.DefaultAsyncHttpxClient(
+                        event_hooks=hooks(asynchronous=True)
+                    ),
+                )
+            return client
 
     @classmethod
     def check_params(cls, model: str, params: Params) -> None:
@@ -92,6 +116,25 @@ class AnthropicProvider(Provider):
         return None if self.endpoint.base_url is not None else super().price(model)
 
     def complete(self, request: Request) -> Completion:
+        kwargs = self.request_kwargs(request)
+        try:
+            out = self._client.messages.create(**kwargs)
+        except (self._anthropic.AnthropicError, json.JSONDecodeError) as exc:
+            scrub(exc, self._key)
+            raise map_error(exc, request.model, self._key, timeout=request.timeout) from exc
+        return self._completion(out, request.model)
+
+    async def acomplete(self, request: Request) -> Completion:
+        kwargs = self.request_kwargs(request)
+        try:
+            out = await self._async_client().messages.create(**kwargs)
+        except (self._anthropic.AnthropicError, json.JSONDecodeError) as exc:
+            scrub(exc, self._key)
+            raise map_error(exc, request.model, self._key, timeout=request.timeout) from exc
+        return self._completion(out, request.model)
+
+    def request_kwargs(self, request: Request) -> dict[str, Any]:
+        """The keyword arguments of ``messages.create`` for ``request``."""
         kwargs: dict[str, Any] = {
             "model": request.model,
             "messages": [m.to_dict() for m in request.messages if m.role != "system"],
@@ -107,12 +150,7 @@ class AnthropicProvider(Provider):
             kwargs["extra_body"] = {"temperature": request.temperature}
         if request.stop:
             kwargs["stop_sequences"] = list(request.stop)
-        try:
-            out = self._client.messages.create(**kwargs)
-        except (self._anthropic.AnthropicError, json.JSONDecodeError) as exc:
-            scrub(exc, self._key)
-            raise map_error(exc, request.model, self._key, timeout=request.timeout) from exc
-        return self._completion(out, request.model)
+        return kwargs
 
     def _completion(self, out: Any, model: str) -> Completion:
         blocks = None if isinstance(out, str) else getattr(out, "content", None)
