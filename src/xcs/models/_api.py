@@ -56,6 +56,15 @@ class ModelBinding:
         merged = {**self.params, **overrides} if overrides else self.params
         return _engine.call(_parse(self.model_id), prompt, _check(merged, self.model_id))
 
+    async def acall(self, prompt: Prompt, /, **overrides: Any) -> Response:
+        """``await binding.acall(prompt, **overrides)``: the call, for asyncio (see
+        ``xcs.models.acall``).
+
+        Raises: see ``xcs.models``.
+        """
+        merged = {**self.params, **overrides} if overrides else self.params
+        return await _engine.acall(_parse(self.model_id), prompt, _check(merged, self.model_id))
+
     def bind(self, **params: Any) -> ModelBinding:
         """A new binding with ``params`` added to (or replacing) these."""
         merged = {**self.params, **params}
@@ -197,6 +206,28 @@ class Models:
                 during a wait or a backoff).
         """
         return _engine.call(_parse(model_id), prompt, _check(params, model_id))
+
+    @staticmethod
+    async def acall(model_id: str, prompt: Prompt, /, **params: Any) -> Response:
+        """``await xcs.models.acall(model_id, prompt, **params)``: one model call for
+        asyncio code, on the provider's async client (``openai:``, ``anthropic:``;
+        ``sim:`` natively; ``local:`` through its server; other providers'
+        ``complete`` in a worker thread). It shares everything with the sync call:
+        limits (a concurrency limit of 4 holds across threads and tasks together),
+        the cache, breakers, retries, statistics and ``xcs.deadline``. Every wait
+        (a slot, a backoff, a Retry-After) is awaited: the event loop runs on.
+
+        Cancelling the task cancels the request in flight; its limits are released.
+
+        Args and Raises: as ``xcs.models``.
+
+        Example::
+
+            answers = await asyncio.gather(
+                *(xcs.models.acall("openai:gpt-4o-mini", q) for q in questions)
+            )
+        """
+        return await _engine.acall(_parse(model_id), prompt, _check(params, model_id))
 
     bind = staticmethod(bind)
 

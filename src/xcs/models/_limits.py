@@ -194,8 +194,8 @@ class ConcurrencyLimit:
 # the window: rejecting that request again later is all the server asked for, and a
 # window halved for it would serialise the batch for nothing.
 
-AIMD_WINDOW = 16  # answers remembered per model and endpoint
-AIMD_CROWDED = 4  # 429s among them that mean "too many at once", not a sporadic refusal
+AIMD_WINDOW = 32  # answers remembered per model and endpoint
+AIMD_CROWDED = 8  # 429s among them that mean "too many at once", not a sporadic refusal
 AIMD_DECREASE = 0.5
 
 
