@@ -100,7 +100,8 @@ async def asleep(seconds: float) -> None:
         if seconds > 0:
             await asyncio.sleep(seconds)
         return
-    clock.sleep(seconds)
+    if seconds > 0:
+        clock.sleep(seconds)
     await asyncio.sleep(0)
 
 

@@ -301,6 +301,7 @@ class AdaptiveStatistics:
         "pauses",
         "rate_limited",
         "scope",
+        "waited",
         "window",
     )
 
@@ -313,6 +314,7 @@ class AdaptiveStatistics:
         self.decreases = limit.decreases
         self.rate_limited = limit.rate_limited
         self.pauses = limit.pauses
+        self.waited = limit.waited
 
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
