@@ -76,6 +76,11 @@ class Endpoint:
         with self._lock:
             return list(self._breakers.values())
 
+    def reset_breakers(self) -> None:
+        """Forget every breaker here (closed, counters zero). For tests and benches."""
+        with self._lock:
+            self._breakers.clear()
+
     def adaptive(self, model: str, cap: int | None) -> AdaptiveLimit:
         """The adaptive window of ``model`` here, its cap the configured concurrency."""
         with self._lock:
