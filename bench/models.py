@@ -458,6 +458,82 @@ def bench_faults(turns: int) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------
+# Cold start: the first call of a fresh process
+
+COLD_GAP = 3.0  # seconds between bind and the first call (a program's own start-up)
+
+_COLD_SCRIPT = """
+import json, sys, time
+mode, base_url, gap = sys.argv[1], sys.argv[2], float(sys.argv[3])
+key = "sk-bench-0000000000000000"
+t = time.perf_counter()
+import xcs
+import_s = time.perf_counter() - t
+if mode == "sdk":
+    time.sleep(gap)
+    t = time.perf_counter()
+    import openai
+    client = openai.OpenAI(api_key=key, base_url=base_url)
+    def ask(p):
+        return client.chat.completions.create(
+            model="fake-model", messages=[{"role": "user", "content": p}]
+        )
+elif mode == "bind":
+    ask = xcs.models.bind("openai:fake-model", base_url=base_url, api_key=key)
+    time.sleep(gap)
+    t = time.perf_counter()
+else:
+    def ask(p):
+        return xcs.models("openai:fake-model", p, base_url=base_url, api_key=key)
+    time.sleep(gap)
+    t = time.perf_counter()
+ask("first")
+first_s = time.perf_counter() - t
+t = time.perf_counter()
+ask("second")
+second_s = time.perf_counter() - t
+print(json.dumps({"import_xcs_s": import_s, "first_s": first_s, "second_s": second_s}))
+"""
+
+
+def bench_cold_start(runs: int) -> dict[str, Any]:
+    """The first call's latency in fresh processes, against the fake server (which
+    answers at once): what the SDK import and the client cost, and how much of it a
+    ``bind`` at start-up takes off the first call."""
+    import subprocess
+
+    server = _fake_server()
+    server.start()
+    cases = {
+        "models() first call": ("call", 0.0),
+        "bind, first call at once": ("bind", 0.0),
+        f"bind, first call {COLD_GAP:g} s later": ("bind", COLD_GAP),
+        "bare SDK: import, client, request": ("sdk", 0.0),
+    }
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    rows: dict[str, Any] = {}
+    for name, (mode, gap) in cases.items():
+        samples = []
+        for _ in range(runs):
+            out = subprocess.run(
+                [sys.executable, "-c", _COLD_SCRIPT, mode, server.base_url, str(gap)],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=120,
+                check=True,
+            )
+            samples.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        rows[name] = {
+            key: statistics.median(s[key] for s in samples)
+            for key in ("import_xcs_s", "first_s", "second_s")
+        }
+        print(f"  cold start, {name}: {rows[name]}", flush=True)
+    server.stop()
+    return {"runs": runs, "gap_s": COLD_GAP, "rows": rows}
+
+
+# ---------------------------------------------------------------------------
 # Report
 
 

@@ -6,6 +6,7 @@ order, in-flight counts, statuses), not by timing."""
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -168,3 +169,52 @@ def test_the_breaker_is_per_model(server: FakeOpenAIServer, clock: FakeClock) ->
         f"openai:broken@{server.base_url}": "open",
         f"openai:healthy@{server.base_url}": "closed",
     }
+
+
+# ---------------------------------------------------------------------------
+# Cold start: the SDK and its client are made before the first call, once
+
+
+def test_bind_makes_the_client_in_the_background(server: FakeOpenAIServer) -> None:
+    from xcs.models._registry import registry
+
+    ask = model(server)  # bind: the endpoint (SDK import, client) is made in a thread
+    for _ in range(3000):
+        if registry.endpoints():
+            break
+        time.sleep(0.01)
+    assert server.count == 0  # made without a request
+    (endpoint,) = registry.endpoints()
+    assert ask("q") == "q"
+    assert registry.endpoints() == [endpoint]  # the first call used it, made no other
+
+
+def test_making_an_endpoint_holds_no_other_call_back() -> None:
+    # A provider whose construction blocks (an SDK import, a slow client) must not
+    # stop calls to other endpoints: it is made outside the registry's lock.
+    from xcs.models import Completion, EndpointConfig, Provider, Request
+
+    entered, release = threading.Event(), threading.Event()
+
+    class Slow(Provider):
+        name = "slow"
+
+        def __init__(self, endpoint: EndpointConfig) -> None:
+            entered.set()
+            assert release.wait(10)
+
+        def complete(self, request: Request) -> Completion:
+            return Completion("slow")
+
+    models.register_provider("slow", Slow)
+    results: list[str] = []
+    first = threading.Thread(target=lambda: results.append(str(models("slow:m", "q"))))
+    second = threading.Thread(target=lambda: results.append(str(models("slow:m", "q"))))
+    first.start()
+    assert entered.wait(10)
+    second.start()  # waits for the first's endpoint instead of making another
+    assert models("sim:echo", "not held back") == "not held back"
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert results == ["slow", "slow"]

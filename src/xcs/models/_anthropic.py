@@ -10,10 +10,7 @@ temperature goes from 0 to 1 (a higher one is a ValidationError, not clamped).
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
-import weakref
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -23,7 +20,7 @@ from xcs.errors import (
     ValidationError,
 )
 from xcs.models._base import EndpointConfig, Provider, scrub
-from xcs.models._http import hooks, malformed, map_sdk_error, token_count
+from xcs.models._http import LoopClients, hooks, malformed, map_sdk_error, token_count
 from xcs.models._params import Params
 from xcs.models._types import Completion, Request, Usage
 
@@ -69,6 +66,7 @@ class AnthropicProvider(Provider):
     params: ClassVar[frozenset[str]] = frozenset({"system", "temperature", "max_tokens", "stop"})
     prices: ClassVar[Mapping[str, tuple[float, float]]] = _PRICES
     defaults: ClassVar[Mapping[str, Any]] = {"concurrency": 64}
+    warm_up = True  # the SDK import and client: made at bind, in the background
     default_completion_tokens = DEFAULT_MAX_TOKENS
 
     def __init__(self, endpoint: EndpointConfig) -> None:
@@ -83,25 +81,14 @@ class AnthropicProvider(Provider):
             http_client=anthropic.DefaultHttpxClient(event_hooks=hooks()),
         )
         # xcs.models.acall: one async client per event loop (see _openai).
-        self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
-            weakref.WeakKeyDictionary()
+        self._aclients = LoopClients(
+            lambda: anthropic.AsyncAnthropic(
+                api_key=endpoint.api_key,
+                base_url=endpoint.base_url,
+                max_retries=0,
+                http_client=anthropic.DefaultAsyncHttpxClient(event_hooks=hooks(asynchronous=True)),
+            )
         )
-        self._alock = threading.Lock()
-
-    def _async_client(self) -> Any:
-        loop = asyncio.get_running_loop()
-        with self._alock:
-            client = self._aclients.get(loop)
-            if client is None:
-                client = self._aclients[loop] = self._anthropic.AsyncAnthropic(
-                    api_key=self.endpoint.api_key,
-                    base_url=self.endpoint.base_url,
-                    max_retries=0,
-                    http_client=self._anthropic.DefaultAsyncHttpxClient(
-                        event_hooks=hooks(asynchronous=True)
-                    ),
-                )
-            return client
 
     @classmethod
     def check_params(cls, model: str, params: Params) -> None:
@@ -127,7 +114,8 @@ class AnthropicProvider(Provider):
     async def acomplete(self, request: Request) -> Completion:
         kwargs = self.request_kwargs(request)
         try:
-            out = await self._async_client().messages.create(**kwargs)
+            client = await self._aclients.get()
+            out = await client.messages.create(**kwargs)
         except (self._anthropic.AnthropicError, json.JSONDecodeError) as exc:
             scrub(exc, self._key)
             raise map_error(exc, request.model, self._key, timeout=request.timeout) from exc

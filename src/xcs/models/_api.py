@@ -103,7 +103,9 @@ def bind(model_id: str, /, **params: Any) -> ModelBinding:
     """Bind parameters to a model: ``xcs.models.bind(model_id, **params)``.
 
     The model id and the parameters are checked now, so a typo fails where it is
-    written, not at the first call.
+    written, not at the first call. For ``openai:`` and ``anthropic:`` the SDK import
+    and the client are made now, in a background thread, so the first call does not
+    wait for them (if it comes first, it waits only for what is left).
 
     Args:
         model_id: ``provider:model`` (see ``xcs.models``).
@@ -117,9 +119,13 @@ def bind(model_id: str, /, **params: Any) -> ModelBinding:
             parameter.
     """
     parsed = _parse(model_id)
-    _check(params, model_id)
+    checked = _check(params, model_id)
     cls = registry.provider_class(parsed.provider)
-    _engine._check_supported(cls, parsed, _check(params, model_id))
+    _engine._check_supported(cls, parsed, checked)
+    if cls.warm_up:
+        config = registry.endpoint_config(parsed, checked)
+        if cls.env_key is None or config.api_key:
+            registry.warm(config)  # NOTE: [Cold start] in _registry
     return ModelBinding(str(model_id), params)
 
 

@@ -131,6 +131,9 @@ class Provider(abc.ABC):
     takes_options: ClassVar[bool] = False  # accepts "?key=value" options in the model id
     # Tokens a request reserves for its answer when it sets no max_tokens (tpm limit).
     default_completion_tokens: ClassVar[int] = 256
+    # Made in the background at ``xcs.models.bind`` (an SDK import and a client that
+    # take seconds), so the first call does not pay for them.
+    warm_up: ClassVar[bool] = False
 
     @classmethod  # noqa: B027 - most providers add no checks of their own
     def check_params(cls, model: str, params: Params) -> None:

@@ -12,7 +12,8 @@ import email.utils
 import json
 import re
 import time
-from collections.abc import Iterator, Mapping
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -27,6 +28,7 @@ from xcs.models._base import mark, redact
 
 __all__ = [
     "RETRYABLE_STATUS",
+    "LoopClients",
     "account_limit_seconds",
     "capture_headers",
     "hooks",
@@ -160,6 +162,41 @@ async def _aobserve(response: Any) -> None:
 def hooks(asynchronous: bool = False) -> dict[str, list[Any]]:
     """``event_hooks`` for an SDK's httpx client that feed ``capture_headers``."""
     return {"response": [_aobserve if asynchronous else _observe]}
+
+
+class LoopClients:
+    """One async SDK client per event loop, closed while its loop shuts down.
+
+    An async connection pool belongs to the loop that opened it, so each loop gets
+    its own client. It is closed by an async generator's ``finally``: the loop
+    finalises unfinished async generators as it shuts down (``asyncio.run`` does,
+    through ``loop.shutdown_asyncgens``), while it can still await, so no socket is
+    left for the garbage collector (and its ``ResourceWarning``).
+    """
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._clients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+        self._keepers: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+    async def get(self) -> Any:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:  # no await until stored: no other task of this loop interleaves
+            client = self._clients[loop] = self._make()
+            keeper = _keep(client)
+            self._keepers[loop] = keeper
+            await keeper.__anext__()
+        return client
+
+
+async def _keep(client: Any) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        await client.close()
 
 
 def status_error(

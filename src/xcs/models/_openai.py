@@ -12,16 +12,20 @@ SDK exceptions become XCS errors here, at the boundary (``map_error``).
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
-import weakref
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from xcs.errors import ProviderError, ProviderNotInstalledError
 from xcs.models._base import EndpointConfig, Provider, scrub
-from xcs.models._http import hooks, malformed, map_sdk_error, retry_after_seconds, token_count
+from xcs.models._http import (
+    LoopClients,
+    hooks,
+    malformed,
+    map_sdk_error,
+    retry_after_seconds,
+    token_count,
+)
 from xcs.models._types import Completion, Request, Usage
 
 __all__ = ["OpenAIProvider", "import_openai", "map_error", "retry_after_seconds"]
@@ -63,6 +67,7 @@ class OpenAIProvider(Provider):
     takes_base_url = True
     prices: ClassVar[Mapping[str, tuple[float, float]]] = _PRICES
     defaults: ClassVar[Mapping[str, Any]] = {"concurrency": 64}
+    warm_up = True  # the SDK import and client: made at bind, in the background
 
     def __init__(self, endpoint: EndpointConfig) -> None:
         openai = import_openai()
@@ -75,26 +80,14 @@ class OpenAIProvider(Provider):
             max_retries=0,  # the model layer retries (see the module docstring)
             http_client=openai.DefaultHttpxClient(event_hooks=hooks()),
         )
-        self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
-            weakref.WeakKeyDictionary()
+        self._aclients = LoopClients(
+            lambda: openai.AsyncOpenAI(
+                api_key=endpoint.api_key,
+                base_url=endpoint.base_url,
+                max_retries=0,
+                http_client=openai.DefaultAsyncHttpxClient(event_hooks=hooks(asynchronous=True)),
+            )
         )
-        self._alock = threading.Lock()
-
-    def _async_client(self) -> Any:
-        """The async client of the running event loop, made on first use there."""
-        loop = asyncio.get_running_loop()
-        with self._alock:
-            client = self._aclients.get(loop)
-            if client is None:
-                client = self._aclients[loop] = self._openai.AsyncOpenAI(
-                    api_key=self.endpoint.api_key,
-                    base_url=self.endpoint.base_url,
-                    max_retries=0,
-                    http_client=self._openai.DefaultAsyncHttpxClient(
-                        event_hooks=hooks(asynchronous=True)
-                    ),
-                )
-            return client
 
     def price(self, model: str) -> tuple[float, float] | None:
         return None if self.endpoint.base_url is not None else super().price(model)
@@ -111,7 +104,8 @@ class OpenAIProvider(Provider):
     async def acomplete(self, request: Request) -> Completion:
         kwargs = self.request_kwargs(request)
         try:
-            out = await self._async_client().chat.completions.create(**kwargs)
+            client = await self._aclients.get()
+            out = await client.chat.completions.create(**kwargs)
         except (self._openai.OpenAIError, json.JSONDecodeError) as exc:
             scrub(exc, self._key)
             raise map_error(exc, request.model, self._key, timeout=request.timeout) from exc

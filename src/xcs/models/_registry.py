@@ -114,6 +114,16 @@ class Endpoint:
         return f"<Endpoint {self.config.name}>"
 
 
+# NOTE: [Cold start]
+# The first call of a process to openai: or anthropic: used to import the SDK (1-2 s on
+# a loaded machine) and build its client inside the request. Now an endpoint is made
+# outside the registry's lock, once (a second caller waits for the first), and
+# ``xcs.models.bind`` starts making it in a background thread: a program that binds
+# its models at start-up finds them ready at the first call. The async path makes it
+# in a worker thread, so an event loop never stalls on an import. ``Response.latency_s``
+# never includes it. bench/models.py measures the first call either way.
+
+
 class Registry:
     """Providers, endpoints, limiters and settings of the process. Thread-safe.
 
@@ -126,6 +136,8 @@ class Registry:
         self._providers: dict[str, type[Provider] | Provider | str] = dict(_BUILTIN)
         self._classes: dict[str, type[Provider]] = {}
         self._endpoints: dict[EndpointConfig, Endpoint] = {}
+        self._pending: dict[EndpointConfig, threading.Event] = {}  # being made
+        self._generation = 0  # bumped when providers change: a pending make is stale
         self._limiters: dict[str, Limiter] = {}
         self._limiters_version = -1
         self.settings = SettingsStore()
@@ -151,11 +163,13 @@ class Registry:
             self._drop_endpoints(name)
             self._providers[name] = provider
             self._classes.pop(name, None)
+            self._generation += 1
 
     def unregister(self, name: str) -> None:
         with self._lock:
             self._drop_endpoints(name)
             self._classes.pop(name, None)
+            self._generation += 1
             if name in _BUILTIN:
                 self._providers[name] = _BUILTIN[name]
             else:
@@ -225,18 +239,53 @@ class Registry:
             AuthenticationError: the provider needs a key and none was found.
         """
         self._check_key(config, model)
+        while True:
+            with self._lock:
+                found = self._endpoints.get(config)
+                if found is not None:
+                    return found
+                entry = self._providers[config.provider]
+                if isinstance(entry, Provider):
+                    endpoint = self._endpoints[config] = Endpoint(config, entry)
+                    return endpoint
+                pending = self._pending.get(config)
+                leader = pending is None
+                if pending is None:
+                    pending = self._pending[config] = threading.Event()
+                generation = self._generation
+                cls = self.provider_class(config.provider)
+            if not leader:
+                pending.wait()  # made by another thread (a warm-up, a first call)
+                continue
+            # Made outside the registry's lock: an SDK import and a client take a
+            # second or two, and calls to every other endpoint must not wait for it.
+            try:
+                provider = cls(config)  # type: ignore[call-arg]
+            finally:
+                with self._lock:
+                    self._pending.pop(config, None)
+                pending.set()
+            with self._lock:
+                if generation == self._generation:
+                    endpoint = self._endpoints[config] = Endpoint(config, provider)
+                    return endpoint
+            _close(provider)  # the provider was replaced meanwhile: make it again
+
+    def warm(self, config: EndpointConfig) -> None:
+        """Make ``config``'s endpoint in a background thread, if it is not made yet
+        (``xcs.models.bind`` of a provider whose SDK and client are slow to set up:
+        the first call then finds them ready). Failures are left for that call."""
         with self._lock:
-            found = self._endpoints.get(config)
-            if found is not None:
-                return found
-            entry = self._providers[config.provider]
-            if isinstance(entry, Provider):
-                provider = entry
-            else:
-                provider = self.provider_class(config.provider)(config)  # type: ignore[call-arg]
-            endpoint = Endpoint(config, provider)
-            self._endpoints[config] = endpoint
-            return endpoint
+            if config in self._endpoints or config in self._pending:
+                return
+
+        def run() -> None:
+            try:
+                self.endpoint(config)
+            except Exception:  # the first call raises it, with its own context
+                logger.debug("warming up %s failed", config.name, exc_info=True)
+
+        threading.Thread(target=run, name="xcs-models-warm-up", daemon=True).start()
 
     def endpoints(self) -> list[Endpoint]:
         with self._lock:
@@ -283,6 +332,7 @@ class Registry:
         endpoints, no settings. Should only be used by tests."""
         with self._lock:
             self._drop_endpoints(None)
+            self._generation += 1
             self._providers = dict(_BUILTIN)
             self._classes.clear()
             self._limiters.clear()
