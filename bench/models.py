@@ -25,6 +25,19 @@ the calls inside it at once: its peak must be exactly the limit (the bound held,
 was used), as must the limiter's own ``max_in_flight``. A hand-written
 ``ThreadPoolExecutor(20)`` over the same calls runs in the same turns for reference.
 
+**Faults.** The workload of issue 16 against an OpenAI-compatible fake server on
+127.0.0.1 (``tests/models/_fake_openai.py``), through the real ``openai`` SDK: 64
+calls at concurrency 16, 100 ms an answer, every 7th prompt refused once with ``429
+Retry-After: 1``, two prompts answered once with 500. Side by side in one run, in
+rotating order: a hand-written ``ThreadPoolExecutor(16)`` calling the SDK with its own
+retries (the reference), ``@xcs.jit``, ``xcs.vmap``, ``asyncio.gather`` over the
+SDK's async client with a semaphore, and ``asyncio.gather`` over ``binding.acall``.
+Figures: median wall, its ratio to the reference, the 429s the server sent.
+
+**Cold start.** The first call of fresh processes (``xcs.models(...)``; a ``bind``
+then the call at once; a ``bind`` then the call 3 s later; the bare SDK), median of
+three processes each.
+
 Run::
 
     python bench/models.py            # full run: bench/results/models.json and docs
@@ -537,6 +550,64 @@ def bench_cold_start(runs: int) -> dict[str, Any]:
 # Report
 
 
+FAULT_LABELS = {
+    "threads": f"ThreadPoolExecutor({FAULT_CONCURRENCY}) + openai SDK retries",
+    "jit": "`@xcs.jit` comprehension",
+    "vmap": "`xcs.vmap`",
+    "asyncio": f"asyncio.gather + AsyncOpenAI, Semaphore({FAULT_CONCURRENCY}), SDK retries",
+    "acall": "asyncio.gather of `binding.acall`",
+}
+
+
+def render_faults(faults: dict[str, Any]) -> str:
+    rows = []
+    for name, row in faults["rows"].items():
+        rows.append(
+            (
+                FAULT_LABELS.get(name, name),
+                f"{row['median_s']:.2f}",
+                f"**{row['of_threads']:.2f}x**" if name != "threads" else "1.00x (reference)",
+                f"{row['429s']:g}",
+                f"{row['requests']:g}",
+            )
+        )
+    (window,) = faults["adaptive"].values() or [{}]
+    return (
+        f"**Faults** (an OpenAI-compatible fake server on 127.0.0.1 through the real "
+        f"`openai` SDK: {faults['calls']} calls at concurrency {faults['concurrency']}, "
+        f"{faults['latency_s'] * 1000:.0f} ms an answer, every {faults['every']}th prompt "
+        f"refused once with `429 Retry-After: {faults['retry_after_s']:g}`, "
+        f"{faults['http_500s']} prompts answered once with 500; XCS configured with "
+        f"`concurrency={faults['concurrency']}`; {faults['turns']} turns, approaches in "
+        f"rotating order, medians; target: XCS within {TARGET_FAULTS}x of the threads and "
+        f"no more 429s: "
+        + ("met" if faults["met"] else "not met")
+        + ")\n\n"
+        + markdown_table(["approach", "median s", "of threads + SDK", "429s", "requests"], rows)
+        + f"\n\nXCS's adaptive window for the model at the end: "
+        f"{window.get('window')} of {window.get('cap')} (decreases: "
+        f"{window.get('decreases')}): sporadic 429s delay their own requests and "
+        f"leave the window whole."
+    )
+
+
+def render_cold(cold: dict[str, Any]) -> str:
+    rows = [
+        (
+            name,
+            f"{row['first_s']:.2f}",
+            f"{row['second_s'] * 1000:.0f}",
+        )
+        for name, row in cold["rows"].items()
+    ]
+    return (
+        f"**Cold start** (the first call of a fresh process against the fake server, "
+        f"which answers at once; median of {cold['runs']} processes; the SDK import "
+        f"dominates)\n\n"
+        + markdown_table(["first call of the process", "first call s", "second call ms"], rows)
+    )
+
+
 def render(local: dict[str, Any] | None, sim: dict[str, Any], skipped: str | None) -> str:
     parts = []
     if local is not None:
@@ -627,6 +698,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run; writes nothing")
     parser.add_argument("--skip-local", action="store_true", help="no local-model rows")
+    parser.add_argument(
+        "--skip-faults", action="store_true", help="no fault workload or cold-start rows"
+    )
     parser.add_argument("--turns", type=int, default=None)
     parser.add_argument("--max-tokens", type=int, default=None)
     parser.add_argument(
@@ -636,6 +710,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.render:
         saved = json.loads((RESULTS_DIR / f"{NAME}.json").read_text())
         text = render(saved["local"], saved["sim"], saved["local_skipped"])
+        if saved.get("faults"):
+            text += "\n\n" + render_faults(saved["faults"])
+        if saved.get("cold_start"):
+            text += "\n\n" + render_cold(saved["cold_start"])
         print(text)
         update_docs_section(NAME, text, title="Models")
         return 0
@@ -645,6 +723,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"sim: 200 calls, limit 20 ({turns * 2} turns)", flush=True)
     sim = bench_sim(200, 20, 0.02 if args.quick else 0.1, turns * 2)
     models.unregister_provider("sim")
+    faults = cold = None
+    if not args.skip_faults:
+        print(f"faults: {FAULT_CALLS} calls, concurrency {FAULT_CONCURRENCY}", flush=True)
+        faults = bench_faults(2 if args.quick else 5)
+        print("cold start: fresh processes", flush=True)
+        cold = bench_cold_start(1 if args.quick else 3)
     local = None
     skipped = None
     if args.skip_local:
@@ -658,9 +742,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"local: ensembles of 4 and 8, {max_tokens} tokens, {turns} turns", flush=True)
         local = bench_local([4, 8], turns, max_tokens)
     text = render(local, sim, skipped)
+    if faults is not None:
+        text += "\n\n" + render_faults(faults)
+    if cold is not None:
+        text += "\n\n" + render_cold(cold)
     print(text)
     if not args.quick:
-        path = write_results(NAME, {"local": local, "local_skipped": skipped, "sim": sim})
+        path = write_results(
+            NAME,
+            {
+                "local": local,
+                "local_skipped": skipped,
+                "sim": sim,
+                "faults": faults,
+                "cold_start": cold,
+            },
+        )
         update_docs_section(NAME, text, title="Models")
         print(f"wrote {path}")
     registry.close()
