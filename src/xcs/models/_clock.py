@@ -57,7 +57,8 @@ class FakeClock:
         clock = FakeClock()
         with use_clock(clock):
             xcs.models("sim:echo?rate_limit_rate=1&retry_after=30", "hi", max_attempts=2)
-        # raises RateLimitError; clock.sleeps == [30.0]: the Retry-After was honoured
+        # raises RateLimitError; clock.sleeps == [30.0 to 36.0]: the Retry-After was
+        # honoured (with up to 20% jitter), without sleeping
     """
 
     def __init__(self, start: float | None = None) -> None:

@@ -242,7 +242,7 @@ class AdaptiveLimit(ConcurrencyLimit):
             self._answers.append(False)
             if self.window is not None:
                 top = self.cap if self.cap is not None else math.inf
-                grown = min(top, self.window + 1.0 / self.window)
+                grown = float(min(top, self.window + 1.0 / self.window))
                 if self.cap is None and grown >= 1 << 20:
                     grown = math.inf
                 self.window = None if grown == math.inf else grown
