@@ -256,3 +256,20 @@ def test_acall_inside_a_trace_is_a_model_span() -> None:
         assert asyncio.run(main()) == "traced"
     (span,) = [s for s in t.spans if s.kind == "model"]
     assert span.name == "sim:echo"
+
+
+def test_anthropic_acall_uses_the_async_client(server: FakeOpenAIServer) -> None:
+    pytest.importorskip("anthropic")
+    from _fake_openai import anthropic_reply
+
+    server.behaviour = lambda body, i: Reply(
+        body=anthropic_reply(prompt_of(body)), wait_for_in_flight=4
+    )
+    claude = bind("anthropic:fake-claude", base_url=server.root_url, api_key=KEY)
+
+    async def main() -> list[str]:
+        return [str(a) for a in await asyncio.gather(*(claude.acall(f"q{i}") for i in range(4)))]
+
+    assert asyncio.run(main()) == [f"q{i}" for i in range(4)]
+    assert server.max_in_flight == 4  # four requests at once from one event loop
+    assert all(path.endswith("/v1/messages") for path in server.paths)
