@@ -43,6 +43,7 @@ Run::
     python bench/models.py            # full run: bench/results/models.json and docs
     python bench/models.py --quick    # smoke run (fewer turns, shorter answers), writes nothing
     python bench/models.py --skip-local
+    python bench/models.py --keep-local   # the saved local-model rows, the rest measured
     python bench/models.py --render   # the docs section again, from bench/results/models.json
 """
 
@@ -623,8 +624,18 @@ def render_cold(cold: dict[str, Any]) -> str:
     )
 
 
-def render(local: dict[str, Any] | None, sim: dict[str, Any], skipped: str | None) -> str:
+def render(
+    local: dict[str, Any] | None,
+    sim: dict[str, Any],
+    skipped: str | None,
+    local_from: str | None = None,
+) -> str:
     parts = []
+    if local is not None and local_from is not None:
+        parts.append(
+            f"(The local-model rows are those of the run of {local_from[:10]}, kept with "
+            f"`--keep-local`; the other rows are this run's.)"
+        )
     if local is not None:
         server = local["server"]
         rows = []
@@ -714,6 +725,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run; writes nothing")
     parser.add_argument("--skip-local", action="store_true", help="no local-model rows")
     parser.add_argument(
+        "--keep-local",
+        action="store_true",
+        help="keep the local-model rows of the saved results (dated) instead of running them",
+    )
+    parser.add_argument(
         "--skip-faults", action="store_true", help="no fault workload or cold-start rows"
     )
     parser.add_argument("--turns", type=int, default=None)
@@ -724,7 +740,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.render:
         saved = json.loads((RESULTS_DIR / f"{NAME}.json").read_text())
-        text = render(saved["local"], saved["sim"], saved["local_skipped"])
+        text = render(saved["local"], saved["sim"], saved["local_skipped"], saved.get("local_from"))
         if saved.get("faults"):
             text += "\n\n" + render_faults(judge_faults(saved["faults"]))
         if saved.get("cold_start"):
@@ -746,7 +762,15 @@ def main(argv: list[str] | None = None) -> int:
         cold = bench_cold_start(1 if args.quick else 3)
     local = None
     skipped = None
-    if args.skip_local:
+    local_from = None
+    saved_path = RESULTS_DIR / f"{NAME}.json"
+    if args.keep_local and saved_path.exists():
+        saved = json.loads(saved_path.read_text())
+        local = saved.get("local")
+        local_from = saved.get("local_from") or saved.get("date")
+    if local is not None:
+        print(f"local: the rows of {local_from}, kept (--keep-local)", flush=True)
+    elif args.skip_local:
         skipped = "--skip-local"
     elif not local_installed():
         skipped = (
@@ -756,7 +780,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"local: ensembles of 4 and 8, {max_tokens} tokens, {turns} turns", flush=True)
         local = bench_local([4, 8], turns, max_tokens)
-    text = render(local, sim, skipped)
+    text = render(local, sim, skipped, local_from)
     if faults is not None:
         text += "\n\n" + render_faults(faults)
     if cold is not None:
@@ -767,6 +791,7 @@ def main(argv: list[str] | None = None) -> int:
             NAME,
             {
                 "local": local,
+                "local_from": local_from,
                 "local_skipped": skipped,
                 "sim": sim,
                 "faults": faults,
