@@ -46,7 +46,13 @@ from xcs.models._base import EndpointConfig, Provider
 from xcs.models._cache import _Flight, cache_key, current_cache
 from xcs.models._clock import asleep, get_clock
 from xcs.models._http import account_limit_seconds, capture_headers
-from xcs.models._limits import ConcurrencyLimit, Limiter, deadline_wait, estimate_tokens
+from xcs.models._limits import (
+    AdaptiveLimit,
+    ConcurrencyLimit,
+    Limiter,
+    deadline_wait,
+    estimate_tokens,
+)
 from xcs.models._params import MODEL_PARAMS, ModelId, Params, parse_messages
 from xcs.models._registry import Endpoint, registry
 from xcs.models._settings import Settings
@@ -552,7 +558,7 @@ def _attempts(
     raise _final(error, model)
 
 
-def _rate_limited(window: Any, error: ProviderError, sent_at: float) -> None:
+def _rate_limited(window: AdaptiveLimit, error: ProviderError, sent_at: float) -> None:
     """A 429: an account-wide one (its headers say the allowance is used up, or 429s
     are no longer sporadic) pauses the model at the endpoint; see NOTE: [Adaptive
     concurrency]."""

@@ -1,7 +1,10 @@
-"""Limits shared by every thread of the process: concurrency, requests and tokens per minute.
+"""Limits shared by every thread and task of the process: concurrency, requests and
+tokens per minute, and the adaptive window of each model at each endpoint.
 
-A call takes, at each scope that has limits (its model, then its provider), first a
-concurrency slot and then its share of the per-minute buckets, and only then sends.
+A call takes first a slot of its model's adaptive window at its endpoint (NOTE:
+[Adaptive concurrency]), then, at each scope that has limits (its model, then its
+provider), a concurrency slot, then its share of the per-minute buckets, and only
+then sends. Slots serve threads and asyncio tasks alike, first come first served.
 Slots are taken before tokens because a token spent while waiting for a slot would
 let a burst through later. The model's slot comes first so that a call queued behind
 its own model's limit holds none of its provider's slots: other models of the
