@@ -92,8 +92,9 @@ def test_the_window_settles_near_the_servers_real_limit(server: FakeOpenAIServer
     ours = server.statuses().count(429)
     window = models.statistics()["adaptive"]["openai:fake-model@" + server.base_url]
     assert window.decreases >= 2  # 16 -> 8 -> 4 at least
-    assert window.window is not None
-    assert window.window <= 10  # well under the cap of 16 (observed 6-7 at the end)
+    # Refusals stay well below one per call (27-30 of 96 measured); the window's value
+    # at the end is no measure (the batch's tail, narrower than the window, grows it).
+    assert ours <= calls // 2
     assert server.max_served <= 3
 
     server.log.clear()
