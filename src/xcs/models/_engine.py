@@ -39,7 +39,8 @@ from collections.abc import Callable, Generator, Mapping
 from typing import Any, NamedTuple
 
 import xcs._observe as _observe
-from xcs._observe import _spans
+from xcs._observe import _counters, _spans
+from xcs._observe._stats import model_counters
 from xcs._runtime._deadline import Deadline, current_deadline
 from xcs.errors import ProviderError, ProviderTimeoutError, RateLimitError, ValidationError
 from xcs.models._base import EndpointConfig, Provider
@@ -140,6 +141,10 @@ def statistics(*, reset: bool = False) -> dict[str, ModelStatistics]:
 def reset_statistics() -> None:
     with _stats_lock:
         _stats.clear()
+
+
+# NOTE: [Layers register their counters] in xcs._observe._counters
+_counters.register("models", model_counters(statistics, registry.endpoints, current_cache))
 
 
 # ---------------------------------------------------------------------------
