@@ -20,7 +20,7 @@ from xcs.errors import (
     ValidationError,
 )
 from xcs.models._base import EndpointConfig, Provider, scrub
-from xcs.models._http import malformed, map_sdk_error, token_count
+from xcs.models._http import LoopClients, hooks, malformed, map_sdk_error, token_count
 from xcs.models._params import Params
 from xcs.models._types import Completion, Request, Usage
 
@@ -66,6 +66,7 @@ class AnthropicProvider(Provider):
     params: ClassVar[frozenset[str]] = frozenset({"system", "temperature", "max_tokens", "stop"})
     prices: ClassVar[Mapping[str, tuple[float, float]]] = _PRICES
     defaults: ClassVar[Mapping[str, Any]] = {"concurrency": 64}
+    warm_up = True  # the SDK import and client: made at bind, in the background
     default_completion_tokens = DEFAULT_MAX_TOKENS
 
     def __init__(self, endpoint: EndpointConfig) -> None:
@@ -77,6 +78,16 @@ class AnthropicProvider(Provider):
             api_key=endpoint.api_key,
             base_url=endpoint.base_url,
             max_retries=0,  # the model layer retries
+            http_client=anthropic.DefaultHttpxClient(event_hooks=hooks()),
+        )
+        # xcs.models.acall: one async client per event loop (see _openai).
+        self._aclients = LoopClients(
+            lambda: anthropic.AsyncAnthropic(
+                api_key=endpoint.api_key,
+                base_url=endpoint.base_url,
+                max_retries=0,
+                http_client=anthropic.DefaultAsyncHttpxClient(event_hooks=hooks(asynchronous=True)),
+            )
         )
 
     @classmethod
@@ -92,6 +103,26 @@ class AnthropicProvider(Provider):
         return None if self.endpoint.base_url is not None else super().price(model)
 
     def complete(self, request: Request) -> Completion:
+        kwargs = self.request_kwargs(request)
+        try:
+            out = self._client.messages.create(**kwargs)
+        except (self._anthropic.AnthropicError, json.JSONDecodeError) as exc:
+            scrub(exc, self._key)
+            raise map_error(exc, request.model, self._key, timeout=request.timeout) from exc
+        return self._completion(out, request.model)
+
+    async def acomplete(self, request: Request) -> Completion:
+        kwargs = self.request_kwargs(request)
+        try:
+            client = await self._aclients.get()
+            out = await client.messages.create(**kwargs)
+        except (self._anthropic.AnthropicError, json.JSONDecodeError) as exc:
+            scrub(exc, self._key)
+            raise map_error(exc, request.model, self._key, timeout=request.timeout) from exc
+        return self._completion(out, request.model)
+
+    def request_kwargs(self, request: Request) -> dict[str, Any]:
+        """The keyword arguments of ``messages.create`` for ``request``."""
         kwargs: dict[str, Any] = {
             "model": request.model,
             "messages": [m.to_dict() for m in request.messages if m.role != "system"],
@@ -107,12 +138,7 @@ class AnthropicProvider(Provider):
             kwargs["extra_body"] = {"temperature": request.temperature}
         if request.stop:
             kwargs["stop_sequences"] = list(request.stop)
-        try:
-            out = self._client.messages.create(**kwargs)
-        except (self._anthropic.AnthropicError, json.JSONDecodeError) as exc:
-            scrub(exc, self._key)
-            raise map_error(exc, request.model, self._key, timeout=request.timeout) from exc
-        return self._completion(out, request.model)
+        return kwargs
 
     def _completion(self, out: Any, model: str) -> Completion:
         blocks = None if isinstance(out, str) else getattr(out, "content", None)

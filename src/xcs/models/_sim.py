@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from xcs.errors import ProviderError, ProviderTimeoutError, RateLimitError, ValidationError
 from xcs.models._base import EndpointConfig, Provider, mark
-from xcs.models._clock import get_clock
+from xcs.models._clock import asleep, get_clock
 from xcs.models._params import translate
 from xcs.models._types import Completion, Request, Usage
 
@@ -161,14 +161,30 @@ class SimProvider(Provider):
     # -- one attempt --------------------------------------------------------------------
 
     def complete(self, request: Request) -> Completion:
+        wait, outcome = self._draw(request)
+        if wait > 0:
+            get_clock().sleep(wait)
+        if isinstance(outcome, ProviderError):
+            raise outcome
+        return outcome
+
+    async def acomplete(self, request: Request) -> Completion:
+        """``complete`` natively async: the same draws, the latency awaited."""
+        wait, outcome = self._draw(request)
+        await asleep(wait)
+        if isinstance(outcome, ProviderError):
+            raise outcome
+        return outcome
+
+    def _draw(self, request: Request) -> tuple[float, Completion | ProviderError]:
+        """This attempt's fate: the seconds it takes, then its answer or its error."""
         opts = self.options
         digest = _digest(request)
         rng = random.Random(f"{opts.seed}:{digest}:{request.attempt}")
-        clock = get_clock()
         where = f"sim:{request.model} (simulated)"
         draw = rng.random()
         if draw < opts.rate_limit_rate:
-            raise mark(
+            return 0.0, mark(
                 RateLimitError(f"{where}: HTTP 429 rate limited", retry_after=opts.retry_after),
                 retryable=True,
                 server_fault=False,
@@ -176,15 +192,14 @@ class SimProvider(Provider):
             )
         draw -= opts.rate_limit_rate
         if draw < opts.error_rate:
-            raise mark(
+            return 0.0, mark(
                 ProviderError(f"{where}: HTTP 500 internal server error"),
                 retryable=True,
                 status=500,
             )
         draw -= opts.error_rate
         if draw < opts.timeout_rate:
-            clock.sleep(request.timeout)
-            raise _timeout(where, request.timeout)
+            return request.timeout, _timeout(where, request.timeout)
 
         text, finish = _answer(request, digest)
         completion_tokens = len(text.split())
@@ -195,12 +210,9 @@ class SimProvider(Provider):
             latency *= opts.slow_factor
         latency += opts.per_token * completion_tokens
         if latency > request.timeout:
-            clock.sleep(request.timeout)
-            raise _timeout(where, request.timeout)
-        if latency > 0:
-            clock.sleep(latency)
+            return request.timeout, _timeout(where, request.timeout)
         prompt_tokens = sum(len(m.content.split()) + 3 for m in request.messages)
-        return Completion(text, Usage(prompt_tokens, completion_tokens), finish)
+        return latency, Completion(text, Usage(prompt_tokens, completion_tokens), finish)
 
     def __repr__(self) -> str:
         opts = "&".join(f"{k}={v}" for k, v in self.endpoint.options)
