@@ -62,6 +62,36 @@ def anthropic_reply(text: str, input_tokens: int = 9, output_tokens: int = 2) ->
     }
 
 
+def tool_calls_reply(
+    calls: list[tuple[str, str, str]], prompt_tokens: int = 11, completion_tokens: int = 5
+) -> dict[str, Any]:
+    """A chat completion that calls tools: ``(id, name, arguments as JSON text)``."""
+    reply = chat_reply("", prompt_tokens, completion_tokens)
+    choice = reply["choices"][0]
+    choice["message"] = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {"id": i, "type": "function", "function": {"name": name, "arguments": args}}
+            for i, name, args in calls
+        ],
+    }
+    choice["finish_reason"] = "tool_calls"
+    return reply
+
+
+def anthropic_tool_reply(
+    calls: list[tuple[str, str, dict[str, Any]]], text: str = ""
+) -> dict[str, Any]:
+    """A Messages reply with ``tool_use`` blocks ``(id, name, input)`` (and text first)."""
+    reply = anthropic_reply(text)
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+    blocks += [{"type": "tool_use", "id": i, "name": n, "input": a} for i, n, a in calls]
+    reply["content"] = blocks
+    reply["stop_reason"] = "tool_use"
+    return reply
+
+
 def echo(body: dict[str, Any], index: int) -> Reply:
     """Answer with the last message's content."""
     return Reply(body=chat_reply(body["messages"][-1]["content"]))

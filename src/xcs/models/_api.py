@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar, overload
+
+import pydantic
 
 from xcs.errors import ValidationError
 from xcs.models import _engine
@@ -15,11 +17,13 @@ from xcs.models._limits import LimiterStatistics
 from xcs.models._params import ModelId, Params, check_params, parse_model_id
 from xcs.models._registry import registry
 from xcs.models._settings import Settings, check_scope
+from xcs.models._structured import finish
 from xcs.models._types import Completion, Message, Request, Response, Usage
 
 __all__ = ["ModelBinding", "Models", "bind", "models"]
 
-Prompt = str | Sequence[Mapping[str, str] | Message]
+Prompt = str | Sequence[Mapping[str, Any] | Message]
+M = TypeVar("M", bound=pydantic.BaseModel)
 
 
 def _parse(model_id: object) -> ModelId:
@@ -48,13 +52,22 @@ class ModelBinding:
         self.model_id = model_id
         self.params = dict(params)
 
-    def __call__(self, prompt: Prompt, /, **overrides: Any) -> Response:
+    @overload
+    def __call__(self, prompt: Prompt, /, *, response_model: type[M], **overrides: Any) -> M: ...
+
+    @overload
+    def __call__(self, prompt: Prompt, /, **overrides: Any) -> Response: ...
+
+    def __call__(self, prompt: Prompt, /, **overrides: Any) -> Any:
         """Call the model with the bound parameters, ``overrides`` taking precedence.
 
-        Raises: see ``xcs.models``.
+        Returns and raises: see ``xcs.models`` (an instance of ``response_model``
+        when one is bound or given).
         """
         merged = {**self.params, **overrides} if overrides else self.params
-        return _engine.call(_parse(self.model_id), prompt, _check(merged, self.model_id))
+        params = _check(merged, self.model_id)
+        model = _parse(self.model_id)
+        return finish(params.response_model, lambda: _engine.call(model, prompt, params))
 
     def bind(self, **params: Any) -> ModelBinding:
         """A new binding with ``params`` added to (or replacing) these."""
@@ -159,7 +172,15 @@ class Models:
     Settings: TypeAlias = _Settings
     Usage: TypeAlias = _Usage
 
-    def __call__(self, model_id: str, prompt: Prompt, /, **params: Any) -> Response:
+    @overload
+    def __call__(
+        self, model_id: str, prompt: Prompt, /, *, response_model: type[M], **params: Any
+    ) -> M: ...
+
+    @overload
+    def __call__(self, model_id: str, prompt: Prompt, /, **params: Any) -> Response: ...
+
+    def __call__(self, model_id: str, prompt: Prompt, /, **params: Any) -> Any:
         """Call a model once and return its answer.
 
         Args:
@@ -178,14 +199,22 @@ class Models:
             cache: False to bypass the active cache for this call.
             base_url: an OpenAI-compatible server (``openai:`` only), e.g. vLLM, Ollama.
             api_key: the key, instead of the provider's environment variable.
+            response_model: a pydantic model class: the reply is asked for in its
+                JSON schema and returned as a validated instance; a reply that does
+                not validate is retried (within ``max_attempts``).
+            tools: functions (or pydantic model classes) the model may call; the
+                calls it makes are ``Response.tool_calls``. Not with ``response_model``.
 
         Returns:
             A ``Response``: the text, a ``str``, with ``.usage``, ``.model``,
-            ``.latency_s``, ``.cost_usd``, ``.finish_reason``, ``.cached``.
+            ``.latency_s``, ``.cost_usd``, ``.finish_reason``, ``.cached``,
+            ``.tool_calls``. With ``response_model=M``: an instance of ``M``.
 
         Raises:
             ValidationError: an unknown provider, a malformed id, an unknown or invalid
-                parameter, malformed messages. Nothing was sent.
+                parameter, malformed messages (nothing was sent); or the last reply
+                did not validate against ``response_model`` (attributes ``reply``,
+                ``fields``).
             AuthenticationError: no key (the message names the variable), or refused.
             RateLimitError: still rate limited after the retries.
             ProviderTimeoutError: every attempt timed out.
@@ -196,7 +225,9 @@ class Models:
             ExecutionTimeout: the active ``xcs.deadline`` expired (or would have,
                 during a wait or a backoff).
         """
-        return _engine.call(_parse(model_id), prompt, _check(params, model_id))
+        checked = _check(params, model_id)
+        model = _parse(model_id)
+        return finish(checked.response_model, lambda: _engine.call(model, prompt, checked))
 
     bind = staticmethod(bind)
 

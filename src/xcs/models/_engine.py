@@ -38,7 +38,7 @@ from xcs.models._limits import Limiter, deadline_wait, estimate_tokens, hold
 from xcs.models._params import MODEL_PARAMS, ModelId, Params, parse_messages
 from xcs.models._registry import Endpoint, registry
 from xcs.models._settings import Settings
-from xcs.models._types import Completion, Request, Response, Usage
+from xcs.models._types import Completion, Request, Response, ToolCall, Usage
 
 __all__ = ["ModelStatistics", "call", "reset_statistics", "statistics"]
 
@@ -155,6 +155,8 @@ def _call_model(model: ModelId, prompt: object, params: Params) -> Response:
         seed=params.seed,
         sample=params.sample,
         timeout=params.timeout if params.timeout is not None else _get(settings, "timeout"),
+        output=params.response_model,
+        tools=params.tools,
     )
     attempts = (
         params.max_attempts if params.max_attempts is not None else _get(settings, "max_attempts")
@@ -178,6 +180,8 @@ def _call_model(model: ModelId, prompt: object, params: Params) -> Response:
             "model": response.model,
             "cost_usd": response.cost_usd,
         }
+        if response.tool_calls:
+            value["tool_calls"] = [c.to_json() for c in response.tool_calls]
         return value, response
 
     value, fresh = cache.get_or_compute(
@@ -196,6 +200,7 @@ def _call_model(model: ModelId, prompt: object, params: Params) -> Response:
         cost_usd=None if value.get("cost_usd") is None else 0.0,
         finish_reason=value.get("finish_reason"),
         cached=True,
+        tool_calls=tuple(ToolCall.from_json(c) for c in value.get("tool_calls") or ()),
     )
 
 
@@ -287,6 +292,8 @@ def _call(
                 completion = endpoint.provider.complete(
                     dataclasses.replace(request, timeout=timeout, attempt=attempt)
                 )
+                if request.output is not None:  # NOTE: [Invalid replies are retried]
+                    request.output.check(completion.text, model.base)
             except ProviderError as err:
                 if isinstance(err, RateLimitError):
                     _count(model.base, rate_limited=1)
@@ -416,4 +423,5 @@ def _response(
         latency_s=get_clock().now() - start,
         cost_usd=cost,
         finish_reason=completion.finish_reason,
+        tool_calls=completion.tool_calls,
     )

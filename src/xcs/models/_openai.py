@@ -16,9 +16,17 @@ from typing import Any, ClassVar
 from xcs.errors import ProviderError, ProviderNotInstalledError
 from xcs.models._base import EndpointConfig, Provider, scrub
 from xcs.models._http import malformed, map_sdk_error, retry_after_seconds, token_count
-from xcs.models._types import Completion, Request, Usage
+from xcs.models._types import Completion, Request, ToolCall, Usage
 
-__all__ = ["OpenAIProvider", "import_openai", "map_error", "retry_after_seconds"]
+__all__ = [
+    "OpenAIProvider",
+    "chat_messages",
+    "import_openai",
+    "map_error",
+    "output_payload",
+    "retry_after_seconds",
+    "tool_call",
+]
 
 
 def import_openai() -> Any:
@@ -75,9 +83,10 @@ class OpenAIProvider(Provider):
     def complete(self, request: Request) -> Completion:
         kwargs: dict[str, Any] = {
             "model": request.model,
-            "messages": [m.to_dict() for m in request.messages],
+            "messages": chat_messages(request),
             "timeout": request.timeout,
         }
+        kwargs.update(output_payload(request))
         if request.temperature is not None:
             kwargs["temperature"] = request.temperature
         if request.max_tokens is not None:
@@ -112,11 +121,24 @@ class OpenAIProvider(Provider):
         if None in counts:
             raise malformed("openai", model, f"bad token counts in {usage!r}"[:300], self._key)
         finish = getattr(choice, "finish_reason", None)
+        raw_calls = getattr(message, "tool_calls", None) or []
+        calls = []
+        for raw in raw_calls if isinstance(raw_calls, list) else []:
+            function = getattr(raw, "function", None)
+            call = tool_call(
+                getattr(raw, "id", None),
+                getattr(function, "name", None),
+                getattr(function, "arguments", None),
+            )
+            if call is None:
+                raise malformed("openai", model, f"a malformed tool call {raw!r:.200}", self._key)
+            calls.append(call)
         return Completion(
             # content is null when the model refused or only called tools: no text.
             text=text or "",
             usage=Usage(counts[0] or 0, counts[1] or 0),
             finish_reason=finish if isinstance(finish, str) else None,
+            tool_calls=tuple(calls),
         )
 
     def close(self) -> None:
@@ -124,6 +146,63 @@ class OpenAIProvider(Provider):
 
     def __repr__(self) -> str:
         return f"<OpenAIProvider {self.endpoint.name}>"
+
+
+# ---------------------------------------------------------------------------
+# Structured output and tools, in the chat completions form (shared with local:)
+
+
+def chat_messages(request: Request) -> list[dict[str, Any]]:
+    """The messages in the chat completions form (an assistant message that only
+    called tools has null content, as the API writes it)."""
+    out = []
+    for m in request.messages:
+        item = m.to_dict()
+        if m.tool_calls and not m.content:
+            item["content"] = None
+        out.append(item)
+    return out
+
+
+def output_payload(request: Request) -> dict[str, Any]:
+    """``response_format`` (a ``json_schema``, strict where the schema allows) and
+    ``tools``, as the chat completions API takes them."""
+    payload: dict[str, Any] = {}
+    output = request.output
+    if output is not None:
+        spec: dict[str, Any] = {"name": output.name, "schema": output.strict or output.schema}
+        if output.description:
+            spec["description"] = output.description
+        spec["strict"] = output.strict is not None
+        payload["response_format"] = {"type": "json_schema", "json_schema": spec}
+    if request.tools:
+        payload["tools"] = [
+            {
+                "type": "function",
+                "function": {
+                    "name": tool.name,
+                    "description": tool.description,
+                    "parameters": tool.parameters,
+                },
+            }
+            for tool in request.tools
+        ]
+    return payload
+
+
+def tool_call(call_id: Any, name: Any, arguments: Any) -> ToolCall | None:
+    """A ``ToolCall`` from the API's fields (``arguments``: JSON text of an object),
+    or None if they are malformed."""
+    if not isinstance(call_id, str) or not isinstance(name, str):
+        return None
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments) if arguments.strip() else {}
+        except ValueError:
+            return None
+    if not isinstance(arguments, dict):
+        return None
+    return ToolCall(call_id, name, arguments)
 
 
 # ---------------------------------------------------------------------------
