@@ -20,7 +20,8 @@ One call::
 
 General layout (each layer uses only the ones above it):
 
-- ``_types``: ``Response``, ``Usage``, ``Message``, ``Request``, ``Completion``.
+- ``_types``: ``Response``, ``Usage``, ``Message``, ``Request``, ``Completion``,
+  ``ToolCall``; ``_structured`` (``response_model=``) and ``_tools`` (``tools=``).
 - ``_params``: model ids, messages and parameters checked (pydantic inside,
   ``xcs.ValidationError`` outside); ``_settings``: limits, timeouts, retries per scope.
 - ``_clock``: the clock every sleep uses (``FakeClock`` for tests).
@@ -40,7 +41,7 @@ from xcs.models._base import EndpointConfig, MockProvider, Provider, mark
 from xcs.models._cache import Cache, CacheStatistics, current_cache, set_cache
 from xcs.models._clock import Clock, FakeClock, SystemClock, use_clock
 from xcs.models._settings import Settings
-from xcs.models._types import Completion, Message, Request, Response, Usage
+from xcs.models._types import Completion, Message, Request, Response, ToolCall, Usage
 
 __all__ = [
     "Cache",
@@ -58,6 +59,7 @@ __all__ = [
     "Response",
     "Settings",
     "SystemClock",
+    "ToolCall",
     "Usage",
     "bind",
     "current_cache",

@@ -18,7 +18,7 @@ from xcs.models._params import ModelId, Params, check_params, parse_model_id
 from xcs.models._registry import registry
 from xcs.models._settings import Settings, check_scope
 from xcs.models._structured import finish
-from xcs.models._types import Completion, Message, Request, Response, Usage
+from xcs.models._types import Completion, Message, Request, Response, ToolCall, Usage
 
 __all__ = ["ModelBinding", "Models", "bind", "models"]
 
@@ -138,6 +138,7 @@ _Provider = Provider
 _Request = Request
 _Response = Response
 _Settings = Settings
+_ToolCall = ToolCall
 _Usage = Usage
 
 
@@ -170,6 +171,7 @@ class Models:
     Request: TypeAlias = _Request
     Response: TypeAlias = _Response
     Settings: TypeAlias = _Settings
+    ToolCall: TypeAlias = _ToolCall
     Usage: TypeAlias = _Usage
 
     @overload
