@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import socket
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +27,39 @@ class Reply:
     # Before answering, wait until the server has had this many requests in flight at
     # once (up to 5 s): the first requests of a burst meet, later ones pass at once.
     wait_for_in_flight: int = 0
+    # Server-sent events instead of a body (chunked), then "data: [DONE]"; with
+    # drop_after, the connection is cut after that many events (a dropped stream).
+    events: list[dict[str, Any]] | None = None
+    drop_after: int | None = None
+
+
+def stream_events(
+    chunks: list[str], prompt_tokens: int = 7, finish_reason: str | None = "stop"
+) -> list[dict[str, Any]]:
+    """Chat completion chunks for ``chunks``, a finish reason, then a usage event."""
+
+    def event(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": "fake-model",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+
+    events = [event({"role": "assistant", "content": ""})]
+    events += [event({"content": c}) for c in chunks]
+    if finish_reason is not None:
+        events.append(event({}, finish_reason))
+    usage = event({})
+    usage["choices"] = []
+    usage["usage"] = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": len(chunks),
+        "total_tokens": prompt_tokens + len(chunks),
+    }
+    events.append(usage)
+    return events
 
 
 def chat_reply(text: str, prompt_tokens: int = 7, completion_tokens: int = 3) -> dict[str, Any]:
@@ -176,6 +210,9 @@ class FakeOpenAIServer:
                         server._lock.notify_all()
 
             def _send(self, reply: Reply) -> None:
+                if reply.events is not None:
+                    self._send_events(reply)
+                    return
                 data = (
                     reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
                 )
@@ -186,6 +223,28 @@ class FakeOpenAIServer:
                     self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
+
+            def _send_events(self, reply: Reply) -> None:
+                assert reply.events is not None
+                self.send_response(reply.status)
+                self.send_header("content-type", "text/event-stream")
+                self.send_header("transfer-encoding", "chunked")
+                self.end_headers()
+                lines = [f"data: {json.dumps(e)}\n\n" for e in reply.events]
+                if reply.drop_after is None:
+                    lines.append("data: [DONE]\n\n")
+                else:
+                    lines = lines[: reply.drop_after]
+                for line in lines:
+                    raw = line.encode()
+                    self.wfile.write(f"{len(raw):x}\r\n".encode() + raw + b"\r\n")
+                    self.wfile.flush()
+                if reply.drop_after is not None:
+                    # Cut the connection mid-body: no terminating chunk.
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                self.wfile.write(b"0\r\n\r\n")
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True

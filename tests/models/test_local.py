@@ -172,3 +172,14 @@ def test_a_missing_binding_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> N
     )
     with pytest.raises(ProviderNotInstalledError, match=r"xcs-jit\[local\]"):
         models("local:smollm2", "hi")
+
+
+@needs_model
+def test_a_stream_joins_to_the_answer(started: LocalServer) -> None:
+    prompt = "Count from 1 to 5."
+    stream = models.stream("local:smollm2", prompt, temperature=0, seed=1, max_tokens=24)
+    chunks = list(stream)
+    assert len(chunks) > 1
+    assert "".join(chunks) == stream.response
+    assert stream.response.usage.completion_tokens > 0
+    assert stream.response.cost_usd == 0.0

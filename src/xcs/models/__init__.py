@@ -41,6 +41,7 @@ from xcs.models._base import EndpointConfig, MockProvider, Provider, mark
 from xcs.models._cache import Cache, CacheStatistics, current_cache, set_cache
 from xcs.models._clock import Clock, FakeClock, SystemClock, use_clock
 from xcs.models._settings import Settings
+from xcs.models._stream import Stream
 from xcs.models._types import Completion, Message, Request, Response, ToolCall, Usage
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "Request",
     "Response",
     "Settings",
+    "Stream",
     "SystemClock",
     "ToolCall",
     "Usage",

@@ -17,6 +17,7 @@ from xcs.models._limits import LimiterStatistics
 from xcs.models._params import ModelId, Params, check_params, parse_model_id
 from xcs.models._registry import registry
 from xcs.models._settings import Settings, check_scope
+from xcs.models._stream import Stream, open_stream
 from xcs.models._structured import finish
 from xcs.models._types import Completion, Message, Request, Response, ToolCall, Usage
 
@@ -68,6 +69,12 @@ class ModelBinding:
         params = _check(merged, self.model_id)
         model = _parse(self.model_id)
         return finish(params.response_model, lambda: _engine.call(model, prompt, params))
+
+    def stream(self, prompt: Prompt, /, **overrides: Any) -> Stream:
+        """Stream the model's answer with the bound parameters: see
+        ``xcs.models.stream``."""
+        merged = {**self.params, **overrides} if overrides else self.params
+        return open_stream(_parse(self.model_id), prompt, _check(merged, self.model_id))
 
     def bind(self, **params: Any) -> ModelBinding:
         """A new binding with ``params`` added to (or replacing) these."""
@@ -138,6 +145,7 @@ _Provider = Provider
 _Request = Request
 _Response = Response
 _Settings = Settings
+_Stream = Stream
 _ToolCall = ToolCall
 _Usage = Usage
 
@@ -171,6 +179,7 @@ class Models:
     Request: TypeAlias = _Request
     Response: TypeAlias = _Response
     Settings: TypeAlias = _Settings
+    Stream: TypeAlias = _Stream
     ToolCall: TypeAlias = _ToolCall
     Usage: TypeAlias = _Usage
 
@@ -232,6 +241,35 @@ class Models:
         return finish(checked.response_model, lambda: _engine.call(model, prompt, checked))
 
     bind = staticmethod(bind)
+
+    @staticmethod
+    def stream(model_id: str, prompt: Prompt, /, **params: Any) -> Stream:
+        """Call a model and read its answer as it is written.
+
+        Args:
+            model_id, prompt, **params: as for ``xcs.models(...)`` (not
+                ``response_model`` or ``tools``).
+
+        Returns:
+            A ``Stream``: iterate it for ``str`` chunks; after the last one,
+            ``stream.response`` is the whole answer (a ``Response`` with usage and
+            cost), equal to the chunks joined. Nothing is sent before the first
+            chunk is asked for.
+
+        Raises:
+            ValidationError: as ``xcs.models``, at once (nothing was sent).
+            ProviderError: while iterating: any failure ``xcs.models`` raises. One
+                before the first chunk is retried as for a call; one after it (a
+                dropped connection) ends the stream, not retried (attribute
+                ``partial``: the text delivered).
+            ExecutionTimeout: the active ``xcs.deadline`` expired.
+
+        Example::
+
+            for chunk in xcs.models.stream("openai:gpt-4o-mini", "Tell me a story"):
+                print(chunk, end="", flush=True)
+        """
+        return open_stream(_parse(model_id), prompt, _check(params, model_id))
 
     @staticmethod
     def configure(scope: str, /, **settings: Any) -> None:

@@ -31,7 +31,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -439,8 +439,85 @@ class LocalProvider(Provider):
         server.wait_ready(current_deadline())
         return server
 
-    def complete(self, request: Request) -> Completion:
+    def stream(self, request: Request) -> Iterator[str | Completion]:
+        """llama.cpp's server-sent events, read with the standard library."""
+        if request.tools:  # the reply is JSON for the grammar (NOTE: [Local tool calls])
+            yield from super().stream(request)
+            return
         server = self.server(request.model)
+        body = self._body(request)
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+        where = f"local:{request.model}"
+        conn = http.client.HTTPConnection(server.host, server.port, timeout=request.timeout)
+        parts: list[str] = []
+        finish: str | None = None
+        usage: dict[str, Any] = {}
+        try:
+            try:
+                conn.request(
+                    "POST",
+                    "/v1/chat/completions",
+                    body=json.dumps(body),
+                    headers={"Content-Type": "application/json"},
+                )
+                response = conn.getresponse()
+                if response.status >= 400:
+                    raw = response.read()
+                    raise status_error(
+                        "local",
+                        request.model,
+                        response.status,
+                        raw[:200].decode(errors="replace"),
+                        dict(response.headers.items()),
+                    )
+                while True:
+                    line = response.readline()
+                    if not line:
+                        break
+                    text = line.decode(errors="replace").strip()
+                    if not text.startswith("data:"):
+                        continue
+                    data = text[5:].strip()
+                    if data == "[DONE]":
+                        break
+                    event = json.loads(data)
+                    usage = event.get("usage") or usage
+                    for choice in event.get("choices") or []:
+                        piece = (choice.get("delta") or {}).get("content")
+                        if isinstance(piece, str) and piece:
+                            parts.append(piece)
+                            yield piece
+                        if isinstance(choice.get("finish_reason"), str):
+                            finish = choice["finish_reason"]
+            except TimeoutError as exc:
+                raise mark(
+                    ProviderTimeoutError(
+                        f"{where}: request timed out", timeout=request.timeout, provider="local"
+                    ),
+                    retryable=True,
+                ) from exc
+            except (OSError, http.client.HTTPException, ValueError) as exc:
+                raise mark(
+                    ProviderError(f"{where}: the stream broke: {exc}", provider="local"),
+                    retryable=True,
+                ) from exc
+        finally:
+            conn.close()
+        if finish is None:
+            raise mark(
+                ProviderError(f"{where}: the stream ended without a finish reason"),
+                retryable=True,
+            )
+        yield Completion(
+            "".join(parts),
+            usage=Usage(
+                int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", len(parts)))
+            ),
+            finish_reason=finish,
+        )
+
+    def _body(self, request: Request) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": request.model,
             "messages": local_messages(request),
@@ -460,6 +537,11 @@ class LocalProvider(Provider):
             body["seed"] = request.seed
         if request.stop:
             body["stop"] = list(request.stop)
+        return body
+
+    def complete(self, request: Request) -> Completion:
+        server = self.server(request.model)
+        body = self._body(request)
         where = f"local:{request.model}"
         conn = http.client.HTTPConnection(server.host, server.port, timeout=request.timeout)
         try:

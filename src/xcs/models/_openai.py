@@ -10,11 +10,12 @@ SDK exceptions become XCS errors here, at the boundary (``map_error``).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import sys
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from xcs.errors import ProviderError, ProviderNotInstalledError
-from xcs.models._base import EndpointConfig, Provider, scrub
+from xcs.models._base import EndpointConfig, Provider, mark, scrub
 from xcs.models._http import malformed, map_sdk_error, retry_after_seconds, token_count
 from xcs.models._types import Completion, Request, ToolCall, Usage
 
@@ -81,6 +82,66 @@ class OpenAIProvider(Provider):
         return None if self.endpoint.base_url is not None else super().price(model)
 
     def complete(self, request: Request) -> Completion:
+        kwargs = self._kwargs(request)
+        try:
+            out = self._client.chat.completions.create(**kwargs)
+        except (self._openai.OpenAIError, json.JSONDecodeError) as exc:
+            scrub(exc, self._key)
+            raise map_error(exc, request.model, self._key, timeout=request.timeout) from exc
+        return self._completion(out, request.model)
+
+    def stream(self, request: Request) -> Iterator[str | Completion]:
+        """Server-sent events (``stream=True``), usage in the last event
+        (``stream_options.include_usage``)."""
+        kwargs = self._kwargs(request)
+        kwargs["stream"] = True
+        kwargs["stream_options"] = {"include_usage": True}
+        httpx = sys.modules.get("httpx")  # the SDK's transport; loaded with the SDK
+        transport_errors: tuple[type[BaseException], ...] = (
+            (httpx.HTTPError, httpx.StreamError) if httpx is not None else ()
+        )
+        finish: str | None = None
+        usage: Any = None
+        parts: list[str] = []
+        try:
+            events = self._client.chat.completions.create(**kwargs)
+            try:
+                for event in events:
+                    usage = getattr(event, "usage", None) or usage
+                    for choice in getattr(event, "choices", None) or []:
+                        delta = getattr(choice, "delta", None)
+                        text = getattr(delta, "content", None)
+                        if isinstance(text, str) and text:
+                            parts.append(text)
+                            yield text
+                        reason = getattr(choice, "finish_reason", None)
+                        if isinstance(reason, str):
+                            finish = reason
+            finally:
+                close = getattr(events, "close", None)
+                if close is not None:
+                    close()
+        except (self._openai.OpenAIError, json.JSONDecodeError, *transport_errors) as exc:
+            scrub(exc, self._key)
+            if isinstance(exc, self._openai.OpenAIError | json.JSONDecodeError):
+                raise map_error(exc, request.model, self._key, timeout=request.timeout) from exc
+            raise mark(
+                ProviderError(f"openai:{request.model}: the connection broke: {exc}"),
+                retryable=True,
+            ) from exc
+        if finish is None:
+            raise mark(
+                ProviderError(f"openai:{request.model}: the stream ended without a finish reason"),
+                retryable=True,
+            )
+        counts = [token_count(usage, "prompt_tokens"), token_count(usage, "completion_tokens")]
+        yield Completion(
+            "".join(parts),
+            usage=Usage(counts[0] or 0, counts[1] or 0),
+            finish_reason=finish,
+        )
+
+    def _kwargs(self, request: Request) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "model": request.model,
             "messages": chat_messages(request),
@@ -98,12 +159,7 @@ class OpenAIProvider(Provider):
             kwargs["stop"] = list(request.stop)
         if request.seed is not None:
             kwargs["seed"] = request.seed
-        try:
-            out = self._client.chat.completions.create(**kwargs)
-        except (self._openai.OpenAIError, json.JSONDecodeError) as exc:
-            scrub(exc, self._key)
-            raise map_error(exc, request.model, self._key, timeout=request.timeout) from exc
-        return self._completion(out, request.model)
+        return kwargs
 
     def _completion(self, out: Any, model: str) -> Completion:
         choices = None if isinstance(out, str) else getattr(out, "choices", None)

@@ -25,6 +25,7 @@ import hashlib
 import json
 import math
 import random
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import pydantic
@@ -162,6 +163,29 @@ class SimProvider(Provider):
     # -- one attempt --------------------------------------------------------------------
 
     def complete(self, request: Request) -> Completion:
+        completion, latency = self._attempt(request)
+        if latency > 0:
+            get_clock().sleep(latency)
+        return completion
+
+    def stream(self, request: Request) -> Iterator[str | Completion]:
+        """The answer word by word: the first after the latency less the per-token
+        time, then one word per ``per_token`` seconds (the same total as ``complete``)."""
+        completion, latency = self._attempt(request)
+        clock = get_clock()
+        words = completion.text.split(" ") if completion.text else []
+        per_token = self.options.per_token
+        first = latency - per_token * max(len(words) - 1, 0)
+        if first > 0:
+            clock.sleep(first)
+        for i, word in enumerate(words):
+            if i and per_token > 0:
+                clock.sleep(per_token)
+            yield word if i == 0 else " " + word
+        yield completion
+
+    def _attempt(self, request: Request) -> tuple[Completion, float]:
+        """One attempt's answer and latency (its faults raised, a hang slept out)."""
         opts = self.options
         digest = _digest(request)
         rng = random.Random(f"{opts.seed}:{digest}:{request.attempt}")
@@ -209,10 +233,8 @@ class SimProvider(Provider):
         if latency > request.timeout:
             clock.sleep(request.timeout)
             raise _timeout(where, request.timeout)
-        if latency > 0:
-            clock.sleep(latency)
         prompt_tokens = sum(len(m.content.split()) + 3 for m in request.messages)
-        return Completion(text, Usage(prompt_tokens, completion_tokens), finish, calls)
+        return Completion(text, Usage(prompt_tokens, completion_tokens), finish, calls), latency
 
     def __repr__(self) -> str:
         opts = "&".join(f"{k}={v}" for k, v in self.endpoint.options)

@@ -1,0 +1,143 @@
+"""xcs.models.stream: chunks that join to the non-streamed answer, .response with
+usage and cost, retries only before the first chunk, a dropped connection mid-stream
+is a ProviderError, time to first token on the span."""
+
+from __future__ import annotations
+
+import pytest
+from _fake_openai import FakeOpenAIServer, Reply, chat_reply, stream_events
+
+import xcs
+from xcs.models import Cache, FakeClock, MockProvider, bind, mark, models
+
+KEY = "sk-test-0123456789abcdef"
+
+
+def test_sim_chunks_join_to_the_answer(clock: FakeClock) -> None:
+    model_id = "sim:chat?per_token=0.01&latency=0.5&price_in=1&price_out=2"
+    stream = models.stream(model_id, "tell me", temperature=0.7, sample=2)
+    with pytest.raises(xcs.ValidationError, match="once the stream has ended"):
+        stream.response
+    chunks = list(stream)
+    answer = models(model_id, "tell me", temperature=0.7, sample=2)
+    assert len(chunks) == len(answer.split(" ")) > 1
+    assert "".join(chunks) == answer == stream.response
+    assert stream.response.usage == answer.usage
+    assert stream.response.cost_usd == answer.cost_usd > 0
+    assert stream.response.finish_reason == answer.finish_reason
+    # The same simulated time in all, the first word after latency - per-token time.
+    assert sum(clock.sleeps[: len(chunks)]) == pytest.approx(sum(clock.sleeps[len(chunks) :]))
+    assert models.statistics()["models"]["sim:chat"].calls == 2
+
+
+def test_binding_stream_and_what_a_stream_does_not_take() -> None:
+    echo = bind("sim:echo", max_tokens=3)
+    stream = echo.stream("one two three four")
+    assert list(stream) == ["one", " two", " three"]
+    assert stream.response.finish_reason == "length"
+
+    import pydantic
+
+    class City(pydantic.BaseModel):
+        name: str
+
+    with pytest.raises(xcs.ValidationError, match="cannot be streamed"):
+        models.stream("sim:echo", "q", response_model=City)
+    with pytest.raises(xcs.ValidationError, match="temprature"):
+        models.stream("sim:echo", "q", temprature=1)
+
+
+def test_a_failure_before_the_first_chunk_is_retried(clock: FakeClock) -> None:
+    def handler(request: xcs.models.Request) -> str:
+        if request.attempt == 0:
+            raise mark(xcs.ProviderError("HTTP 503"), retryable=True, status=503)
+        return "fine now"
+
+    provider = MockProvider(handler)
+    models.register_provider("mock", provider)
+    stream = models.stream("mock:m", "q")
+    assert list(stream) == ["fine now"]  # the default: one chunk per complete()
+    assert len(provider.requests) == 2
+    assert models.statistics()["models"]["mock:m"].retries == 1
+
+
+def test_the_span_records_time_to_first_token() -> None:
+    with xcs.trace() as t:
+        list(models.stream("sim:echo", "a b c"))
+    (span,) = [s for s in t.spans if s.kind == "model"]
+    assert span.attrs["streamed"] is True
+    assert span.attrs["ttft_s"] >= 0
+    assert span.attrs["completion_tokens"] == 3
+
+
+def test_closing_a_stream_releases_its_slot(clock: FakeClock) -> None:
+    models.configure("sim", concurrency=1)
+    with models.stream("sim:echo", "a b c") as stream:
+        assert next(stream) == "a"
+    with xcs.deadline(5):
+        assert models("sim:echo", "x") == "x"  # the slot is free again
+    assert models.statistics()["limiters"]["sim"].in_flight == 0
+
+
+def test_a_finished_stream_is_cached() -> None:
+    with Cache():
+        streamed = models.stream("sim:chat", "q", temperature=0)
+        text = "".join(streamed)
+        hit = models("sim:chat", "q", temperature=0)
+        assert hit.cached
+        assert hit == text
+        again = models.stream("sim:chat", "q", temperature=0)
+        assert list(again) == [text]
+        assert again.response.cached
+
+
+# ---------------------------------------------------------------------------
+# openai: server-sent events through the real SDK
+
+
+def llm(server: FakeOpenAIServer) -> xcs.models.ModelBinding:
+    pytest.importorskip("openai")
+    return bind("openai:fake-model", base_url=server.base_url, api_key=KEY)
+
+
+def test_openai_streams_events(server: FakeOpenAIServer) -> None:
+    server.behaviour = lambda body, i: Reply(events=stream_events(["Hel", "lo", " there"]))
+    stream = llm(server).stream("hi", temperature=0)
+    assert list(stream) == ["Hel", "lo", " there"]
+    response = stream.response
+    assert response == "Hello there"
+    assert (response.usage.prompt_tokens, response.usage.completion_tokens) == (7, 3)
+    assert response.finish_reason == "stop"
+    (body,) = server.requests
+    assert body["stream"] is True
+    assert body["stream_options"] == {"include_usage": True}
+    # The same answer, not streamed:
+    server.behaviour = lambda body, i: Reply(body=chat_reply("Hello there"))
+    assert llm(server)("hi", temperature=0) == response
+
+
+def test_openai_a_dropped_connection_mid_stream_is_a_provider_error(
+    server: FakeOpenAIServer, clock: FakeClock
+) -> None:
+    server.behaviour = lambda body, i: Reply(
+        events=stream_events(["one", " two", " three", " four"]), drop_after=3
+    )
+    stream = llm(server).stream("count")
+    got: list[str] = []
+    with pytest.raises(xcs.ProviderError, match="stream broke") as info:
+        for chunk in stream:
+            got.append(chunk)
+    assert got == ["one", " two"]  # the role event, then two chunks, then the cut
+    assert info.value.partial == "one two"
+    assert server.count == 1  # delivered text is never sent twice: not retried
+    assert models.statistics()["models"]["openai:fake-model"].failures == 1
+
+
+def test_openai_a_drop_before_any_text_is_retried(
+    server: FakeOpenAIServer, clock: FakeClock
+) -> None:
+    events = stream_events(["ok"])
+    server.behaviour = lambda body, i: Reply(events=events, drop_after=1 if i == 0 else None)
+    stream = llm(server).stream("q")
+    assert list(stream) == ["ok"]
+    assert server.count == 2
