@@ -4,6 +4,10 @@ is a ProviderError, time to first token on the span."""
 
 from __future__ import annotations
 
+import gc
+import threading
+from collections.abc import Iterator
+
 import pytest
 from _fake_openai import FakeOpenAIServer, Reply, chat_reply, stream_events
 
@@ -141,3 +145,48 @@ def test_openai_a_drop_before_any_text_is_retried(
     stream = llm(server).stream("q")
     assert list(stream) == ["ok"]
     assert server.count == 2
+
+
+class Dripping(xcs.models.Provider):
+    """Streams "a", then each further chunk once ``more`` is set; records closing."""
+
+    name = "drip"
+
+    def __init__(self, endpoint: object = None) -> None:
+        self.more = threading.Event()
+        self.closed = threading.Event()
+
+    def complete(self, request: xcs.models.Request) -> xcs.models.Completion:
+        return xcs.models.Completion("a b c")
+
+    def stream(self, request: xcs.models.Request) -> Iterator[str | xcs.models.Completion]:
+        try:
+            yield "a"
+            for chunk in (" b", " c"):
+                assert self.more.wait(10)
+                yield chunk
+            yield xcs.models.Completion("a b c")
+        finally:
+            self.closed.set()
+
+
+@pytest.mark.parametrize("how", ["close", "with", "abandon"])
+def test_a_stream_left_early_stops_and_frees_its_slot(how: str) -> None:
+    provider = Dripping()
+    models.register_provider("drip", provider)
+    models.configure("drip", concurrency=1)
+    stream = models.stream("drip:m", "q")
+    assert next(stream) == "a"
+    if how == "close":
+        stream.close()
+    elif how == "with":
+        with stream:
+            pass
+    else:
+        del stream
+        gc.collect()
+    provider.more.set()  # the call wakes, meets the closed stream, and unwinds
+    assert provider.closed.wait(10)
+    with xcs.deadline(10):
+        assert models("drip:m", "again") == "a b c"  # the one slot is free again
+    assert models.statistics()["limiters"]["drip"].in_flight == 0

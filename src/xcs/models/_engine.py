@@ -37,6 +37,7 @@ from xcs.models._clock import get_clock
 from xcs.models._limits import Limiter, deadline_wait, estimate_tokens, hold
 from xcs.models._params import MODEL_PARAMS, ModelId, Params, parse_messages
 from xcs.models._registry import Endpoint, registry
+from xcs.models._send import send
 from xcs.models._settings import Settings
 from xcs.models._types import Completion, Request, Response, ToolCall, Usage
 
@@ -289,11 +290,10 @@ def _call(
             if _spans.active:
                 _observe.note_attempt(attempt)
             try:
-                completion = endpoint.provider.complete(
-                    dataclasses.replace(request, timeout=timeout, attempt=attempt)
+                completion = send(  # provider.complete, or .stream (see _send)
+                    endpoint.provider,
+                    dataclasses.replace(request, timeout=timeout, attempt=attempt),
                 )
-                if request.output is not None:  # NOTE: [Invalid replies are retried]
-                    request.output.check(completion.text, model.base)
             except ProviderError as err:
                 if isinstance(err, RateLimitError):
                     _count(model.base, rate_limited=1)

@@ -84,20 +84,18 @@ class OutputSchema:
         match = _FENCE.match(text)
         return self.model.model_validate_json(match.group(1) if match else text)
 
-    def check(self, text: str, where: str) -> None:
+    def check(self, text: str) -> None:
         """Raise ``InvalidReply`` (retryable) if ``text`` does not validate."""
         try:
             self.parse(text)
         except pydantic.ValidationError as exc:
-            raise invalid_reply(self, text, exc, where) from None
+            raise invalid_reply(self, text, exc) from None
 
     def __repr__(self) -> str:
         return f"<OutputSchema {self.name}>"
 
 
-def invalid_reply(
-    output: OutputSchema, text: str, exc: pydantic.ValidationError, where: str
-) -> InvalidReply:
+def invalid_reply(output: OutputSchema, text: str, exc: pydantic.ValidationError) -> InvalidReply:
     fields: list[str] = []
     problems: list[str] = []
     for err in exc.errors():
@@ -109,7 +107,7 @@ def invalid_reply(
         problems.append(f"{loc or 'value'}: {err['msg']}")
     quoted = text if len(text) <= _QUOTED else text[: _QUOTED - 1] + "…"
     error = InvalidReply(
-        f"{where}: the reply does not validate against {output.model.__name__}: "
+        f"the reply does not validate against {output.model.__name__}: "
         f"{'; '.join(problems)}; the reply was {quoted!r}",
         reply=text,
         fields=tuple(fields),
