@@ -31,6 +31,29 @@ class Reply:
     # drop_after, the connection is cut after that many events (a dropped stream).
     events: list[dict[str, Any]] | None = None
     drop_after: int | None = None
+    named_events: bool = False  # "event: <type>" lines too (Anthropic's events)
+
+
+def anthropic_stream_events(chunks: list[str], input_tokens: int = 9) -> list[dict[str, Any]]:
+    """The Messages API's events for a streamed reply of ``chunks``."""
+    message = anthropic_reply("", input_tokens, 1)
+    message["content"] = []
+    message["stop_reason"] = None
+    return [
+        {"type": "message_start", "message": message},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        *[
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": c}}
+            for c in chunks
+        ],
+        {"type": "content_block_stop", "index": 0},
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "usage": {"output_tokens": len(chunks)},
+        },
+        {"type": "message_stop"},
+    ]
 
 
 def stream_events(
@@ -230,7 +253,11 @@ class FakeOpenAIServer:
                 self.send_header("content-type", "text/event-stream")
                 self.send_header("transfer-encoding", "chunked")
                 self.end_headers()
-                lines = [f"data: {json.dumps(e)}\n\n" for e in reply.events]
+                lines = [
+                    (f"event: {e['type']}\n" if reply.named_events else "")
+                    + f"data: {json.dumps(e)}\n\n"
+                    for e in reply.events
+                ]
                 if reply.drop_after is None:
                     lines.append("data: [DONE]\n\n")
                 else:

@@ -9,7 +9,13 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from _fake_openai import FakeOpenAIServer, Reply, chat_reply, stream_events
+from _fake_openai import (
+    FakeOpenAIServer,
+    Reply,
+    anthropic_stream_events,
+    chat_reply,
+    stream_events,
+)
 
 import xcs
 from xcs.models import Cache, FakeClock, MockProvider, bind, mark, models
@@ -190,3 +196,38 @@ def test_a_stream_left_early_stops_and_frees_its_slot(how: str) -> None:
     with xcs.deadline(10):
         assert models("drip:m", "again") == "a b c"  # the one slot is free again
     assert models.statistics()["limiters"]["drip"].in_flight == 0
+
+
+# ---------------------------------------------------------------------------
+# anthropic: the Messages API's events through the real SDK
+
+
+def test_anthropic_streams_events(server: FakeOpenAIServer) -> None:
+    pytest.importorskip("anthropic")
+    server.behaviour = lambda body, i: Reply(
+        events=anthropic_stream_events(["Bon", "jour"]), named_events=True
+    )
+    claude = bind("anthropic:fake-claude", base_url=server.root_url, api_key=KEY)
+    stream = claude.stream("hi", temperature=0.2)
+    assert list(stream) == ["Bon", "jour"]
+    assert stream.response == "Bonjour"
+    assert (stream.response.usage.prompt_tokens, stream.response.usage.completion_tokens) == (9, 2)
+    assert stream.response.finish_reason == "stop"
+    assert server.requests[0]["stream"] is True
+
+
+def test_anthropic_a_dropped_stream_is_a_provider_error(
+    server: FakeOpenAIServer, clock: FakeClock
+) -> None:
+    pytest.importorskip("anthropic")
+    server.behaviour = lambda body, i: Reply(
+        events=anthropic_stream_events(["one", " two", " three"]), named_events=True, drop_after=4
+    )
+    claude = bind("anthropic:fake-claude", base_url=server.root_url, api_key=KEY)
+    got: list[str] = []
+    with pytest.raises(xcs.ProviderError, match="stream broke") as info:
+        for chunk in claude.stream("count"):
+            got.append(chunk)
+    assert got == ["one", " two"]
+    assert info.value.partial == "one two"
+    assert server.count == 1

@@ -11,7 +11,8 @@ temperature goes from 0 to 1 (a higher one is a ValidationError, not clamped).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import sys
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from xcs.errors import (
@@ -19,7 +20,7 @@ from xcs.errors import (
     ProviderNotInstalledError,
     ValidationError,
 )
-from xcs.models._base import EndpointConfig, Provider, scrub
+from xcs.models._base import EndpointConfig, Provider, mark, scrub
 from xcs.models._http import malformed, map_sdk_error, token_count
 from xcs.models._params import Params
 from xcs.models._types import Completion, Request, ToolCall, Usage
@@ -126,6 +127,16 @@ class AnthropicProvider(Provider):
         return None if self.endpoint.base_url is not None else super().price(model)
 
     def complete(self, request: Request) -> Completion:
+        kwargs = self.request_kwargs(request)
+        try:
+            out = self._client.messages.create(**kwargs)
+        except (self._anthropic.AnthropicError, json.JSONDecodeError) as exc:
+            scrub(exc, self._key)
+            raise map_error(exc, request.model, self._key, timeout=request.timeout) from exc
+        return self._completion(out, request)
+
+    def request_kwargs(self, request: Request) -> dict[str, Any]:
+        """The keyword arguments of ``messages.create`` for ``request``."""
         kwargs: dict[str, Any] = {
             "model": request.model,
             "messages": anthropic_messages(request),
@@ -158,12 +169,59 @@ class AnthropicProvider(Provider):
                 {"name": t.name, "description": t.description, "input_schema": t.parameters}
                 for t in request.tools
             ]
+        return kwargs
+
+    def stream(self, request: Request) -> Iterator[str | Completion]:
+        """The Messages API's events (``stream=True``): text deltas as chunks, usage
+        from ``message_start`` and ``message_delta``."""
+        kwargs = self.request_kwargs(request)
+        kwargs["stream"] = True
+        httpx = sys.modules.get("httpx")  # the SDK's transport; loaded with the SDK
+        transport_errors: tuple[type[BaseException], ...] = (
+            (httpx.HTTPError, httpx.StreamError) if httpx is not None else ()
+        )
+        parts: list[str] = []
+        stop: Any = None
+        prompt_tokens = completion_tokens = 0
         try:
-            out = self._client.messages.create(**kwargs)
-        except (self._anthropic.AnthropicError, json.JSONDecodeError) as exc:
+            events = self._client.messages.create(**kwargs)
+            try:
+                for event in events:
+                    kind = getattr(event, "type", "")
+                    if kind == "message_start":
+                        usage = getattr(getattr(event, "message", None), "usage", None)
+                        prompt_tokens = token_count(usage, "input_tokens") or 0
+                    elif kind == "content_block_delta":
+                        text = getattr(getattr(event, "delta", None), "text", None)
+                        if isinstance(text, str) and text:
+                            parts.append(text)
+                            yield text
+                    elif kind == "message_delta":
+                        stop = getattr(getattr(event, "delta", None), "stop_reason", None)
+                        usage = getattr(event, "usage", None)
+                        completion_tokens = token_count(usage, "output_tokens") or 0
+            finally:
+                close = getattr(events, "close", None)
+                if close is not None:
+                    close()
+        except (self._anthropic.AnthropicError, json.JSONDecodeError, *transport_errors) as exc:
             scrub(exc, self._key)
-            raise map_error(exc, request.model, self._key, timeout=request.timeout) from exc
-        return self._completion(out, request)
+            if isinstance(exc, self._anthropic.AnthropicError | json.JSONDecodeError):
+                raise map_error(exc, request.model, self._key, timeout=request.timeout) from exc
+            raise mark(
+                ProviderError(f"anthropic:{request.model}: the connection broke: {exc}"),
+                retryable=True,
+            ) from exc
+        if not isinstance(stop, str):
+            raise mark(
+                ProviderError(f"anthropic:{request.model}: the stream ended without a stop reason"),
+                retryable=True,
+            )
+        yield Completion(
+            "".join(parts),
+            usage=Usage(prompt_tokens, completion_tokens),
+            finish_reason=_FINISH.get(stop, stop),
+        )
 
     def _completion(self, out: Any, request: Request) -> Completion:
         model = request.model

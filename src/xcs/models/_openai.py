@@ -82,7 +82,7 @@ class OpenAIProvider(Provider):
         return None if self.endpoint.base_url is not None else super().price(model)
 
     def complete(self, request: Request) -> Completion:
-        kwargs = self._kwargs(request)
+        kwargs = self.request_kwargs(request)
         try:
             out = self._client.chat.completions.create(**kwargs)
         except (self._openai.OpenAIError, json.JSONDecodeError) as exc:
@@ -93,7 +93,7 @@ class OpenAIProvider(Provider):
     def stream(self, request: Request) -> Iterator[str | Completion]:
         """Server-sent events (``stream=True``), usage in the last event
         (``stream_options.include_usage``)."""
-        kwargs = self._kwargs(request)
+        kwargs = self.request_kwargs(request)
         kwargs["stream"] = True
         kwargs["stream_options"] = {"include_usage": True}
         httpx = sys.modules.get("httpx")  # the SDK's transport; loaded with the SDK
@@ -141,7 +141,8 @@ class OpenAIProvider(Provider):
             finish_reason=finish,
         )
 
-    def _kwargs(self, request: Request) -> dict[str, Any]:
+    def request_kwargs(self, request: Request) -> dict[str, Any]:
+        """The keyword arguments of ``chat.completions.create`` for ``request``."""
         kwargs: dict[str, Any] = {
             "model": request.model,
             "messages": chat_messages(request),
