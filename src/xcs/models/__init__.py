@@ -29,7 +29,8 @@ General layout (each layer uses only the ones above it):
 - ``_limits`` (concurrency, rpm, tpm), ``_breaker`` (per endpoint), ``_cache``
   (LRU + SQLite, coalescing), ``_registry`` (providers, endpoints, limiters).
 - ``_engine``: the call path shared by every provider: cache, limits, breaker,
-  attempts, retries, deadlines.
+  attempts, retries, deadlines; each attempt through ``_send`` (the reply checked
+  against ``response_model``; streamed inside ``_stream``'s ``xcs.models.stream``).
 - providers: ``_sim`` (the simulator), ``_openai``, ``_anthropic`` (SDKs imported
   lazily, on the first call; ``_http`` maps HTTP statuses for all of them), ``_local``
   (the embedded model, served by ``_local_server`` in a child process).
