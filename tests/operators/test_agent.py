@@ -208,3 +208,12 @@ def test_each_turn_and_tool_is_a_span() -> None:
 
     assert all(turn1.id in ancestors(s) for s in tools.values())
     assert sum(1 for s in t.spans if s.kind == "model") == 2
+
+
+def test_an_agent_pickles_with_its_tools() -> None:
+    import pickle
+
+    agent = Agent("sim:echo", tools=[add, shout], max_turns=2)
+    back = pickle.loads(pickle.dumps(agent))
+    assert [t.name for t in back.tools] == ["add", "shout"]
+    assert back("go") == agent("go")

@@ -88,6 +88,20 @@ class Agent(Operator):
         self.max_turns = max_turns
         self._by_name = {tool.name: tool for tool in self.tools}
 
+    # The specs hold pydantic models made at run time, which do not pickle; the
+    # functions and model classes they came from do (by reference), so an Agent
+    # travels to process pools and Ray workers as those and rebuilds its specs.
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["tools"] = [tool.source for tool in self.tools]
+        del state["_by_name"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state["tools"] = tool_specs(state["tools"])
+        state["_by_name"] = {tool.name: tool for tool in state["tools"]}
+        self.__dict__.update(state)
+
     def forward(self, task: str) -> str:
         messages: list[Message] = [Message("user", task)]
         for turn in range(1, self.max_turns + 1):
