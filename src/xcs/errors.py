@@ -11,7 +11,7 @@
           +-- AuthenticationError  no key, or the provider refused the key
           +-- ProviderTimeoutError every attempt timed out (also a TimeoutError)
           +-- InvalidRequestError  the provider rejected the request itself; not retried
-          +-- CircuitOpenError     the endpoint's circuit breaker is open; failed fast
+          +-- CircuitOpenError     the model's breaker at the endpoint is open; failed fast
           +-- ProviderNotInstalledError  the provider's package is missing (also an ImportError)
 
 User exceptions are never wrapped: when a function run by XCS raises, the caller sees
@@ -167,9 +167,10 @@ class InvalidRequestError(ProviderError):
 
 
 class CircuitOpenError(ProviderError):
-    """Raised when a model call fails fast because the circuit breaker of its
-    endpoint is open: the last calls to that endpoint kept failing, so XCS stops
-    sending requests for a while instead of waiting for more timeouts.
+    """Raised when a model call fails fast because the circuit breaker of its model
+    at its endpoint is open: the last calls of that model there kept failing, so XCS
+    stops sending them for a while instead of waiting for more timeouts (other
+    models at the endpoint are not affected).
 
     Nothing was sent. Attribute ``retry_after`` is the number of seconds until the
     breaker lets a probe request through. Unlike ``RateLimitError`` this is XCS's

@@ -3,8 +3,15 @@
 Each request is answered by a *behaviour*: a function of the request body and the
 request's index that returns a ``Reply`` (status, JSON or raw body, headers, a
 delay). The server counts the requests in flight and keeps the maximum, so tests
-prove limits by what the server saw, not by timing. Delays wait on an event that
-``stop()`` sets, so a hanging handler ends the moment the test does.
+prove limits by what the server saw, not by timing; ``log`` keeps, per request, its
+arrival and answer times on the server's clock, the requests in flight when it
+arrived and the status it got. Delays wait on an event that ``stop()`` sets, so a
+hanging handler ends the moment the test does.
+
+Behaviours for rate limits: ``every_nth_once`` (a per-request 429 with a
+Retry-After, each prompt refused at most once), ``server_limit`` (a real concurrency
+limit: requests beyond it get 429) and ``account_exhausted`` (answers that say the
+account's request allowance is used up, with its reset).
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import dataclasses
 import json
 import socket
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -161,6 +169,66 @@ def error_body(message: str, kind: str = "server_error") -> dict[str, Any]:
 Behaviour = Callable[[dict[str, Any], int], Reply]
 
 
+@dataclasses.dataclass
+class Logged:
+    """One request as the server saw it (times: ``time.monotonic``)."""
+
+    index: int
+    prompt: str
+    arrived: float
+    in_flight: int  # requests in flight when it arrived, itself included
+    answered: float = 0.0
+    status: int = 0
+
+
+def prompt_of(body: dict[str, Any]) -> str:
+    messages = body.get("messages") or [{}]
+    content = messages[-1].get("content", "")
+    return content if isinstance(content, str) else json.dumps(content)
+
+
+def every_nth_once(n: int, retry_after: float, delay: float = 0.0) -> Behaviour:
+    """Every ``n``-th distinct prompt (in arrival order) is refused once with 429 and
+    ``Retry-After``; everything else is echoed after ``delay``. Per request: no
+    account-wide headers."""
+    lock = threading.Lock()
+    seen: dict[str, int] = {}
+    refused: set[str] = set()
+
+    def behaviour(body: dict[str, Any], index: int) -> Reply:
+        prompt = prompt_of(body)
+        with lock:
+            number = seen.setdefault(prompt, len(seen))
+            refuse = number % n == n - 1 and prompt not in refused
+            if refuse:
+                refused.add(prompt)
+        if refuse:
+            return Reply(
+                429,
+                error_body("slow down", "rate_limit_error"),
+                headers={"retry-after": f"{retry_after:g}"},
+            )
+        return Reply(body=chat_reply(prompt), delay=delay)
+
+    return behaviour
+
+
+def account_exhausted(reset: str = "2s") -> Behaviour:
+    """Echo, saying the account's requests are used up until ``reset``."""
+
+    def behaviour(body: dict[str, Any], index: int) -> Reply:
+        return Reply(
+            body=chat_reply(prompt_of(body)),
+            headers={
+                "x-ratelimit-limit-requests": "100",
+                "x-ratelimit-remaining-requests": "0",
+                "x-ratelimit-reset-requests": reset,
+            },
+        )
+
+    return behaviour
+
+
 class FakeOpenAIServer:
     """The fake server. ``behaviour`` may be replaced at any time."""
 
@@ -171,6 +239,13 @@ class FakeOpenAIServer:
         self.headers: list[dict[str, str]] = []
         self.in_flight = 0
         self.max_in_flight = 0
+        self.log: list[Logged] = []
+        # A real concurrency limit (None: none): a request arriving while this many
+        # are being served gets 429 with Retry-After ``limit_retry_after``.
+        self.limit: int | None = None
+        self.limit_retry_after = 0.05
+        self.served = 0  # requests being served (not refused) now
+        self.max_served = 0
         self._lock = threading.Condition()
         self._stopping = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
@@ -191,6 +266,15 @@ class FakeOpenAIServer:
         with self._lock:
             return len(self.requests)
 
+    def statuses(self) -> list[int]:
+        with self._lock:
+            return [entry.status for entry in self.log]
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+        """Wait until ``predicate()`` (called under the server's lock) holds."""
+        with self._lock:
+            return self._lock.wait_for(predicate, timeout=timeout)
+
     def start(self) -> None:
         server = self
 
@@ -210,9 +294,23 @@ class FakeOpenAIServer:
                     server.headers.append({k.lower(): v for k, v in self.headers.items()})
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                    entry = Logged(index, prompt_of(body), time.monotonic(), server.in_flight)
+                    server.log.append(entry)
+                    over = server.limit is not None and server.served >= server.limit
+                    if not over:
+                        server.served += 1
+                        server.max_served = max(server.max_served, server.served)
                     server._lock.notify_all()
+                reply = Reply(500)
                 try:
-                    reply = server.behaviour(body, index)
+                    if over:
+                        reply = Reply(
+                            429,
+                            error_body("too many requests at once", "rate_limit_error"),
+                            headers={"retry-after": f"{server.limit_retry_after:g}"},
+                        )
+                    else:
+                        reply = server.behaviour(body, index)
                     if reply.wait_for_in_flight:
                         with server._lock:
                             server._lock.wait_for(
@@ -224,12 +322,19 @@ class FakeOpenAIServer:
                             )
                     if reply.delay:
                         server._stopping.wait(reply.delay)
+                    with server._lock:
+                        entry.answered = time.monotonic()
+                        entry.status = reply.status
                     self._send(reply)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (a timeout test): nothing to answer
                 finally:
                     with server._lock:
                         server.in_flight -= 1
+                        if not over:
+                            server.served -= 1
+                        if not entry.status:  # the client went away first
+                            entry.answered = time.monotonic()
                         server._lock.notify_all()
 
             def _send(self, reply: Reply) -> None:

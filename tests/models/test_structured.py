@@ -226,3 +226,15 @@ def test_anthropic_a_reply_without_the_tool_is_retried(
     claude = bind("anthropic:fake-claude", base_url=server.root_url, api_key=KEY)
     assert claude("a city", response_model=City).name == "Paris"
     assert server.count == 2
+
+
+def test_acall_returns_a_validated_instance_too(clock: FakeClock) -> None:
+    import asyncio
+
+    replies = iter(['{"name": "Paris"}', VALID])
+    models.register_provider("mock", MockProvider(lambda request: next(replies)))
+    city = asyncio.run(models.acall("mock:m", "q", response_model=City))
+    assert city == City.model_validate_json(VALID)
+    models.register_provider("bad", MockProvider(lambda request: "nope"))
+    with pytest.raises(xcs.ValidationError, match="not valid JSON"):
+        asyncio.run(bind("bad:m", response_model=City).acall("q", max_attempts=2))

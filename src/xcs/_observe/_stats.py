@@ -104,14 +104,19 @@ def _models(reset: bool) -> dict[str, Any]:
             totals[key] += row[key]
         cost += record.cost_usd
     breakers = {}
+    adaptive = {}
     for endpoint in registry.endpoints():
-        snap = endpoint.breaker.statistics()
-        breakers[snap.endpoint] = {
-            "state": snap.state.value,
-            "times_opened": snap.times_opened,
-            "rejected": snap.rejected,
-            "consecutive_failures": snap.consecutive_failures,
-        }
+        for breaker in endpoint.breakers():
+            snap = breaker.statistics()
+            breakers[snap.endpoint] = {
+                "state": snap.state.value,
+                "times_opened": snap.times_opened,
+                "rejected": snap.rejected,
+                "consecutive_failures": snap.consecutive_failures,
+            }
+        for limit in endpoint.adaptive_limits():
+            window = limit.statistics()
+            adaptive[window.scope] = window.as_dict()
     cache = current_cache()
     cache_row = None
     if cache is not None:
@@ -121,6 +126,7 @@ def _models(reset: bool) -> dict[str, Any]:
         "models": per_model,
         "totals": {**totals, "cost_usd": cost},
         "breakers": breakers,
+        "adaptive": adaptive,
         "cache": cache_row,
     }
 
@@ -144,9 +150,14 @@ def stats(*, reset: bool = False) -> dict[str, Any]:
     - ``models``: per model id, ``calls``, ``attempts``, ``retries``,
       ``rate_limited`` (429 answers), ``failures``, ``cache_hits``,
       ``prompt_tokens``, ``completion_tokens``, ``cost_usd``; ``totals``: their sums.
-    - ``breakers``: per endpoint, ``state`` (``closed``, ``open``, ``half-open``),
-      ``times_opened``, ``rejected``; ``cache``: hits, misses, coalesced, size of the
-      active response cache (None without one).
+    - ``adaptive``: per model at an endpoint (``provider:model@where``), the
+      adaptive concurrency window: ``window`` (requests allowed in flight now;
+      None: unlimited), ``cap`` (the configured concurrency), ``in_flight``,
+      ``max_in_flight``, ``decreases``, ``rate_limited``, ``pauses``.
+    - ``breakers``: per model at an endpoint (``provider:model@where``), ``state``
+      (``closed``, ``open``, ``half-open``), ``times_opened``, ``rejected``;
+      ``cache``: hits, misses, coalesced, size of the active response cache (None
+      without one).
 
     Thread-safe: each source is read under its own lock.
 

@@ -26,13 +26,16 @@ General layout (each layer uses only the ones above it):
   ``xcs.ValidationError`` outside); ``_settings``: limits, timeouts, retries per scope.
 - ``_clock``: the clock every sleep uses (``FakeClock`` for tests).
 - ``_base``: the one-method ``Provider`` interface and ``MockProvider``.
-- ``_limits`` (concurrency, rpm, tpm), ``_breaker`` (per endpoint), ``_cache``
-  (LRU + SQLite, coalescing), ``_registry`` (providers, endpoints, limiters).
+- ``_limits`` (concurrency, rpm, tpm, the adaptive window), ``_breaker`` (per model
+  at an endpoint), ``_cache`` (LRU + SQLite, coalescing), ``_registry`` (providers,
+  endpoints, limiters).
 - ``_engine``: the call path shared by every provider: cache, limits, breaker,
-  attempts, retries, deadlines; each attempt through ``_send`` (the reply checked
-  against ``response_model``; streamed inside ``_stream``'s ``xcs.models.stream``).
+  attempts, retries, deadlines; one core driven by ``call`` and by ``acall``, each
+  attempt through ``_send`` (the reply checked against ``response_model``; streamed
+  inside ``_stream``'s ``xcs.models.stream``).
 - providers: ``_sim`` (the simulator), ``_openai``, ``_anthropic`` (SDKs imported
-  lazily, on the first call; ``_http`` maps HTTP statuses for all of them), ``_local``
+  lazily, at ``bind`` in the background or on the first call; ``_http`` maps HTTP
+  statuses and reads rate-limit headers for all of them), ``_local``
   (the embedded model, served by ``_local_server`` in a child process).
 - ``_api``: ``models`` (the callable ``xcs.models``), ``bind``, ``ModelBinding``.
 """

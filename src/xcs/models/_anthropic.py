@@ -21,7 +21,7 @@ from xcs.errors import (
     ValidationError,
 )
 from xcs.models._base import EndpointConfig, Provider, mark, scrub
-from xcs.models._http import malformed, map_sdk_error, token_count
+from xcs.models._http import LoopClients, hooks, malformed, map_sdk_error, token_count
 from xcs.models._params import Params
 from xcs.models._types import Completion, Request, ToolCall, Usage
 
@@ -101,6 +101,7 @@ class AnthropicProvider(Provider):
     params: ClassVar[frozenset[str]] = frozenset({"system", "temperature", "max_tokens", "stop"})
     prices: ClassVar[Mapping[str, tuple[float, float]]] = _PRICES
     defaults: ClassVar[Mapping[str, Any]] = {"concurrency": 64}
+    warm_up = True  # the SDK import and client: made at bind, in the background
     default_completion_tokens = DEFAULT_MAX_TOKENS
 
     def __init__(self, endpoint: EndpointConfig) -> None:
@@ -112,6 +113,16 @@ class AnthropicProvider(Provider):
             api_key=endpoint.api_key,
             base_url=endpoint.base_url,
             max_retries=0,  # the model layer retries
+            http_client=anthropic.DefaultHttpxClient(event_hooks=hooks()),
+        )
+        # xcs.models.acall: one async client per event loop (see _openai).
+        self._aclients = LoopClients(
+            lambda: anthropic.AsyncAnthropic(
+                api_key=endpoint.api_key,
+                base_url=endpoint.base_url,
+                max_retries=0,
+                http_client=anthropic.DefaultAsyncHttpxClient(event_hooks=hooks(asynchronous=True)),
+            )
         )
 
     @classmethod
@@ -130,6 +141,16 @@ class AnthropicProvider(Provider):
         kwargs = self.request_kwargs(request)
         try:
             out = self._client.messages.create(**kwargs)
+        except (self._anthropic.AnthropicError, json.JSONDecodeError) as exc:
+            scrub(exc, self._key)
+            raise map_error(exc, request.model, self._key, timeout=request.timeout) from exc
+        return self._completion(out, request)
+
+    async def acomplete(self, request: Request) -> Completion:
+        kwargs = self.request_kwargs(request)
+        try:
+            client = await self._aclients.get()
+            out = await client.messages.create(**kwargs)
         except (self._anthropic.AnthropicError, json.JSONDecodeError) as exc:
             scrub(exc, self._key)
             raise map_error(exc, request.model, self._key, timeout=request.timeout) from exc

@@ -13,12 +13,12 @@ from xcs.models._base import MockProvider, Provider
 from xcs.models._breaker import BreakerStatistics
 from xcs.models._cache import Cache, current_cache, set_cache
 from xcs.models._clock import FakeClock, use_clock
-from xcs.models._limits import LimiterStatistics
+from xcs.models._limits import AdaptiveStatistics, LimiterStatistics
 from xcs.models._params import ModelId, Params, check_params, parse_model_id
 from xcs.models._registry import registry
 from xcs.models._settings import Settings, check_scope
 from xcs.models._stream import Stream, open_stream
-from xcs.models._structured import finish
+from xcs.models._structured import afinish, finish
 from xcs.models._types import Completion, Message, Request, Response, ToolCall, Usage
 
 __all__ = ["ModelBinding", "Models", "bind", "models"]
@@ -76,6 +76,17 @@ class ModelBinding:
         merged = {**self.params, **overrides} if overrides else self.params
         return open_stream(_parse(self.model_id), prompt, _check(merged, self.model_id))
 
+    async def acall(self, prompt: Prompt, /, **overrides: Any) -> Any:
+        """``await binding.acall(prompt, **overrides)``: the call, for asyncio (see
+        ``xcs.models.acall``).
+
+        Raises: see ``xcs.models``.
+        """
+        merged = {**self.params, **overrides} if overrides else self.params
+        params = _check(merged, self.model_id)
+        model = _parse(self.model_id)
+        return await afinish(params.response_model, lambda: _engine.acall(model, prompt, params))
+
     def bind(self, **params: Any) -> ModelBinding:
         """A new binding with ``params`` added to (or replacing) these."""
         merged = {**self.params, **params}
@@ -114,7 +125,9 @@ def bind(model_id: str, /, **params: Any) -> ModelBinding:
     """Bind parameters to a model: ``xcs.models.bind(model_id, **params)``.
 
     The model id and the parameters are checked now, so a typo fails where it is
-    written, not at the first call.
+    written, not at the first call. For ``openai:`` and ``anthropic:`` the SDK import
+    and the client are made now, in a background thread, so the first call does not
+    wait for them (if it comes first, it waits only for what is left).
 
     Args:
         model_id: ``provider:model`` (see ``xcs.models``).
@@ -128,9 +141,13 @@ def bind(model_id: str, /, **params: Any) -> ModelBinding:
             parameter.
     """
     parsed = _parse(model_id)
-    _check(params, model_id)
+    checked = _check(params, model_id)
     cls = registry.provider_class(parsed.provider)
-    _engine._check_supported(cls, parsed, _check(params, model_id))
+    _engine._check_supported(cls, parsed, checked)
+    if cls.warm_up:
+        config = registry.endpoint_config(parsed, checked)
+        if cls.env_key is None or config.api_key:
+            registry.warm(config)  # NOTE: [Cold start] in _registry
     return ModelBinding(str(model_id), params)
 
 
@@ -239,6 +256,30 @@ class Models:
         checked = _check(params, model_id)
         model = _parse(model_id)
         return finish(checked.response_model, lambda: _engine.call(model, prompt, checked))
+
+    @staticmethod
+    async def acall(model_id: str, prompt: Prompt, /, **params: Any) -> Any:
+        """``await xcs.models.acall(model_id, prompt, **params)``: one model call for
+        asyncio code, on the provider's async client (``openai:``, ``anthropic:``;
+        ``sim:`` natively; ``local:`` through its server; other providers'
+        ``complete`` in a worker thread). It shares everything with the sync call:
+        limits (a concurrency limit of 4 holds across threads and tasks together),
+        the cache, breakers, retries, statistics and ``xcs.deadline``. Every wait
+        (a slot, a backoff, a Retry-After) is awaited: the event loop runs on.
+
+        Cancelling the task cancels the request in flight; its limits are released.
+
+        Args and Raises: as ``xcs.models``.
+
+        Example::
+
+            answers = await asyncio.gather(
+                *(xcs.models.acall("openai:gpt-4o-mini", q) for q in questions)
+            )
+        """
+        checked = _check(params, model_id)
+        model = _parse(model_id)
+        return await afinish(checked.response_model, lambda: _engine.acall(model, prompt, checked))
 
     bind = staticmethod(bind)
 
@@ -357,18 +398,28 @@ class Models:
     def statistics() -> dict[str, Any]:
         """Counters of the model layer: ``models`` (per model: calls, attempts,
         retries, failures, cache hits, tokens, cost), ``limiters`` (in flight, max in
-        flight, waits), ``breakers`` (state, openings), ``cache`` (hits, misses,
-        coalesced) of the active cache."""
+        flight, waits), ``adaptive`` (per model at an endpoint, ``provider:model@where``:
+        the AIMD ``window`` now, its ``cap``, in flight, decreases, 429s, pauses),
+        ``breakers`` (per model at an endpoint: state, openings), ``cache`` (hits,
+        misses, coalesced) of the active cache."""
         limiters: list[LimiterStatistics] = [
             limiter.statistics() for limiter in registry.limiter_snapshot() if not limiter.empty
         ]
         breakers: list[BreakerStatistics] = [
-            endpoint.breaker.statistics() for endpoint in registry.endpoints()
+            breaker.statistics()
+            for endpoint in registry.endpoints()
+            for breaker in endpoint.breakers()
+        ]
+        adaptive: list[AdaptiveStatistics] = [
+            limit.statistics()
+            for endpoint in registry.endpoints()
+            for limit in endpoint.adaptive_limits()
         ]
         cache = current_cache()
         return {
             "models": _engine.statistics(),
             "limiters": {s.scope: s for s in limiters},
+            "adaptive": {s.scope: s for s in adaptive},
             "breakers": {s.endpoint: s for s in breakers},
             "cache": None if cache is None else cache.statistics(),
         }

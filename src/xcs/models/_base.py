@@ -131,6 +131,9 @@ class Provider(abc.ABC):
     takes_options: ClassVar[bool] = False  # accepts "?key=value" options in the model id
     # Tokens a request reserves for its answer when it sets no max_tokens (tpm limit).
     default_completion_tokens: ClassVar[int] = 256
+    # Made in the background at ``xcs.models.bind`` (an SDK import and a client that
+    # take seconds), so the first call does not pay for them.
+    warm_up: ClassVar[bool] = False
 
     @classmethod  # noqa: B027 - most providers add no checks of their own
     def check_params(cls, model: str, params: Params) -> None:
@@ -153,6 +156,14 @@ class Provider(abc.ABC):
         if completion.text:
             yield completion.text
         yield completion
+
+    async def acomplete(self, request: Request) -> Completion:
+        """``complete`` for asyncio (``xcs.models.acall``). Providers with an async
+        client override it; this default runs ``complete`` in a worker thread, so a
+        provider written for threads still never blocks the event loop."""
+        import asyncio
+
+        return await asyncio.to_thread(self.complete, request)
 
     def close(self) -> None:  # noqa: B027 - most providers hold nothing to close
         """Release connections; called once, at exit or when the endpoint is dropped."""

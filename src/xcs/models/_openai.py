@@ -4,6 +4,9 @@ Uses the official ``openai`` SDK (the ``openai`` extra), imported on the first c
 One ``openai.OpenAI`` client per endpoint (base URL and key), shared by every thread
 for its connection pool, with the SDK's own retries turned off: the model layer
 retries, so that limits, the breaker and ``xcs.deadline`` see every attempt.
+``xcs.models.acall`` uses an ``openai.AsyncOpenAI`` client, one per event loop (an
+async connection pool belongs to the loop that opened it). Both clients report
+their responses' headers to the engine (``_http.hooks``: account-wide rate limits).
 SDK exceptions become XCS errors here, at the boundary (``map_error``).
 """
 
@@ -16,7 +19,14 @@ from typing import Any, ClassVar
 
 from xcs.errors import ProviderError, ProviderNotInstalledError
 from xcs.models._base import EndpointConfig, Provider, mark, scrub
-from xcs.models._http import malformed, map_sdk_error, retry_after_seconds, token_count
+from xcs.models._http import (
+    LoopClients,
+    hooks,
+    malformed,
+    map_sdk_error,
+    retry_after_seconds,
+    token_count,
+)
 from xcs.models._types import Completion, Request, ToolCall, Usage
 
 __all__ = [
@@ -66,6 +76,7 @@ class OpenAIProvider(Provider):
     takes_base_url = True
     prices: ClassVar[Mapping[str, tuple[float, float]]] = _PRICES
     defaults: ClassVar[Mapping[str, Any]] = {"concurrency": 64}
+    warm_up = True  # the SDK import and client: made at bind, in the background
 
     def __init__(self, endpoint: EndpointConfig) -> None:
         openai = import_openai()
@@ -76,6 +87,15 @@ class OpenAIProvider(Provider):
             api_key=endpoint.api_key,
             base_url=endpoint.base_url,
             max_retries=0,  # the model layer retries (see the module docstring)
+            http_client=openai.DefaultHttpxClient(event_hooks=hooks()),
+        )
+        self._aclients = LoopClients(
+            lambda: openai.AsyncOpenAI(
+                api_key=endpoint.api_key,
+                base_url=endpoint.base_url,
+                max_retries=0,
+                http_client=openai.DefaultAsyncHttpxClient(event_hooks=hooks(asynchronous=True)),
+            )
         )
 
     def price(self, model: str) -> tuple[float, float] | None:
@@ -85,6 +105,16 @@ class OpenAIProvider(Provider):
         kwargs = self.request_kwargs(request)
         try:
             out = self._client.chat.completions.create(**kwargs)
+        except (self._openai.OpenAIError, json.JSONDecodeError) as exc:
+            scrub(exc, self._key)
+            raise map_error(exc, request.model, self._key, timeout=request.timeout) from exc
+        return self._completion(out, request.model)
+
+    async def acomplete(self, request: Request) -> Completion:
+        kwargs = self.request_kwargs(request)
+        try:
+            client = await self._aclients.get()
+            out = await client.chat.completions.create(**kwargs)
         except (self._openai.OpenAIError, json.JSONDecodeError) as exc:
             scrub(exc, self._key)
             raise map_error(exc, request.model, self._key, timeout=request.timeout) from exc

@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from xcs.errors import ProviderError, ProviderTimeoutError, RateLimitError, ValidationError
 from xcs.models._base import EndpointConfig, Provider, mark
-from xcs.models._clock import get_clock
+from xcs.models._clock import asleep, get_clock
 from xcs.models._params import translate
 from xcs.models._structured import example_value
 from xcs.models._types import Completion, Request, ToolCall, Usage
@@ -163,16 +163,31 @@ class SimProvider(Provider):
     # -- one attempt --------------------------------------------------------------------
 
     def complete(self, request: Request) -> Completion:
-        completion, latency = self._attempt(request)
-        if latency > 0:
-            get_clock().sleep(latency)
-        return completion
+        wait, outcome = self._draw(request)
+        if wait > 0:
+            get_clock().sleep(wait)
+        if isinstance(outcome, ProviderError):
+            raise outcome
+        return outcome
+
+    async def acomplete(self, request: Request) -> Completion:
+        """``complete`` natively async: the same draws, the latency awaited."""
+        wait, outcome = self._draw(request)
+        await asleep(wait)
+        if isinstance(outcome, ProviderError):
+            raise outcome
+        return outcome
 
     def stream(self, request: Request) -> Iterator[str | Completion]:
         """The answer word by word: the first after the latency less the per-token
         time, then one word per ``per_token`` seconds (the same total as ``complete``)."""
-        completion, latency = self._attempt(request)
+        latency, outcome = self._draw(request)
         clock = get_clock()
+        if isinstance(outcome, ProviderError):
+            if latency > 0:
+                clock.sleep(latency)
+            raise outcome
+        completion = outcome
         words = completion.text.split(" ") if completion.text else []
         per_token = self.options.per_token
         first = latency - per_token * max(len(words) - 1, 0)
@@ -184,16 +199,15 @@ class SimProvider(Provider):
             yield word if i == 0 else " " + word
         yield completion
 
-    def _attempt(self, request: Request) -> tuple[Completion, float]:
-        """One attempt's answer and latency (its faults raised, a hang slept out)."""
+    def _draw(self, request: Request) -> tuple[float, Completion | ProviderError]:
+        """This attempt's fate: the seconds it takes, then its answer or its error."""
         opts = self.options
         digest = _digest(request)
         rng = random.Random(f"{opts.seed}:{digest}:{request.attempt}")
-        clock = get_clock()
         where = f"sim:{request.model} (simulated)"
         draw = rng.random()
         if draw < opts.rate_limit_rate:
-            raise mark(
+            return 0.0, mark(
                 RateLimitError(f"{where}: HTTP 429 rate limited", retry_after=opts.retry_after),
                 retryable=True,
                 server_fault=False,
@@ -201,15 +215,14 @@ class SimProvider(Provider):
             )
         draw -= opts.rate_limit_rate
         if draw < opts.error_rate:
-            raise mark(
+            return 0.0, mark(
                 ProviderError(f"{where}: HTTP 500 internal server error"),
                 retryable=True,
                 status=500,
             )
         draw -= opts.error_rate
         if draw < opts.timeout_rate:
-            clock.sleep(request.timeout)
-            raise _timeout(where, request.timeout)
+            return request.timeout, _timeout(where, request.timeout)
 
         calls: tuple[ToolCall, ...] = ()
         if request.output is not None:
@@ -231,10 +244,9 @@ class SimProvider(Provider):
             latency *= opts.slow_factor
         latency += opts.per_token * completion_tokens
         if latency > request.timeout:
-            clock.sleep(request.timeout)
-            raise _timeout(where, request.timeout)
+            return request.timeout, _timeout(where, request.timeout)
         prompt_tokens = sum(len(m.content.split()) + 3 for m in request.messages)
-        return Completion(text, Usage(prompt_tokens, completion_tokens), finish, calls), latency
+        return latency, Completion(text, Usage(prompt_tokens, completion_tokens), finish, calls)
 
     def __repr__(self) -> str:
         opts = "&".join(f"{k}={v}" for k, v in self.endpoint.options)
