@@ -5,6 +5,7 @@
      +-- ValidationError           bad input: a graph, an argument, a spec (also a ValueError)
      +-- ExecutionTimeout          an xcs.deadline expired (also a TimeoutError)
      +-- ExtraNotInstalledError    an optional feature's package is missing (also an ImportError)
+ +-- MaxTurnsError             an Agent still called tools when its turns ran out
      +-- ProviderError             a model provider failed after the model layer gave up
           +-- RateLimitError       the provider kept answering 429
           +-- AuthenticationError  no key, or the provider refused the key
@@ -33,6 +34,7 @@ __all__ = [
     "ExecutionTimeout",
     "ExtraNotInstalledError",
     "InvalidRequestError",
+    "MaxTurnsError",
     "ProviderError",
     "ProviderNotInstalledError",
     "ProviderTimeoutError",
@@ -104,6 +106,16 @@ class ExtraNotInstalledError(XCSError, ImportError):
     The message names the extra to install (``pip install 'xcs-jit[ray]'``); attribute
     ``extra`` holds its name. Also an ``ImportError``. Not to be confused with
     ``ProviderNotInstalledError``, its twin for model providers' SDKs.
+    """
+
+
+class MaxTurnsError(XCSError):
+    """Raised by ``xcs.operators.Agent`` when the model still calls tools at its last
+    allowed turn (``max_turns``): the loop stops without running those calls.
+
+    Attributes ``turns`` (the model calls made), ``tool_calls`` (the calls of the last
+    turn, not run) and ``messages`` (the conversation so far). Not to be confused with
+    ``ExecutionTimeout``: the agent ran out of turns, not of time.
     """
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +35,62 @@ class Reply:
     # Before answering, wait until the server has had this many requests in flight at
     # once (up to 5 s): the first requests of a burst meet, later ones pass at once.
     wait_for_in_flight: int = 0
+    # Server-sent events instead of a body (chunked), then "data: [DONE]"; with
+    # drop_after, the connection is cut after that many events (a dropped stream).
+    events: list[dict[str, Any]] | None = None
+    drop_after: int | None = None
+    named_events: bool = False  # "event: <type>" lines too (Anthropic's events)
+
+
+def anthropic_stream_events(chunks: list[str], input_tokens: int = 9) -> list[dict[str, Any]]:
+    """The Messages API's events for a streamed reply of ``chunks``."""
+    message = anthropic_reply("", input_tokens, 1)
+    message["content"] = []
+    message["stop_reason"] = None
+    return [
+        {"type": "message_start", "message": message},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        *[
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": c}}
+            for c in chunks
+        ],
+        {"type": "content_block_stop", "index": 0},
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "usage": {"output_tokens": len(chunks)},
+        },
+        {"type": "message_stop"},
+    ]
+
+
+def stream_events(
+    chunks: list[str], prompt_tokens: int = 7, finish_reason: str | None = "stop"
+) -> list[dict[str, Any]]:
+    """Chat completion chunks for ``chunks``, a finish reason, then a usage event."""
+
+    def event(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": "fake-model",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+
+    events = [event({"role": "assistant", "content": ""})]
+    events += [event({"content": c}) for c in chunks]
+    if finish_reason is not None:
+        events.append(event({}, finish_reason))
+    usage = event({})
+    usage["choices"] = []
+    usage["usage"] = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": len(chunks),
+        "total_tokens": prompt_tokens + len(chunks),
+    }
+    events.append(usage)
+    return events
 
 
 def chat_reply(text: str, prompt_tokens: int = 7, completion_tokens: int = 3) -> dict[str, Any]:
@@ -68,6 +125,36 @@ def anthropic_reply(text: str, input_tokens: int = 9, output_tokens: int = 2) ->
         "stop_sequence": None,
         "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
     }
+
+
+def tool_calls_reply(
+    calls: list[tuple[str, str, str]], prompt_tokens: int = 11, completion_tokens: int = 5
+) -> dict[str, Any]:
+    """A chat completion that calls tools: ``(id, name, arguments as JSON text)``."""
+    reply = chat_reply("", prompt_tokens, completion_tokens)
+    choice = reply["choices"][0]
+    choice["message"] = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {"id": i, "type": "function", "function": {"name": name, "arguments": args}}
+            for i, name, args in calls
+        ],
+    }
+    choice["finish_reason"] = "tool_calls"
+    return reply
+
+
+def anthropic_tool_reply(
+    calls: list[tuple[str, str, dict[str, Any]]], text: str = ""
+) -> dict[str, Any]:
+    """A Messages reply with ``tool_use`` blocks ``(id, name, input)`` (and text first)."""
+    reply = anthropic_reply(text)
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+    blocks += [{"type": "tool_use", "id": i, "name": n, "input": a} for i, n, a in calls]
+    reply["content"] = blocks
+    reply["stop_reason"] = "tool_use"
+    return reply
 
 
 def echo(body: dict[str, Any], index: int) -> Reply:
@@ -251,6 +338,9 @@ class FakeOpenAIServer:
                         server._lock.notify_all()
 
             def _send(self, reply: Reply) -> None:
+                if reply.events is not None:
+                    self._send_events(reply)
+                    return
                 data = (
                     reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
                 )
@@ -261,6 +351,32 @@ class FakeOpenAIServer:
                     self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
+
+            def _send_events(self, reply: Reply) -> None:
+                assert reply.events is not None
+                self.send_response(reply.status)
+                self.send_header("content-type", "text/event-stream")
+                self.send_header("transfer-encoding", "chunked")
+                self.end_headers()
+                lines = [
+                    (f"event: {e['type']}\n" if reply.named_events else "")
+                    + f"data: {json.dumps(e)}\n\n"
+                    for e in reply.events
+                ]
+                if reply.drop_after is None:
+                    lines.append("data: [DONE]\n\n")
+                else:
+                    lines = lines[: reply.drop_after]
+                for line in lines:
+                    raw = line.encode()
+                    self.wfile.write(f"{len(raw):x}\r\n".encode() + raw + b"\r\n")
+                    self.wfile.flush()
+                if reply.drop_after is not None:
+                    # Cut the connection mid-body: no terminating chunk.
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                self.wfile.write(b"0\r\n\r\n")
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True

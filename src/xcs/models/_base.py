@@ -21,7 +21,7 @@ import abc
 import contextlib
 import dataclasses
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
 from xcs.errors import ProviderError
@@ -143,6 +143,19 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     def complete(self, request: Request) -> Completion:
         """Make one attempt. Raise an ``xcs.ProviderError`` (see NOTE: [Failure classes])."""
+
+    def stream(self, request: Request) -> Iterator[str | Completion]:
+        """Make one attempt, streamed: yield the text in chunks as it arrives, then one
+        ``Completion`` (the whole text, usage, finish reason). Raise as ``complete``
+        does; a failure after the first chunk ends the stream (``xcs.models.stream``).
+
+        The default makes one ``complete`` call and yields its text as one chunk, so
+        every provider can be streamed; providers that can stream override it.
+        """
+        completion = self.complete(request)
+        if completion.text:
+            yield completion.text
+        yield completion
 
     async def acomplete(self, request: Request) -> Completion:
         """``complete`` for asyncio (``xcs.models.acall``). Providers with an async

@@ -62,7 +62,7 @@ def cache_key(model: ModelId, endpoint: EndpointConfig, request: Request) -> str
     Left out on purpose: the API key (never stored, and it does not change the
     answer), the timeout, the attempt count, and whether the cache is used.
     """
-    payload = {
+    payload: dict[str, Any] = {
         "v": _SCHEMA,
         "model": str(model),
         "base_url": endpoint.base_url,
@@ -73,6 +73,13 @@ def cache_key(model: ModelId, endpoint: EndpointConfig, request: Request) -> str
         "seed": request.seed,
         "sample": request.sample,
     }
+    # Added only when set, so the keys of plain calls stay what they were.
+    if request.output is not None:
+        payload["response_model"] = request.output.key
+    if request.tools:
+        payload["tools"] = [tool.key for tool in request.tools]
+    if any(m.tool_calls or m.tool_call_id for m in request.messages):
+        payload["messages"] = [m.to_dict() for m in request.messages]
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
 

@@ -56,8 +56,9 @@ from xcs.models._limits import (
 )
 from xcs.models._params import MODEL_PARAMS, ModelId, Params, parse_messages
 from xcs.models._registry import Endpoint, registry
+from xcs.models._send import asend, send
 from xcs.models._settings import Settings
-from xcs.models._types import Completion, Request, Response, Usage
+from xcs.models._types import Completion, Request, Response, ToolCall, Usage
 
 __all__ = ["ModelStatistics", "acall", "call", "reset_statistics", "statistics"]
 
@@ -203,7 +204,8 @@ def _drive(core: _Core) -> Response:
                 effect.limit.acquire(effect.deadline, effect.where)
             elif isinstance(effect, _Send):
                 with capture_headers() as seen:
-                    value = (effect.provider.complete(effect.request), seen)
+                    # provider.complete, or .stream inside xcs.models.stream (_send)
+                    value = (send(effect.provider, effect.request), seen)
             elif isinstance(effect, _Setup):
                 value = effect.fn()
             else:
@@ -232,7 +234,7 @@ async def _adrive(core: _Core) -> Response:
                 await effect.limit.aacquire(effect.deadline, effect.where)
             elif isinstance(effect, _Send):
                 with capture_headers() as seen:
-                    value = (await effect.provider.acomplete(effect.request), seen)
+                    value = (await asend(effect.provider, effect.request), seen)
             elif isinstance(effect, _Setup):
                 value = await asyncio.to_thread(effect.fn)
             else:
@@ -284,6 +286,8 @@ def _core(model: ModelId, prompt: object, params: Params) -> _Core:
         seed=params.seed,
         sample=params.sample,
         timeout=params.timeout if params.timeout is not None else _get(settings, "timeout"),
+        output=params.response_model,
+        tools=params.tools,
     )
     attempts = (
         params.max_attempts if params.max_attempts is not None else _get(settings, "max_attempts")
@@ -338,7 +342,7 @@ def _value(response: Response) -> dict[str, Any]:
         "finish_reason": response.finish_reason,
         "model": response.model,
         "cost_usd": response.cost_usd,
-    }
+    } | ({"tool_calls": [c.to_json() for c in response.tool_calls]} if response.tool_calls else {})
 
 
 def _usable(value: dict[str, Any]) -> bool:
@@ -366,6 +370,7 @@ def _cached_response(value: dict[str, Any], start: float) -> Response:
         cost_usd=None if cost is None else 0.0,
         finish_reason=finish,
         cached=True,
+        tool_calls=tuple(ToolCall.from_json(c) for c in value.get("tool_calls") or ()),
     )
 
 
@@ -643,4 +648,5 @@ def _response(
         latency_s=get_clock().now() - start,
         cost_usd=cost,
         finish_reason=completion.finish_reason,
+        tool_calls=completion.tool_calls,
     )
