@@ -24,7 +24,7 @@ import json
 import math
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pydantic
@@ -35,6 +35,7 @@ from xcs.models._base import mark
 __all__ = [
     "InvalidReply",
     "OutputSchema",
+    "afinish",
     "example_value",
     "finish",
     "output_schema",
@@ -161,12 +162,24 @@ def finish(output: OutputSchema | None, call: Callable[[], Any]) -> Any:
     try:
         response = call()
     except InvalidReply as exc:
-        context = {
-            k: v for k, v in vars(exc).items() if k not in ("message", "__notes__", "retryable")
-        }
-        context.pop("server_fault", None)
-        raise ValidationError(exc.message, **context) from exc
+        raise _validation_error(exc) from exc
     return output.parse(response)  # the engine checked it; a cache hit was checked when stored
+
+
+async def afinish(output: OutputSchema | None, call: Callable[[], Awaitable[Any]]) -> Any:
+    """``finish`` for ``acall``: ``call`` returns the awaitable of one model call."""
+    if output is None:
+        return await call()
+    try:
+        response = await call()
+    except InvalidReply as exc:
+        raise _validation_error(exc) from exc
+    return output.parse(response)
+
+
+def _validation_error(exc: InvalidReply) -> ValidationError:
+    drop = ("message", "__notes__", "retryable", "server_fault")
+    return ValidationError(exc.message, **{k: v for k, v in vars(exc).items() if k not in drop})
 
 
 # ---------------------------------------------------------------------------
