@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import threading
+from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -202,6 +203,9 @@ class _Run:
         ready = [position[name] for name in order if waiting[name] == 0]
         heapq.heapify(ready)
         tasks: dict[str, Task[None]] = {}
+        # Spawned tasks that may still be unclaimed, in spawn order (program order
+        # within each batch), for a helping owner; claimed ones are dropped lazily.
+        unclaimed: deque[Task[None]] = deque()
         running = 0  # spawned and not yet seen finished
         helps = in_worker_thread()
         with TaskGroup(name=self.graph.name) as group:
@@ -216,10 +220,12 @@ class _Run:
                             raise self.expire(active, tasks)
                         name = order[at]
                         tasks[name] = group.spawn(self.execute, nodes[name], name=name)
+                        if helps:
+                            unclaimed.append(tasks[name])
                         running += 1
                     if not running:
                         break
-                    for name in self.wait(group, tasks, helps, active):
+                    for name in self.wait(group, tasks, unclaimed, active):
                         running -= 1
                         if self.interrupt is not None:
                             raise self.interrupt
@@ -237,7 +243,7 @@ class _Run:
         self,
         group: TaskGroup,
         tasks: Mapping[str, Task[None]],
-        helps: bool,
+        unclaimed: deque[Task[None]],
         active: Deadline | None,
     ) -> list[str]:
         """Block until some node finishes; return the nodes finished since last time."""
@@ -249,16 +255,13 @@ class _Run:
                 if active is not None and active.expired():
                     raise self.expire(active, tasks, locked=True)
                 unstarted = None
-                if helps:
-                    # NOTE: [Waiting threads help]: run our own earliest unstarted node
-                    # rather than hold a pool thread idle while it sits in the queue.
-                    candidates = [
-                        (self.position[name], task)
-                        for name, task in tasks.items()
-                        if task.state is TaskState.PENDING
-                    ]
-                    if candidates:
-                        unstarted = min(candidates, key=lambda pair: pair[0])[1]
+                # NOTE: [Waiting threads help]: a pool thread runs our own earliest
+                # unstarted node rather than idle while it sits in the queue.
+                while unclaimed:
+                    head = unclaimed.popleft()
+                    if head.state is TaskState.PENDING:
+                        unstarted = head
+                        break
                 if unstarted is None:
                     self.cond.wait(None if active is None else max(active.remaining(), 0.0))
                     continue
