@@ -64,6 +64,10 @@ import xcs
 from _fake_server import FakeServer, reply_text
 from _report import markdown_table, update_docs_section, utc_now, write_results
 
+# DSPy (through litellm) fetches a model price list from GitHub unless told to use
+# the copy it ships; a benchmark needs no internet.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "true")
+
 NAME = "peers"
 DELAY_S = 0.1
 POOL_SIZE = 64
