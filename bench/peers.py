@@ -382,6 +382,7 @@ class Row:
     approach: str
     walls: list[float] = field(default_factory=list)
     ratios: list[float] = field(default_factory=list)  # per turn, wall / the pool's
+    in_flight: int = 0  # the most requests the server saw at once, over the turns
 
     @property
     def median(self) -> float:
@@ -401,12 +402,15 @@ def timed(approach: Approach, workload: Workload) -> tuple[float, Any]:
     return time.perf_counter() - start, result
 
 
-def bench_workload(workload: Workload, chosen: list[Approach], turns: int) -> list[Row]:
+def bench_workload(
+    workload: Workload, chosen: list[Approach], turns: int, server: FakeServer
+) -> list[Row]:
     expected = expected_result(workload)
     rows = {a.name: Row(workload.name, a.name) for a in chosen}
     for approach in chosen:  # warm-up, not counted: imports, connections, pools
         _, result = timed(approach, workload)
         check(approach, workload, result, expected)
+    server.stats()  # resets the in-flight maximum
     for turn in range(turns):
         shift = turn % len(chosen)
         walls: dict[str, float] = {}
@@ -414,6 +418,8 @@ def bench_workload(workload: Workload, chosen: list[Approach], turns: int) -> li
             wall, result = timed(approach, workload)
             check(approach, workload, result, expected)
             walls[approach.name] = wall
+            row = rows[approach.name]
+            row.in_flight = max(row.in_flight, server.stats()["max_in_flight"])
         for name, wall in walls.items():
             rows[name].walls.append(wall)
             rows[name].ratios.append(wall / walls[BASELINE])
@@ -438,7 +444,12 @@ def render(
     names = [a.name for a in chosen]
     by_key = {(r.workload, r.approach): r for r in rows}
     table = []
+    flights = []
     for workload in WORKLOADS:
+        flights.append(
+            [workload.name, workload.calls]
+            + [by_key[(workload.name, name)].in_flight for name in names]
+        )
         cells: list[object] = [workload.name, f"{workload.round_trips * DELAY_S:.1f}"]
         for name in names:
             row = by_key[(workload.name, name)]
@@ -458,6 +469,11 @@ def render(
         "",
         f"Target, xcs.jit first call <= {TARGET_FIRST_CALL}x the pool on every workload: "
         f"{'met' if met else 'not met'} (worst {max(first):.2f}x).",
+        "",
+        "The most requests the server had in flight at once (over the turns): how much",
+        "each approach overlapped.",
+        "",
+        markdown_table(["workload", "calls", *names], flights),
     ]
     notes = [f"`{a.name}`: {a.note}" for a in chosen if a.note]
     if notes:
@@ -488,7 +504,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows: list[Row] = []
         for workload in WORKLOADS:
             print(f"  {workload.name}...", file=sys.stderr)
-            rows += bench_workload(workload, chosen, turns)
+            rows += bench_workload(workload, chosen, turns, server)
             gc.collect()
         stats = server.stats()
     finally:
@@ -530,6 +546,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         r.approach: {
                             "median_s": round(r.median, 4),
                             "ratio_to_pool": round(r.ratio, 3),
+                            "max_in_flight": r.in_flight,
                             "walls_s": [round(x, 4) for x in r.walls],
                         }
                         for r in rows
