@@ -292,6 +292,48 @@ def test_the_first_error_in_program_order_wins_across_waves() -> None:
     assert sorted(calls) == ["a", "b", "c"]  # d comes after the failure: never run
 
 
+def test_the_error_notes_its_node_once() -> None:
+    def fail(q: int) -> int:
+        raise ValueError("bad")
+
+    g = xcs.Graph(inputs=["q"], name="outer")
+    g.add("ok", abs, "q")
+    g.add("bad", fail, "q")
+    with pytest.raises(ValueError, match="bad") as caught:
+        g.run(q=1)
+    assert caught.value.__notes__ == ["xcs: raised by node 'bad' of graph 'outer'"]
+    # Through a nested graph, the innermost note stands.
+    inner = g
+    outer = xcs.Graph(inputs=["q"], name="wrapper")
+    outer.add("sub", lambda q: inner.run(q=q), "q")
+    with pytest.raises(ValueError, match="bad") as caught:
+        outer.run(q=2)
+    assert caught.value.__notes__ == ["xcs: raised by node 'bad' of graph 'outer'"]
+
+
+def test_an_interrupt_inside_a_node_is_that_nodes_failure_in_program_order() -> None:
+    interrupted = threading.Event()
+
+    def first(q: int) -> int:
+        interrupted.wait(BARRIER_TIMEOUT)
+        raise ValueError("first")
+
+    def second(q: int) -> int:
+        interrupted.set()
+        raise KeyboardInterrupt
+
+    g = xcs.Graph(inputs=["q"])
+    g.add("first", first, "q")
+    g.add("second", second, "q")
+    with pytest.raises(ValueError, match="first"):
+        g.run(q=0)
+    g2 = xcs.Graph(inputs=["q"])
+    g2.add("second", second, "q")
+    g2.add("after", lambda s: s, "second")
+    with pytest.raises(KeyboardInterrupt):
+        g2.run(q=0)
+
+
 def test_a_deadline_bounds_a_run() -> None:
     gate = threading.Event()
     g = xcs.Graph(inputs=["q"])

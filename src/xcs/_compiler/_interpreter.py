@@ -13,7 +13,7 @@ from xcs._compiler._ir import Graph, Node
 from xcs._observe import _spans
 from xcs._runtime._deadline import Deadline, current_deadline
 from xcs._runtime._pool import in_worker_thread
-from xcs._runtime._scheduler import Task, TaskGroup, TaskState
+from xcs._runtime._scheduler import Task, TaskGroup, TaskState, _add_origin_note
 from xcs.errors import ValidationError
 
 __all__ = ["Interpreter"]
@@ -45,7 +45,10 @@ class Interpreter:
     dropped). Nodes before k still run: their dependencies all come before them, so
     all succeeded, and one of them might fail, in which case *its* error is the one the
     sequential program raises. The run ends by raising the failure with the smallest
-    position, the original exception object.
+    position, the original exception object, with one note naming the node
+    (NOTE: [Where a task's error came from] in ``_scheduler``). A ``KeyboardInterrupt``
+    or ``SystemExit`` raised inside a node is that node's failure like any other
+    (NOTE: [Interrupts inside tasks]).
 
     The group never sees a node's exception (the node's task stores it here), because
     the group's own rule stops tasks spawned after a failure, and dataflow spawns in
@@ -87,8 +90,10 @@ class Interpreter:
         finally:
             self.failure_seq = run.failure_seq
         if run.failures:
-            error = run.failures[min(run.failures)]
+            first = min(run.failures)
+            error = run.failures[first]
             run.failures.clear()
+            run.note(error, order[first])
             try:
                 raise error
             finally:
@@ -140,10 +145,12 @@ class _Run:
         self.stop = len(order)  # position of the first known failure; -1: abandon
         self.start_seq: dict[str, int] = {}
         self.failure_seq = -1
-        self.interrupt: BaseException | None = None  # Ctrl-C or SystemExit in a node
         # Inside a traced task the current span is the task's own; anywhere else it
         # is the one the caller had, which a node's failure must not be noted on.
         self.outer_span = _spans.current_span()
+        # The owner's: the group, and the node of each task index.
+        self.group: TaskGroup | None = None
+        self.spawned: list[str] = []
 
     # -- the nodes' side (pool workers, or the owner while it helps) --------------------
 
@@ -169,10 +176,7 @@ class _Run:
             if span is not None:
                 span.fail(exc)
             with self.cond:
-                if isinstance(exc, KeyboardInterrupt | SystemExit):
-                    self.interrupt = exc
-                    self.stop = -1
-                elif position < self.stop:
+                if position < self.stop:
                     self.failures[position] = exc
                     self.stop = position
                     self.failure_seq = next(_sequence)
@@ -188,6 +192,15 @@ class _Run:
             self.cond.notify()
 
     # -- the owner's side -------------------------------------------------------------
+
+    def describe(self, index: int) -> str:
+        """What a node's error note says after ``xcs: raised by ``."""
+        return f"node {self.spawned[index]!r} of graph {self.graph.name!r}"
+
+    def note(self, error: BaseException, name: str) -> None:
+        """Note on ``error`` the node it came from (NOTE: [Where a task's error came from])."""
+        if self.group is not None:
+            _add_origin_note(error, self.spawned.index(name), self.group)
 
     def drive(self) -> None:
         """Spawn nodes as they become ready until none is running; raise a deadline's
@@ -208,7 +221,8 @@ class _Run:
         unclaimed: deque[Task[None]] = deque()
         running = 0  # spawned and not yet seen finished
         helps = in_worker_thread()
-        with TaskGroup(name=self.graph.name) as group:
+        with TaskGroup(name=self.graph.name, note=self.describe) as group:
+            self.group = group
             try:
                 while True:
                     active = current_deadline()
@@ -220,6 +234,7 @@ class _Run:
                             raise self.expire(active, tasks)
                         name = order[at]
                         tasks[name] = group.spawn(self.execute, nodes[name], name=name)
+                        self.spawned.append(name)
                         if helps:
                             unclaimed.append(tasks[name])
                         running += 1
@@ -227,8 +242,6 @@ class _Run:
                         break
                     for name in self.wait(group, tasks, unclaimed, active):
                         running -= 1
-                        if self.interrupt is not None:
-                            raise self.interrupt
                         if name in self.values:
                             for user in users[name]:
                                 waiting[user] -= 1
