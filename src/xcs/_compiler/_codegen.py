@@ -91,6 +91,7 @@ class Rewrite:
     node: ast.FunctionDef
     sites: list[SiteInfo]
     notes: list[Note]
+    dispatches: int = 0  # calls that go through ``__xcs_rt__.callee`` (NOTE: [Call tree])
 
 
 # ---------------------------------------------------------------------------
@@ -1119,6 +1120,56 @@ def _rewrite_function(node: ast.FunctionDef | ast.Lambda, scope: FunctionScope) 
     )
     _located(function, node)
     return Rewrite(function, rewriter.sites, rewriter.notes)
+
+
+# NOTE: [Call tree]
+# ``@xcs.jit`` on an entry point compiles the user's own functions that it calls,
+# transitively (DESIGN §1.9): every call ``f(args)`` in compiled code becomes
+# ``__xcs_rt__.callee(f)(args)``, which hands back ``f``'s compiled form if ``f`` is a
+# Python function of the user's (not of the standard library, site-packages or xcs),
+# compiled once and cached on ``f``, or ``f`` itself. The callee is looked up after
+# ``f`` is evaluated and before its arguments are, and it runs no user code, so the
+# program's order of evaluation is unchanged. Calls the compiler made itself (to the
+# runtime, records, forks) are left alone.
+
+
+def add_dispatch(rewrite: Rewrite) -> Rewrite:
+    """``rewrite`` with its calls dispatched to compiled callees (NOTE: [Call tree])."""
+    dispatch = _Dispatch()
+    node = rewrite.node
+    body = [dispatch.visit(stmt) for stmt in node.body]
+    if dispatch.count == 0:
+        return rewrite
+    function = copy.copy(node)
+    function.body = body
+    return Rewrite(function, rewrite.sites, rewrite.notes, dispatch.count)
+
+
+class _Dispatch:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def visit(self, node: ast.AST) -> Any:
+        if isinstance(node, MARKERS):
+            return node
+        new = _rebuild(node, self.visit)
+        if isinstance(new, ast.Call) and _dispatchable(new.func):
+            if new is node:
+                new = copy.copy(node)
+            new.func = _located(
+                ast.Call(func=_rt_attr("callee"), args=[new.func], keywords=[]), new.func
+            )
+            self.count += 1
+        return new
+
+
+def _dispatchable(func: ast.expr) -> bool:
+    root: ast.AST = func
+    while isinstance(root, ast.Attribute | ast.Subscript):
+        root = root.value
+    if isinstance(root, ast.Name):
+        return not root.id.startswith("__xcs_")  # the compiler's own calls
+    return not isinstance(root, ast.Lambda)
 
 
 def build_function(
