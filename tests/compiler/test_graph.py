@@ -12,6 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import xcs
+from xcs._compiler._interpreter import Interpreter
+from xcs._runtime import _pool
 
 BARRIER_TIMEOUT = 10.0
 
@@ -144,6 +146,127 @@ def test_a_wave_runs_concurrently() -> None:
     assert g.run(q="z")["all"] == "zzzz"
 
 
+def test_a_node_starts_as_soon_as_its_own_dependencies_are_done() -> None:
+    # a -> (b slow, c fast) -> d, and a -> e -> f. f depends only on e, so it must
+    # start while b still runs: b waits for f's start (a wave barrier after b, c, e
+    # would make b time out, as f would only start once b is done).
+    f_started = threading.Event()
+    seen: dict[str, bool] = {}
+
+    def b(a: str) -> str:
+        seen["f started while b ran"] = f_started.wait(BARRIER_TIMEOUT)
+        return a + "b"
+
+    def f(e: str) -> str:
+        f_started.set()
+        return e + "f"
+
+    g = xcs.Graph(inputs=["x"], name="diamond")
+    g.add("a", lambda x: x + "a", "x")
+    g.add("b", b, "a")
+    g.add("c", lambda a: a + "c", "a")
+    g.add("d", lambda b, c: b + c, "b", "c")
+    g.add("e", lambda a: a + "e", "a")
+    g.add("f", f, "e")
+    assert g.run(x="") == {"a": "a", "b": "ab", "c": "ac", "d": "abac", "e": "ae", "f": "aef"}
+    assert seen == {"f started while b ran": True}
+    # The rendering still groups nodes by depth, as a reading aid.
+    assert g.waves() == [["a"], ["b", "c", "e"], ["d", "f"]]
+
+
+def test_a_chain_runs_beside_a_slow_node_without_waiting_for_it() -> None:
+    # slow waits until the whole chain n0 -> n1 -> ... -> n5 has run beside it.
+    chain_done = threading.Event()
+    g = xcs.Graph(inputs=["x"])
+    g.add("slow", lambda x: chain_done.wait(BARRIER_TIMEOUT), "x")
+    g.add("n0", lambda x: x, "x")
+    for i in range(1, 6):
+        g.add(f"n{i}", lambda v: v + 1, f"n{i - 1}")
+    g.add("end", lambda v: chain_done.set() or v, "n5")
+    assert g.run(x=0)["slow"] is True
+
+
+def test_nodes_after_a_known_failure_never_start_and_nodes_before_it_run() -> None:
+    # Program order: boom, slow, late. slow comes after boom but may start beside it
+    # (its result is then dropped); late is ready only once boom's failure is known,
+    # so it never starts.
+    failed = threading.Event()
+    calls: list[str] = []
+
+    def boom(x: int) -> int:
+        calls.append("boom")
+        failed.set()
+        raise KeyError("boom")
+
+    def slow(x: int) -> int:
+        calls.append("slow")
+        failed.wait(BARRIER_TIMEOUT)
+        time.sleep(0.05)  # lets the run record boom's failure; not asserted on
+        return x
+
+    g = xcs.Graph(inputs=["x"])
+    g.add("boom", boom, "x")
+    g.add("slow", slow, "x")  # after boom, but it may start beside it
+    g.add("late", lambda v: calls.append("late"), "slow")  # ready only after the failure
+    interpreter = Interpreter(g)
+    with pytest.raises(KeyError, match="boom"):
+        interpreter.run({"x": 1})
+    assert "late" not in calls
+    assert "late" not in interpreter.start_seq
+    assert interpreter.failure_seq >= 0
+
+
+def test_a_node_before_the_failure_in_program_order_still_runs_and_its_error_wins() -> None:
+    # Program order: a, c, b. b fails first in time; c (which waited for a) still
+    # runs because it comes before b, and c's failure is the one raised.
+    b_failed = threading.Event()
+
+    def a(q: int) -> int:
+        b_failed.wait(BARRIER_TIMEOUT)
+        return q
+
+    def b(q: int) -> int:
+        b_failed.set()
+        raise ValueError("b")
+
+    def c(a: int) -> int:
+        raise ValueError("c")
+
+    g = xcs.Graph(inputs=["q"])
+    g.add("a", a, "q")
+    g.add("c", c, "a")
+    g.add("b", b, "q")
+    with pytest.raises(ValueError, match="c"):
+        g.run(q=0)
+
+
+def test_graphs_nested_in_graph_nodes_finish_on_a_tiny_pool(
+    monkeypatch: pytest.MonkeyPatch, make_pool: Any
+) -> None:
+    # Every owner below the top one is a pool worker; with 2 workers, 4 x 4 x 4 nodes
+    # finish only if waiting owners run their own unstarted nodes.
+    monkeypatch.setattr(_pool, "_pool", make_pool(2))
+
+    def graph_of(depth: int) -> xcs.Graph:
+        g = xcs.Graph(inputs=["x"], name=f"level{depth}")
+        for i in range(4):
+            if depth == 0:
+                g.add(f"n{i}", lambda x, i=i: x + i, "x")
+            else:
+                inner = graph_of(depth - 1)
+                g.add(f"n{i}", lambda x, inner=inner: sum(inner.run(x=x).values()), "x")
+        g.add("total", lambda *v: sum(v), "n0", "n1", "n2", "n3")
+        return g
+
+    outcome: dict[str, Any] = {}
+    runner = threading.Thread(target=lambda: outcome.update(graph_of(2).run(x=1)))
+    runner.start()
+    runner.join(60)
+    assert not runner.is_alive(), "nested graphs deadlocked on a 2-thread pool"
+    # level 0 sums to 2 (4x + 6), level 1 to 16 (4x + 6); level 2's total is 64 (4x + 6).
+    assert outcome["total"] == 64 * (4 * 1 + 6)
+
+
 def test_the_first_error_in_program_order_wins_across_waves() -> None:
     # Program order: a, c, b. c (wave 2) comes before b (wave 1), so c's error is
     # the one the sequential program raises, although b fails earlier in time.
@@ -169,6 +292,48 @@ def test_the_first_error_in_program_order_wins_across_waves() -> None:
     assert sorted(calls) == ["a", "b", "c"]  # d comes after the failure: never run
 
 
+def test_the_error_notes_its_node_once() -> None:
+    def fail(q: int) -> int:
+        raise ValueError("bad")
+
+    g = xcs.Graph(inputs=["q"], name="outer")
+    g.add("ok", abs, "q")
+    g.add("bad", fail, "q")
+    with pytest.raises(ValueError, match="bad") as caught:
+        g.run(q=1)
+    assert caught.value.__notes__ == ["xcs: raised by node 'bad' of graph 'outer'"]
+    # Through a nested graph, the innermost note stands.
+    inner = g
+    outer = xcs.Graph(inputs=["q"], name="wrapper")
+    outer.add("sub", lambda q: inner.run(q=q), "q")
+    with pytest.raises(ValueError, match="bad") as caught:
+        outer.run(q=2)
+    assert caught.value.__notes__ == ["xcs: raised by node 'bad' of graph 'outer'"]
+
+
+def test_an_interrupt_inside_a_node_is_that_nodes_failure_in_program_order() -> None:
+    interrupted = threading.Event()
+
+    def first(q: int) -> int:
+        interrupted.wait(BARRIER_TIMEOUT)
+        raise ValueError("first")
+
+    def second(q: int) -> int:
+        interrupted.set()
+        raise KeyboardInterrupt
+
+    g = xcs.Graph(inputs=["q"])
+    g.add("first", first, "q")
+    g.add("second", second, "q")
+    with pytest.raises(ValueError, match="first"):
+        g.run(q=0)
+    g2 = xcs.Graph(inputs=["q"])
+    g2.add("second", second, "q")
+    g2.add("after", lambda s: s, "second")
+    with pytest.raises(KeyboardInterrupt):
+        g2.run(q=0)
+
+
 def test_a_deadline_bounds_a_run() -> None:
     gate = threading.Event()
     g = xcs.Graph(inputs=["q"])
@@ -178,6 +343,39 @@ def test_a_deadline_bounds_a_run() -> None:
             g.run(q=1)
     finally:
         gate.set()
+
+
+def test_a_deadline_cancels_what_has_not_started_and_names_what_runs() -> None:
+    gate = threading.Event()
+    calls: list[str] = []
+    g = xcs.Graph(inputs=["q"], name="pipeline")
+    g.add("slow", lambda q: gate.wait(60), "q")
+    g.add("after", lambda s: calls.append("after"), "slow")
+    try:
+        with pytest.raises(xcs.ExecutionTimeout) as caught, xcs.deadline(0.1):
+            g.run(q=1)
+    finally:
+        gate.set()
+    assert caught.value.running == ("slow",)
+    assert caught.value.cancelled == 1
+    assert "in pipeline" in str(caught.value)
+    time.sleep(0.05)  # slow has returned by now; after must still never run
+    assert calls == []
+
+
+def test_a_traced_run_has_a_task_span_per_node() -> None:
+    g = xcs.Graph(inputs=["q"], name="traced")
+    g.add("ok", str.upper, "q")
+    g.add("bad", lambda q: int(q), "q")
+    with xcs.trace() as recorded, pytest.raises(ValueError):
+        g.run(q="x")
+    tasks = {s.attrs["node"]: s for s in recorded.spans if s.kind == "task"}
+    assert set(tasks) == {"ok", "bad"}
+    assert "error" not in tasks["ok"].attrs
+    assert tasks["bad"].attrs["error"].startswith("ValueError")
+    (region,) = [s for s in recorded.spans if s.kind == "region"]
+    assert region.name == "traced"
+    assert {s.parent for s in tasks.values()} == {region.id}
 
 
 def test_compiler_plan_nodes_are_shown_not_run() -> None:
@@ -196,6 +394,29 @@ class Boom(Exception):
     pass
 
 
+def on_a_pool_thread(fn: Any) -> Any:
+    """``fn()`` run by a worker of the shared pool; its value, or its exception raised."""
+    done = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    class Job:
+        def run_from_pool(self) -> None:
+            outcome["worker"] = _pool.in_worker_thread()
+            try:
+                outcome["value"] = fn()
+            except BaseException as exc:
+                outcome["error"] = exc
+            finally:
+                done.set()
+
+    _pool.get_pool().submit(Job())
+    assert done.wait(60), "the pool never ran the job"
+    assert outcome["worker"]
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
 @st.composite
 def graphs(draw: st.DrawFn) -> tuple[list[tuple[str, list[str]]], set[str], dict[str, float]]:
     n = draw(st.integers(1, 12))
@@ -211,10 +432,13 @@ def graphs(draw: st.DrawFn) -> tuple[list[tuple[str, list[str]]], set[str], dict
     return spec, failing, delays
 
 
-@given(graphs())
+@given(graphs(), st.booleans())
 def test_graph_run_equals_the_sequential_program(
     case: tuple[list[tuple[str, list[str]]], set[str], dict[str, float]],
+    from_pool: bool,
 ) -> None:
+    # from_pool: the graph runs inside a pool task, so its owner helps with its own
+    # unstarted nodes while it waits (NOTE: [Graph dataflow]).
     spec, failing, delays = case
     errors = {name: Boom(name) for name in failing}
 
@@ -251,12 +475,24 @@ def test_graph_run_equals_the_sequential_program(
 
     par_calls: Counter[str] = Counter()
     graph = build(par_calls)
+    interpreter = Interpreter(graph)
+
+    def run() -> dict[str, Any]:
+        if from_pool:
+            return on_a_pool_thread(lambda: interpreter.run({"x": "x"}))
+        return interpreter.run({"x": "x"})
+
     if seq_error is None:
-        assert graph.run(x="x") == {k: v for k, v in seq_values.items() if k != "x"}
+        assert run() == {k: v for k, v in seq_values.items() if k != "x"}
         assert par_calls == seq_calls
     else:
         with pytest.raises(Boom) as caught:
-            graph.run(x="x")
+            run()
         assert caught.value is seq_error
         assert set(seq_calls) <= set(par_calls)  # every call it made, we made
+        # Calls it did not make (after its failure in program order) may only have
+        # started before the failure was known.
+        for extra in set(par_calls) - set(seq_calls):
+            assert interpreter.start_seq[extra] < interpreter.failure_seq, extra
     assert all(count == 1 for count in par_calls.values())  # and never twice
+    assert set(interpreter.start_seq) == set(par_calls)

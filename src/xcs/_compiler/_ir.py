@@ -61,11 +61,12 @@ class Node:
 class Graph:
     """An explicit DAG of callables with named dependencies, run concurrently.
 
-    Nodes whose inputs are ready run at the same time on XCS's scheduler, wave by
-    wave; the result is what calling the nodes one after another would give, and so
-    is the error: when nodes fail, the one raised is the failure the sequential
-    program would have met first (the original exception), and nodes after it in
-    program order that had not started never run. ``xcs.deadline`` bounds a run.
+    Execution is dataflow: a node starts on XCS's scheduler as soon as its own
+    dependencies are done, beside whatever else is running, with no wave barrier.
+    The result is what calling the nodes one after another would give, and so is the
+    error: when nodes fail, the one raised is the failure the sequential program
+    would have met first (the original exception), and nodes after it in program
+    order that had not started never run. ``xcs.deadline`` bounds a run.
 
     Args:
         inputs: names of the values given to ``run``.
@@ -79,7 +80,8 @@ class Graph:
         g.add("judge", judge, "fast", "careful")
         g.run(question="Why is the sky blue?")["judge"]
 
-    ``print(g)`` shows the nodes, their dependencies and the waves::
+    ``print(g)`` shows the nodes and their dependencies, grouped by depth into
+    waves (a reading aid: execution does not wait for a wave to end)::
 
         graph qa: inputs (question), 3 nodes in 2 waves
           wave 1
@@ -265,7 +267,8 @@ class Graph:
     def waves(self) -> list[list[str]]:
         """Nodes grouped by depth: wave 1 needs only inputs, wave k needs wave k-1.
 
-        Within a wave, nodes are in program order.
+        Within a wave, nodes are in program order. A reading aid (``print(g)``): a run
+        starts each node when its own dependencies are done, not wave by wave.
         """
         depth: dict[str, int] = {}
         waves: list[list[str]] = []
