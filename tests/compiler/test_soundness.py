@@ -373,3 +373,40 @@ def test_the_wrapper_frame_belongs_to_the_function_s_module_and_file() -> None:
         return str(sys._getframe(1).f_globals["__name__"])
 
     assert caller_module() == __name__
+
+
+def escapes_after(xs: list[int]) -> dict[str, list[int]]:
+    out: list[int] = []
+    for x in xs:
+        out.append(fetch(x))
+    return {"out": out, "again": list(out)}  # escapes after the loop: harmless
+
+
+def escapes_in_the_outer_loop(groups: list[list[int]]) -> list[int]:
+    out: list[int] = []
+    seen: list[Any] = []
+    for group in groups:
+        for x in group:
+            out.append(fetch(x) + len(seen[-1]) if seen else fetch(x))
+        seen.append(out)  # in the loop around: the next inner loop reads it
+    return out
+
+
+def test_an_escape_after_the_loop_keeps_it_parallel_one_around_it_does_not() -> None:
+    barrier = threading.Barrier(4, timeout=10)
+
+    def meet(x: int) -> int:
+        barrier.wait()
+        return x
+
+    def collect(xs: list[int]) -> dict[str, list[int]]:
+        out: list[int] = []
+        for x in xs:
+            out.append(meet(x))
+        return {"out": out}
+
+    assert xcs.jit(collect)([1, 2, 3, 4]) == {"out": [1, 2, 3, 4]}  # first call, overlapped
+    for mode in MODES:
+        same(escapes_after, list(range(6)), mode=mode)
+        same(escapes_in_the_outer_loop, [[1, 2], [3, 4], [5]], mode=mode)
+    assert "accumulates into 'out'" in xcs.explain(xcs.jit(escapes_in_the_outer_loop))

@@ -22,7 +22,11 @@ other call, stored, captured by a closure) lets it escape. A local bound only to
 immutable values (numbers, strings: ``total = 0``) cannot be changed through an
 alias at all, so its augmented assignments are safe to defer wherever it goes.
 Conservative by construction: "unaliased" is a proof, "escapes" may be a false alarm
-that only costs parallelism, with the reason shown by ``xcs.explain``.
+that only costs parallelism, with the reason shown by ``xcs.explain``. It is judged
+per loop, by position: an escape or a binding after the loop, outside every loop
+around it, cannot happen while the loop runs (``return {"summaries": summaries}``
+after ``for doc in docs: summaries.append(...)`` leaves that loop parallel); one
+before it, inside it, or in a loop around it can.
 """
 
 from __future__ import annotations
@@ -129,16 +133,66 @@ def _immutable_value(expr: ast.expr) -> bool:
     return False
 
 
+Position = tuple[int, int]
+Span = tuple[Position, Position]
+
+
+class _Events:
+    """Where in the function something happened to each name: a position, and the
+    spans of the loops around it (NOTE: [Unaliased locals], flow)."""
+
+    def __init__(self, walker: _Walker) -> None:
+        self.walker = walker
+        self.by_name: dict[str, list[tuple[Position, tuple[Span, ...]]]] = {}
+
+    def add(self, name: str) -> None:
+        walker = self.walker
+        self.by_name.setdefault(name, []).append((walker.here, tuple(walker.loops)))
+
+    def matter_for(self, name: str, loop: Span, around: set[Span]) -> bool:
+        """Can one of ``name``'s events happen before or while ``loop`` runs? Only
+        those after it, outside every loop around it, cannot."""
+        return any(
+            position < loop[1] or not around.isdisjoint(spans)
+            for position, spans in self.by_name.get(name, ())
+        )
+
+
 @dataclass(frozen=True)
 class AliasFacts:
     """What a function's locals may share (NOTE: [Unaliased locals])."""
 
-    unaliased: frozenset[str]  # fresh objects that never escape
-    immutable: frozenset[str]  # bound only to immutable values
+    bound: frozenset[str]
+    not_fresh: _Events | None = None
+    not_immutable: _Events | None = None
+    escaped: _Events | None = None
+    loops: tuple[Span, ...] = ()
 
-    def deferrable(self, name: str, *, augmented: bool) -> bool:
-        """May writes to the local ``name`` be deferred and replayed in order?"""
-        return name in self.unaliased or (augmented and name in self.immutable)
+    def deferrable(self, name: str, *, augmented: bool, loop: ast.AST | None = None) -> bool:
+        """May writes to the local ``name`` be deferred and replayed in order, in
+        ``loop``? Escapes and bindings after the loop, outside the loops around it,
+        cannot reach it (``return {"out": out}``)."""
+        if (
+            name not in self.bound
+            or self.not_fresh is None
+            or self.not_immutable is None
+            or self.escaped is None
+        ):
+            return False
+        span = _span(loop) if loop is not None else ((1 << 30, 0), (1 << 30, 0))
+        around = {s for s in self.loops if s[0] <= span[0] and span[1] <= s[1] and s != span}
+        if not self.not_fresh.matter_for(name, span, around) and not self.escaped.matter_for(
+            name, span, around
+        ):
+            return True
+        return augmented and not self.not_immutable.matter_for(name, span, around)
+
+
+def _span(node: ast.AST) -> Span:
+    return (
+        (getattr(node, "lineno", 0), getattr(node, "col_offset", 0)),
+        (getattr(node, "end_lineno", 1 << 30) or 1 << 30, getattr(node, "end_col_offset", 0) or 0),
+    )
 
 
 def alias_facts(function: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> AliasFacts:
@@ -147,23 +201,28 @@ def alias_facts(function: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -
     from xcs._compiler._analysis import children  # fields that hold nodes only
 
     _children = children
-    walker = _Walker()
     if isinstance(function, ast.Lambda):
-        return AliasFacts(frozenset(), frozenset())
+        return AliasFacts(frozenset())
+    walker = _Walker()
     params = {
         a.arg for a in (*function.args.posonlyargs, *function.args.args, *function.args.kwonlyargs)
     }
     for extra in (function.args.vararg, function.args.kwarg):
         if extra is not None:
             params.add(extra.arg)
-    walker.not_fresh |= params
-    walker.not_immutable |= params
+    walker.here = (0, 0)  # before everything
+    for name in params:
+        walker.bound.add(name)
+        walker.not_fresh.add(name)
+        walker.not_immutable.add(name)
     for stmt in function.body:
         walker.visit(stmt, None)
-    bound = walker.bound - walker.not_fresh
     return AliasFacts(
-        frozenset(bound - walker.escaped),
-        frozenset(walker.bound - walker.not_immutable),
+        frozenset(walker.bound),
+        walker.not_fresh,
+        walker.not_immutable,
+        walker.escaped,
+        tuple(walker.all_loops),
     )
 
 
@@ -172,11 +231,29 @@ class _Walker:
 
     def __init__(self) -> None:
         self.bound: set[str] = set()  # names bound in the function's own scope
-        self.not_fresh: set[str] = set()  # some binding is not a fresh object
-        self.not_immutable: set[str] = set()  # some binding may be mutable
-        self.escaped: set[str] = set()  # some read may hand the object on
+        self.not_fresh = _Events(self)  # a binding that is not a fresh object
+        self.not_immutable = _Events(self)  # a binding that may be mutable
+        self.escaped = _Events(self)  # a read that may hand the object on
+        self.here: Position = (0, 0)  # where the walk is
+        self.loops: list[Span] = []  # the loops around it
+        self.all_loops: list[Span] = []
 
     def visit(self, node: ast.AST, parent: ast.AST | None) -> None:
+        lineno = getattr(node, "lineno", None)
+        if lineno is not None:
+            self.here = (lineno, node.col_offset)  # type: ignore[attr-defined]
+        if isinstance(node, ast.For | ast.AsyncFor | ast.While):
+            span = _span(node)
+            self.all_loops.append(span)
+            self.loops.append(span)
+            try:
+                self._visit(node, parent)
+            finally:
+                self.loops.pop()
+            return
+        self._visit(node, parent)
+
+    def _visit(self, node: ast.AST, parent: ast.AST | None) -> None:
         if isinstance(node, ast.Name):
             self._name(node, parent)
             return

@@ -559,13 +559,13 @@ class _WriteCheck:
     def __init__(
         self,
         statements: list[ast.stmt],
-        body: list[ast.stmt],
+        loop: ast.For,
         local: set[str],
         effects: dict[int, str],
         aliases: AliasFacts | None,
     ) -> None:
         self.statements = statements
-        self.body = body
+        self.loop = loop
         self.local = local  # names the iteration binds itself
         self.effects = effects
         self.aliases = aliases
@@ -598,7 +598,9 @@ class _WriteCheck:
     def _accumulation(self, root: str, *, augmented: bool) -> str | None:
         if root == "print" or root.startswith(_RECORD_PREFIX):
             return None
-        if self.aliases is not None and self.aliases.deferrable(root, augmented=augmented):
+        if self.aliases is not None and self.aliases.deferrable(
+            root, augmented=augmented, loop=self.loop
+        ):
             return None
         return (
             f"it accumulates into {root!r}, which may be reached another way (an alias such "
@@ -850,7 +852,7 @@ def analyze_loop(
 
     # Writes: only accumulations XCS replays in order, into locals nothing else
     # reaches, or into objects the iteration made (DESIGN §1.6).
-    problem = _WriteCheck(statements, loop.body, other_bound, effects, aliases).obstacle()
+    problem = _WriteCheck(statements, loop, other_bound, effects, aliases).obstacle()
     if problem is None:
         problem = advanced_iterator(loop.body, all_bound)
     if problem is not None:
@@ -1092,7 +1094,7 @@ class FunctionScope:
             self._aliases = (
                 alias_facts(node)
                 if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-                else AliasFacts(frozenset(), frozenset())
+                else AliasFacts(frozenset())
             )
         return self._aliases
 
