@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
+from xcs._compiler._alias import AliasFacts, alias_facts, fresh_value
+
 __all__ = [
     "MARKERS",
     "EffectKind",
@@ -446,6 +448,10 @@ def comprehension_obstacle(node: ast.AST) -> str | None:
     called = frame_sensitive_call(node)
     if called is not None:
         return f"it calls {called}(), which depends on the frame it runs in"
+    for generator in generators:
+        lazy = lazy_items_obstacle(generator.iter)
+        if lazy is not None:
+            return lazy
     last = generators[-1]
     parts: list[ast.AST] = list(last.ifs)
     if isinstance(node, ast.DictComp):
@@ -455,6 +461,9 @@ def comprehension_obstacle(node: ast.AST) -> str | None:
     if not any(has_call(p) for p in parts):
         return "its items make no call"
     targets = {n.id for g in generators for n in ast.walk(g.target) if isinstance(n, ast.Name)}
+    advanced = advanced_iterator(parts, targets)
+    if advanced is not None:
+        return advanced
     captured = late_capture(parts, targets)
     if captured is not None:
         return (
@@ -542,6 +551,177 @@ def effect_of(stmt: ast.stmt) -> tuple[str, str] | None:
     return None
 
 
+class _WriteCheck:
+    """DESIGN §1.6 for one loop body: every write that leaves the iteration is an
+    accumulation XCS replays in order into a local nothing else reaches, or a write to
+    an object the iteration made itself; anything else keeps the loop in order."""
+
+    def __init__(
+        self,
+        statements: list[ast.stmt],
+        body: list[ast.stmt],
+        local: set[str],
+        effects: dict[int, str],
+        aliases: AliasFacts | None,
+    ) -> None:
+        self.statements = statements
+        self.body = body
+        self.local = local  # names the iteration binds itself
+        self.effects = effects
+        self.aliases = aliases
+        self._fresh: dict[str, bool] = {}
+
+    def obstacle(self) -> str | None:
+        for stmt in self.statements:
+            kind = self.effects.get(id(stmt))
+            if kind is not None:
+                found = effect_of(stmt)
+                assert found is not None
+                problem = self._accumulation(found[1], augmented=kind == EffectKind.AUG)
+            elif isinstance(stmt, ast.Expr):
+                problem = self._effect_only(stmt)
+            elif isinstance(stmt, ast.Assign | ast.AnnAssign | ast.AugAssign):
+                targets: list[ast.expr] = (
+                    stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+                )
+                problem = self._stores(targets)
+            elif isinstance(stmt, ast.For | ast.AsyncFor):
+                problem = self._stores([stmt.target])
+            elif isinstance(stmt, ast.With | ast.AsyncWith):
+                problem = self._stores([i.optional_vars for i in stmt.items if i.optional_vars])
+            else:
+                problem = None
+            if problem is not None:
+                return problem
+        return None
+
+    def _accumulation(self, root: str, *, augmented: bool) -> str | None:
+        if root == "print" or root.startswith(_RECORD_PREFIX):
+            return None
+        if self.aliases is not None and self.aliases.deferrable(root, augmented=augmented):
+            return None
+        return (
+            f"it accumulates into {root!r}, which may be reached another way (an alias such "
+            "as a bound method, a callee it was passed to, or it came from a parameter or "
+            "an attribute): its writes stay in program order"
+        )
+
+    def _effect_only(self, stmt: ast.Expr) -> str | None:
+        value = stmt.value
+        if not has_call(value):
+            return None  # a docstring, a bare name
+        found = effect_of(stmt)
+        if found is not None and found[1] in self.local and self._fresh_here(found[1]):
+            return None  # into an object this iteration made
+        return (
+            f"it calls {_describe_call(value)} only for its effect (the value is "
+            "discarded): such calls stay in program order"
+        )
+
+    def _stores(self, targets: list[ast.expr]) -> str | None:
+        for target in targets:
+            for node in _store_targets(target):
+                root = _chain_root(node.value)
+                if root is not None and root in self.local and self._fresh_here(root):
+                    continue
+                shown = " ".join(ast.unparse(node).split())
+                return (
+                    f"it stores into {shown}, which other iterations may share or read: "
+                    "its writes stay in program order"
+                )
+        return None
+
+    def _fresh_here(self, name: str) -> bool:
+        """True if every binding of ``name`` in the body makes a new object."""
+        known = self._fresh.get(name)
+        if known is None:
+            known = True
+            for stmt in self.statements:
+                if isinstance(stmt, ast.Assign) and any(
+                    isinstance(t, ast.Name) and t.id == name for t in stmt.targets
+                ):
+                    if len(stmt.targets) != 1 or not fresh_value(stmt.value):
+                        known = False
+                elif isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name):
+                    continue
+                elif name in bound_names([stmt]) and not isinstance(stmt, _COMPOUND):
+                    known = False
+                elif isinstance(stmt, ast.For | ast.AsyncFor | ast.With | ast.AsyncWith):
+                    heads: list[ast.AST] = (
+                        [stmt.target]
+                        if isinstance(stmt, ast.For | ast.AsyncFor)
+                        else [i.optional_vars for i in stmt.items if i.optional_vars]
+                    )
+                    if name in bound_names(heads):
+                        known = False
+            self._fresh[name] = known
+        return known
+
+
+def _store_targets(target: ast.AST) -> Iterator[ast.Attribute | ast.Subscript]:
+    """The attribute and item stores of an assignment target (``a.x``, ``d[k]``)."""
+    if isinstance(target, ast.Attribute | ast.Subscript):
+        yield target
+    elif isinstance(target, ast.Starred):
+        yield from _store_targets(target.value)
+    elif isinstance(target, ast.Tuple | ast.List):
+        for element in target.elts:
+            yield from _store_targets(element)
+
+
+def _describe_call(value: ast.expr) -> str:
+    call = next((n for n in own_nodes(value) if isinstance(n, ast.Call)), value)
+    func = call.func if isinstance(call, ast.Call) else call
+    text = " ".join(ast.unparse(func).split())
+    return (text[:40] + "...") if len(text) > 40 else text + "()"
+
+
+def _call_name(call: ast.Call) -> str | None:
+    func = call.func
+    if isinstance(func, ast.Name):
+        return func.id
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return None
+
+
+def lazy_items_obstacle(iterable: ast.AST) -> str | None:
+    """Why the items of ``iterable`` must not be read ahead, or None: the groups of
+    ``itertools.groupby`` are emptied when the iterator moves on (DESIGN §1.6)."""
+    for node in all_nodes(iterable):
+        if isinstance(node, ast.Call) and _call_name(node) == "groupby":
+            return (
+                "its items come from groupby(), whose groups are emptied when it moves "
+                "on: they must not be read ahead"
+            )
+    return None
+
+
+_ADVANCING = frozenset({"__next__", "send", "throw"})
+
+
+def advanced_iterator(body: Iterable[ast.AST], local: set[str] | frozenset[str]) -> str | None:
+    """``next(it)`` (or ``it.send(...)``) of an iterator the items share: each call
+    takes what the one before it left, so the items must run in order."""
+    for root in body:
+        for node in own_nodes(root):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            shared: str | None = None
+            if isinstance(func, ast.Name) and func.id == "next" and node.args:
+                first = node.args[0]
+                shared = first.id if isinstance(first, ast.Name) else None
+            elif isinstance(func, ast.Attribute) and func.attr in _ADVANCING:
+                shared = _chain_root(func.value)
+            if shared is not None and shared not in local:
+                return (
+                    f"it advances the iterator {shared!r}, which every item shares: each "
+                    "call takes what the one before it left"
+                )
+    return None
+
+
 def _only_aug_bound(name: str, statements: list[ast.stmt]) -> bool:
     """True if every binding of ``name`` among ``statements`` is ``name op= ...``."""
     for stmt in statements:
@@ -587,14 +767,17 @@ def analyze_loop(
     function_cells: frozenset[str],
     declared: frozenset[str],
     rebinders: frozenset[str] = frozenset(),
+    aliases: AliasFacts | None = None,
 ) -> LoopAnalysis:
-    """May the iterations of ``loop`` run concurrently? (DESIGN §1.5)
+    """May the iterations of ``loop`` run concurrently? (DESIGN §1.5, §1.6)
 
     Args:
         loop: the ``for`` statement.
         function_cells: names of the enclosing function captured by closures.
         declared: names declared ``global`` or ``nonlocal`` in the function.
         rebinders: nested functions of the function that rebind its variables.
+        aliases: which of the function's locals nothing else can reach (None: no
+            accumulation is deferred, NOTE: [Unaliased locals]).
     """
     result = LoopAnalysis()
     target = target_names(loop.target)
@@ -615,6 +798,10 @@ def analyze_loop(
     rebinder = rebinder_called(ast.Module(body=loop.body, type_ignores=[]), rebinders)
     if rebinder is not None:
         result.obstacle = rebinder_obstacle(rebinder)
+        return result
+    lazy = lazy_items_obstacle(loop.iter)
+    if lazy is not None:
+        result.obstacle = lazy
         return result
 
     # Effects: statements whose only outside write is to an accumulator.
@@ -659,6 +846,15 @@ def analyze_loop(
             f"{name!r} is written in the loop and read by a nested function, which could "
             "see another iteration's value"
         )
+        return result
+
+    # Writes: only accumulations XCS replays in order, into locals nothing else
+    # reaches, or into objects the iteration made (DESIGN §1.6).
+    problem = _WriteCheck(statements, loop.body, other_bound, effects, aliases).obstacle()
+    if problem is None:
+        problem = advanced_iterator(loop.body, all_bound)
+    if problem is not None:
+        result.obstacle = problem
         return result
 
     # Reads: accumulators may be read only where they are accumulated into; a name
@@ -885,6 +1081,20 @@ class FunctionScope:
     # Nested functions (defined in this function) that rebind its variables through
     # ``nonlocal``: calls to them share state, so regions that call them run in order.
     rebinders: frozenset[str] = frozenset()
+    node: ast.AST | None = None  # the function, for the alias facts (on first need)
+    _aliases: AliasFacts | None = None
+
+    @property
+    def aliases(self) -> AliasFacts:
+        """Which locals nothing else reaches (NOTE: [Unaliased locals])."""
+        if self._aliases is None:
+            node = self.node
+            self._aliases = (
+                alias_facts(node)
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+                else AliasFacts(frozenset(), frozenset())
+            )
+        return self._aliases
 
     @classmethod
     def of(cls, node: ast.FunctionDef | ast.Lambda, code: types.CodeType) -> FunctionScope:
@@ -898,7 +1108,7 @@ class FunctionScope:
         cells = frozenset(code.co_cellvars)
         local = frozenset(code.co_varnames) | cells
         if isinstance(node, ast.Lambda):
-            return cls(params, local, frozenset(), cells)
+            return cls(params, local, frozenset(), cells, node=node)
         declared: set[str] = set()
         rebinders: set[str] = set()
         for stmt in _statements(node.body):
@@ -913,7 +1123,7 @@ class FunctionScope:
                 )
             ):
                 rebinders.add(stmt.name)
-        return cls(params, local - declared, frozenset(declared), cells, frozenset(rebinders))
+        return cls(params, local - declared, frozenset(declared), cells, frozenset(rebinders), node)
 
 
 def rebinder_called(node: ast.AST, rebinders: frozenset[str]) -> str | None:

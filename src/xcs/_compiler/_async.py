@@ -147,7 +147,7 @@ def analyze_async_loop(loop: ast.For | ast.AsyncFor, scope: FunctionScope) -> Lo
     )
     ast.copy_location(as_sync, loop)
     mark_comprehension_targets(as_sync)
-    analysis = analyze_loop(as_sync, scope.cells, scope.declared, scope.rebinders)
+    analysis = analyze_loop(as_sync, scope.cells, scope.declared, scope.rebinders, scope.aliases)
     # The effects are known by the copy's statements; name the originals instead.
     effects = analysis.effects
     analysis.effects = {

@@ -500,12 +500,15 @@ class AsyncFork:
         "_overlap",
         "_probing",
         "_raised",
+        "_readers",
         "_site",
         "_span",
     )
 
     def __init__(self, site: Site, probe: bool, overlap: bool) -> None:
         self._site = site
+        # id(iterator) -> (the iterator, the task given it) (NOTE: [Shared iterators])
+        self._readers: dict[int, tuple[Any, asyncio.Task[Any]]] = {}
         self._probing = probe
         self._overlap = overlap
         self._items: list[Any] = []  # per statement: a Task, a _Done or _NOT_STARTED
@@ -521,11 +524,21 @@ class AsyncFork:
             self._items.append(_NOT_STARTED)
             return
         if self._overlap and not self._probing:
+            shared = [
+                a for a in args if hasattr(type(a), "__next__") or hasattr(type(a), "__anext__")
+            ]
+            earlier = {
+                id(r[1]): r[1] for a in shared if (r := self._readers.get(id(a))) is not None
+            }
+            if earlier:
+                await asyncio.wait(earlier.values())  # its error is raised at the join
             name = f"statements@{self._site.line}"
             if self._span is None:
                 self._span = _open_span(name)
             task = _start(self._span, name, number, self._meter, fn, args)
             task.add_done_callback(functools.partial(self._task_done, number))
+            for iterator in shared:
+                self._readers[id(iterator)] = (iterator, task)
             self._items.append(task)
             return
         meter = _Meter() if self._probing else None
@@ -635,9 +648,9 @@ class AsyncFunctionRuntime(FunctionRuntime):
 
     def _aplan(self, site: Site, roots: Callable[[], tuple[Any, ...]] | None) -> tuple[bool, bool]:
         """(probe first?, overlap?) for one execution (NOTE: [Deciding async regions])."""
-        sequential = self._sequential_callee(site, roots)
-        if sequential is not None:
-            site.force_in_order(f"calls {sequential}, which is marked @xcs.sequential")
+        ordered = self._ordered_callee(site, roots)
+        if ordered is not None:
+            site.force_in_order(ordered)
             return False, False
         if site.probes == 0 or forced():  # not measured yet: overlap, measure the tasks
             return False, True

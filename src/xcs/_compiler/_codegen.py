@@ -240,8 +240,14 @@ class _Rewriter:
 
     # -- bookkeeping -----------------------------------------------------------------------
 
-    def _new_site(self, kind: str, node: ast.AST, scan: ast.AST | None = None) -> SiteInfo:
-        callees = self._callees(scan if scan is not None else node)
+    def _new_site(
+        self,
+        kind: str,
+        node: ast.AST,
+        scan: ast.AST | None = None,
+        deferred: frozenset[int] = frozenset(),
+    ) -> SiteInfo:
+        callees = self._callees(scan if scan is not None else node, deferred)
         local_roots = tuple(sorted({root for root, _ in callees if root in self.scope.local}))
         site = Site(
             len(self.sites),
@@ -262,12 +268,16 @@ class _Rewriter:
     def _note(self, node: ast.AST, what: str, reason: str) -> None:
         self.notes.append(Note(getattr(node, "lineno", 0), what, reason))
 
-    def _callees(self, node: ast.AST) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    def _callees(
+        self, node: ast.AST, deferred: frozenset[int] = frozenset()
+    ) -> tuple[tuple[str, tuple[str, ...]], ...]:
         """The callees of ``node`` that are names or attribute chains (``save``,
-        ``self.store.save``): checked for ``@xcs.sequential`` when the region runs."""
+        ``self.store.save``): checked for ``@xcs.sequential`` and order-sensitive
+        receivers when the region runs. ``deferred``: ids of calls a loop replays in
+        program order itself (``out.append(y)``), which need no check."""
         found: set[tuple[str, tuple[str, ...]]] = set()
         for call in all_nodes(node):
-            if not isinstance(call, ast.Call):
+            if not isinstance(call, ast.Call) or id(call) in deferred:
                 continue
             func = call.func
             path: list[str] = []
@@ -472,7 +482,9 @@ class _Rewriter:
     # -- loops --------------------------------------------------------------------------------
 
     def for_loop(self, loop: ast.For, ctx: _Context) -> list[ast.stmt]:
-        analysis = analyze_loop(loop, self.scope.cells, self.scope.declared, self.scope.rebinders)
+        analysis = analyze_loop(
+            loop, self.scope.cells, self.scope.declared, self.scope.rebinders, self.scope.aliases
+        )
         if analysis.obstacle is None and not ctx.loops:
             analysis.obstacle = ctx.why
         if analysis.obstacle is not None:
@@ -486,7 +498,12 @@ class _Rewriter:
         return self._loop_region(loop, analysis, ctx)
 
     def _loop_region(self, loop: ast.For, analysis: LoopAnalysis, ctx: _Context) -> list[ast.stmt]:
-        info = self._new_site("loop", loop)
+        deferred = frozenset(
+            id(stmt.value)
+            for stmt in own_statements(loop.body)
+            if analysis.effects.get(id(stmt)) == EffectKind.CALL and isinstance(stmt, ast.Expr)
+        )
+        info = self._new_site("loop", loop, deferred=deferred)
         info.site.source = functools.partial(_loop_header, loop)
         body_reads = set().union(*(free_loads(s) for s in loop.body))
         info.reads = free_loads(loop.iter) | body_reads
@@ -1124,10 +1141,18 @@ def build_function(
             name=class_name, bases=[], keywords=[], body=[inner], decorator_list=[]
         )
         _located(inner, rewrite.node)
+    # NOTE: [Scaffold names] The scaffold's own definitions (the def, and the class
+    # that gives private names their mangling) would bind their names in the outer
+    # function, turning the body's global reads of them (recursion, `f.__name__`,
+    # `super(C, self)`, `C.attr`) into empty cells. Declared global in the scaffold
+    # (which never runs), they stay the globals the original reads.
+    scaffold_names = {rewrite.node.name} | ({class_name} if class_name is not None else set())
+    shadowed = sorted(scaffold_names - set(outer_params))
+    outer_body: list[ast.stmt] = [ast.Global(names=shadowed)] if shadowed else []
     outer = ast.FunctionDef(
         name="__xcs_outer__",
         args=_arguments(outer_params),
-        body=[inner, ast.Return(value=_const(None))],
+        body=[*outer_body, inner, ast.Return(value=_const(None))],
         decorator_list=[],
         returns=None,
     )

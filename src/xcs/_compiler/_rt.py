@@ -26,8 +26,11 @@ overhead is one attribute check); an overlapping region spawns every item at onc
 from __future__ import annotations
 
 import builtins
+import collections
 import enum
 import inspect
+import io
+import itertools
 import operator
 import sys
 import time
@@ -396,10 +399,12 @@ class FunctionRuntime:
         namespace = builtins_ if isinstance(builtins_, dict) else vars(builtins_)
         return namespace.get(name, _MISSING)
 
-    def _sequential_callee(
+    def _ordered_callee(
         self, site: Site, roots: Callable[[], tuple[Any, ...]] | None
     ) -> str | None:
-        """The callee marked ``@xcs.sequential`` that the region calls, if any.
+        """Why the region's calls must stay in program order, judged by what they
+        call, or None: a callee marked ``@xcs.sequential``, or a call on a receiver
+        whose order matters by nature (NOTE: [Ordered receivers]).
 
         Attribute chains are resolved statically (``inspect.getattr_static``): looking
         must not run a property or ``__getattr__`` that the program would not run.
@@ -414,19 +419,27 @@ class FunctionRuntime:
                 local = {}
         for root, path in site.callees:
             target = local[root] if root in local else self._lookup(root)
+            receiver: Any = _MISSING
             for attribute in path:
                 if target is _MISSING:
                     break
+                receiver = target
                 target = inspect.getattr_static(target, attribute, _MISSING)
-            if target is not _MISSING and _is_sequential(target):
-                return ".".join((root, *path))
+            if target is _MISSING:
+                continue
+            name = ".".join((root, *path))
+            if _is_sequential(target):
+                return f"calls {name}, which is marked @xcs.sequential"
+            kind = _ordered_receiver(receiver, path[-1] if path else None, target)
+            if kind is not None:
+                return f"calls {name} on {kind}, whose calls must stay in program order"
         return None
 
     def _plan(self, site: Site, roots: Callable[[], tuple[Any, ...]] | None) -> tuple[bool, bool]:
         """(probe first?, overlap after the probe?) for one execution of ``site``."""
-        sequential = self._sequential_callee(site, roots)
-        if sequential is not None:
-            site.force_in_order(f"calls {sequential}, which is marked @xcs.sequential")
+        ordered = self._ordered_callee(site, roots)
+        if ordered is not None:
+            site.force_in_order(ordered)
             return False, False
         if forced():  # NOTE: [Forced overlap]
             return False, True
@@ -456,6 +469,8 @@ class FunctionRuntime:
                     yield result
                 overlap = site.mode is Mode.OVERLAP
                 break
+        if overlap:
+            source, overlap = _unless_groups(site, source)
         if not overlap:
             for args in source:
                 result = body(*args)
@@ -545,6 +560,8 @@ class FunctionRuntime:
                 yield record
                 overlap = site.mode is Mode.OVERLAP
                 break
+        if overlap:
+            source, overlap = _unless_groups(site, source)
         if not overlap:
             for item in source:
                 record = _LoopRecord()
@@ -572,6 +589,34 @@ class FunctionRuntime:
 
 _BUILDERS: tuple[Callable[[Iterable[Any]], Any], ...] = (list, set, dict)
 
+# The type of the groups ``itertools.groupby`` yields: each is emptied when the
+# groupby moves on, so items holding one must not be read ahead (DESIGN §1.6).
+_GROUP_TYPE = type(next(itertools.groupby([0]))[1])
+
+
+def _holds_group(item: Any, depth: int = 0) -> bool:
+    if type(item) is _GROUP_TYPE:
+        return True
+    return type(item) is tuple and depth < 3 and any(_holds_group(part, depth + 1) for part in item)
+
+
+def _unless_groups(site: Site, source: Iterator[Any]) -> tuple[Iterator[Any], bool]:
+    """(the items, overlap?): look at the next item before any is read ahead; if it
+    holds a ``groupby`` group, the region runs in order."""
+    try:
+        first = next(source)
+    except StopIteration:
+        return iter(()), True
+    rest = itertools.chain((first,), source)
+    if _holds_group(first):
+        site.force_in_order(
+            "its items hold groupby() groups, which are emptied when the iterator moves "
+            "on: they must not be read ahead"
+        )
+        return rest, False
+    return rest, True
+
+
 # Every compiled function's runtime, weakly: ``xcs.stats`` reads their sites.
 _runtimes: weakref.WeakSet[FunctionRuntime] = weakref.WeakSet()
 
@@ -579,6 +624,83 @@ _runtimes: weakref.WeakSet[FunctionRuntime] = weakref.WeakSet()
 def live_runtimes() -> list[FunctionRuntime]:
     """The runtimes of the compiled functions still alive (for ``xcs.stats``)."""
     return list(_runtimes)
+
+
+# NOTE: [Ordered receivers]
+# Some objects give different results when their calls are reordered, whatever the
+# program does with the values: a stream's reads and writes, a socket, a database
+# connection, a queue's gets, a logger's records, a random number generator's draws,
+# an iterator's next item, and the mutating methods of the built-in containers
+# (reached through an alias: ``push = items.append``). A region that calls a method
+# of one runs in order (DESIGN §1.6). They are recognised by type when the region
+# runs; modules that were never imported can have made no such object, so they are
+# looked up in ``sys.modules`` rather than imported.
+_MUTATING_METHODS = frozenset(
+    {
+        "append",
+        "appendleft",
+        "extend",
+        "extendleft",
+        "insert",
+        "pop",
+        "popleft",
+        "popitem",
+        "remove",
+        "discard",
+        "add",
+        "clear",
+        "sort",
+        "reverse",
+        "rotate",
+        "update",
+        "setdefault",
+        "difference_update",
+        "intersection_update",
+        "symmetric_difference_update",
+        "__setitem__",
+        "__delitem__",
+        "__iadd__",
+    }
+)
+_CONTAINERS: tuple[type, ...] = (list, dict, set, bytearray, collections.deque)
+_ADVANCING = frozenset({"__next__", "send", "throw"})
+_ORDERED_TYPES: tuple[tuple[str, str, str], ...] = (
+    ("socket", "socket", "a socket"),
+    ("sqlite3", "Connection", "a sqlite3 connection"),
+    ("sqlite3", "Cursor", "a sqlite3 cursor"),
+    ("queue", "Queue", "a queue"),
+    ("queue", "SimpleQueue", "a queue"),
+    ("asyncio", "Queue", "a queue"),
+    ("multiprocessing.queues", "Queue", "a queue"),
+    ("logging", "Logger", "a logger"),
+    ("logging", "LoggerAdapter", "a logger"),
+    ("random", "Random", "a random number generator"),
+)
+
+
+def _ordered_receiver(receiver: Any, method: str | None, target: Any) -> str | None:
+    """What kind of order-sensitive object a call goes to, or None."""
+    if receiver is _MISSING or isinstance(receiver, types.ModuleType | type):
+        # A plain callee: a bound method stands for its object (``push = out.append``,
+        # ``random.random``).
+        bound = getattr(target, "__self__", None)
+        if bound is None or isinstance(bound, types.ModuleType | type):
+            return None
+        receiver, method = bound, getattr(target, "__name__", None)
+    if isinstance(receiver, io.IOBase):
+        return "a stream"
+    if isinstance(receiver, _CONTAINERS):
+        if method in _MUTATING_METHODS:
+            return f"a {type(receiver).__name__} (it changes it)"
+        return None
+    if method in _ADVANCING and hasattr(type(receiver), "__next__"):
+        return "an iterator"
+    for module_name, class_name, kind in _ORDERED_TYPES:
+        module = sys.modules.get(module_name)
+        cls = getattr(module, class_name, None) if module is not None else None
+        if isinstance(cls, type) and isinstance(receiver, cls):
+            return kind
+    return None
 
 
 def _is_sequential(target: Any) -> bool:
@@ -676,10 +798,22 @@ class Fork:
     order.
     """
 
-    __slots__ = ("_done", "_group", "_items", "_last_probe", "_overlap", "_probing", "_site")
+    __slots__ = (
+        "_done",
+        "_group",
+        "_items",
+        "_last_probe",
+        "_overlap",
+        "_probing",
+        "_readers",
+        "_site",
+    )
 
     def __init__(self, site: Site, probe: bool, overlap: bool) -> None:
         self._site = site
+        # id(iterator) -> (the iterator, the last task given it): two statements that
+        # read one iterator take turns (NOTE: [Shared iterators]).
+        self._readers: dict[int, tuple[Any, Task[Any]]] | None = None
         self._probing = probe
         self._overlap = overlap
         self._last_probe: tuple[float, float] | None = None
@@ -691,6 +825,17 @@ class Fork:
 
     def spawn(self, fn: Callable[..., Any], *args: Any) -> int:
         group = self._group
+        shared = [a for a in args if hasattr(type(a), "__next__")]
+        if shared:
+            # NOTE: [Shared iterators] A statement that reads an iterator (a generator,
+            # a file, ``iter(xs)``) consumes it: one given the same iterator as an
+            # earlier statement starts when that one is done, as in program order.
+            readers = self._readers if self._readers is not None else {}
+            self._readers = readers
+            for iterator in shared:
+                earlier = readers.get(id(iterator))
+                if earlier is not None:
+                    group.wait(earlier[1])
         if self._probing:
             timing: list[tuple[float, float]] = []
             task = group.spawn(_timing(fn, timing), *args)
@@ -706,6 +851,10 @@ class Fork:
         else:
             task = group.spawn(fn, *args)
             group.wait(task)
+        if shared:
+            assert self._readers is not None
+            for iterator in shared:
+                self._readers[id(iterator)] = (iterator, task)
         self._items.append(task)
         return len(self._items) - 1
 
