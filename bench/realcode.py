@@ -115,16 +115,72 @@ def main(argv: list[str] | None = None) -> int:
 
     for line in unexpected:
         print(line)
-    print(_table(rows))
+    totals = _totals(rows)
+    report = _table(rows) + "\n\n" + _totals_text(totals)
+    print(report)
     if not args.modules:
-        write_results("realcode", {"modules": rows, "unexpected": unexpected})
+        write_results("realcode", {"totals": totals, "modules": rows, "unexpected": unexpected})
         update_docs_section(
             "realcode",
-            _table(rows),
+            report,
             title="Real-code differential suite: results",
             doc=RELIABILITY_DOC,
         )
     return 1 if unexpected else 0
+
+
+def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Sums over the modules: tests, passes per mode, mismatches, functions (as shipped)."""
+    ran = [row for row in rows if "run" in row]
+    reasons: dict[str, int] = {}
+    for row in ran:
+        counts = row["functions"].get("jit", {})
+        for reason, n in counts.get("fallback_reasons", {}).items():
+            reasons[reason] = reasons.get(reason, 0) + n
+    functions = {
+        key: sum(row["functions"].get("jit", {}).get(key, 0) for row in ran)
+        for key in ("jitted", "called", "compiled", "fell_back", "with_regions", "regions")
+    }
+    return {
+        "modules": len(rows),
+        "crashed": [row["module"] for row in rows if "crashed" in row],
+        "tests": sum(row["run"] for row in ran),
+        "passed": {mode: sum(row["passed"].get(mode, 0) for row in ran) for mode in MODES},
+        "mismatches_unlisted": {
+            mode: sum(len(row["mismatches"].get(mode, [])) for row in ran) for mode in JIT_MODES
+        },
+        "mismatches_listed": {
+            mode: sum(len(row["expected_mismatches"].get(mode, {})) for row in ran)
+            for mode in JIT_MODES
+        },
+        "functions": functions,
+        "fallback_reasons": dict(sorted(reasons.items(), key=lambda kv: -kv[1])),
+    }
+
+
+def _totals_text(totals: dict[str, Any]) -> str:
+    passed = totals["passed"]
+    f = totals["functions"]
+    lines = [
+        f"{totals['modules']} modules, {totals['tests']} tests; passed plain "
+        f"{passed['plain']}, jitted {passed['jit']}, forced {passed['force']}. Tests that "
+        f"pass plain and not jitted: {totals['mismatches_listed']['jit']} as shipped and "
+        f"{totals['mismatches_listed']['force']} forced, all listed in "
+        f"`tests/realcode/expected.toml`; unlisted: {totals['mismatches_unlisted']['jit']} "
+        f"and {totals['mismatches_unlisted']['force']}.",
+        "",
+        f"Functions (as shipped): {f['jitted']} jitted, {f['called']} called by the tests, "
+        f"{f['compiled']} compiled ({f['with_regions']} with parallel regions, "
+        f"{f['regions']} regions), {f['fell_back']} fell back:",
+        "",
+    ]
+    lines.append(
+        markdown_table(
+            ["why a function runs as written", "functions"],
+            list(totals["fallback_reasons"].items()) or [["(none)", 0]],
+        )
+    )
+    return "\n".join(lines)
 
 
 def _passed(r: Run) -> int:

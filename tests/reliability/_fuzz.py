@@ -52,6 +52,7 @@ class World:
             self.log = []  # what the program wrote to its sink, in order
 
     def _record(self, call: tuple[Any, ...]) -> None:
+        call = _hashable(call)  # ops may get lists (op(x, *grp), op(len(alias), ...))
         with self.lock:
             self.calls.append(call)
 
@@ -113,6 +114,21 @@ class World:
             "Box": Box,
             "groupby": itertools.groupby,
         }
+
+
+def _hashable(value: Any) -> Any:
+    """``value`` with its lists, sets and dicts made tuples (calls are counted)."""
+    if isinstance(value, list | tuple):
+        return tuple(_hashable(v) for v in value)
+    if isinstance(value, set | frozenset):
+        return ("set", tuple(sorted(map(repr, value))))
+    if isinstance(value, dict):
+        return ("dict", tuple((repr(k), _hashable(v)) for k, v in value.items()))
+    try:
+        hash(value)
+    except TypeError:
+        return ("unhashable", repr(value))
+    return value
 
 
 _serial = itertools.count()
@@ -595,8 +611,11 @@ class _Writer:
                 "out.append(sum(op(v) for v in it))",
             ]
         if kind == "recurse":
-            # The function calls itself by name (bounded: the inner call gets n=0).
-            call = self.pick(["prog(xs[1:], 0, k=k)[0]", f"prog([x, {e()}], 0)[4]"])
+            # The function calls itself by name. The inner call (k=-1) returns at once
+            # (see ``functions``): a whole inner run would write G and the sink from
+            # calls whose values are used, which may overlap (DESIGN §1.5), so their
+            # order is not the sequential one and the comparison would be meaningless.
+            call = self.pick(["prog(xs[1:], 0, k=-1)[0]", f"prog([x, {e()}], 0, k=-1)[4]"])
             if "x," in call:
                 return [
                     f"for x in {it()}:",
@@ -701,6 +720,8 @@ def functions(
     lines = [
         "def prog(xs, n, *rest, k=2, **kw):",
         "    global G",
+        "    if k == -1:  # a recursive call",
+        "        return (n, len(xs), op(n, len(xs)), 0, [n, *xs], 0, {}, 0, [])",
         "    a, b, c, d = 1, 2, 3, 4",
         "    out = []",
         "    counts = {}",
