@@ -31,12 +31,14 @@ from tests.realcode._suite import (
 CI_MODULES = [name for name, module in MODULES.items() if module.ci]
 EXPECTED_ENTRIES = load_expected()
 
-pytestmark = pytest.mark.slow
+# A test may start two interpreters (the plain run, cached, and a jitted one), each
+# given up to 280 s on a loaded machine (they take 1-10 s on a quiet one).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 @functools.cache
 def _run(name: str, mode: str) -> Run:
-    return run(MODULES[name], mode, timeout=110)
+    return run(MODULES[name], mode, timeout=280)
 
 
 @pytest.mark.parametrize("mode", JIT_MODES)
