@@ -76,7 +76,7 @@ import typing as _typing
 
 from xcs._compiler._ir import Graph, Node
 from xcs._compiler._jit import explain, jit, sequential
-from xcs._observe import stats, trace
+from xcs._observe import Trace, stats, trace
 from xcs._runtime._deadline import deadline
 from xcs.errors import (
     AuthenticationError,
@@ -168,6 +168,7 @@ __all__ = [
     "ProviderNotInstalledError",
     "ProviderTimeoutError",
     "RateLimitError",
+    "Trace",
     "ValidationError",
     "XCSError",
     "deadline",

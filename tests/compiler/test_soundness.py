@@ -344,3 +344,32 @@ def test_a_fresh_accumulator_still_overlaps_from_the_first_call() -> None:
 
     with xcs.testing.force_overlap():
         assert collect([1, 2, 3, 4]) == ([2, 4, 6, 8], {1: 2, 2: 4, 3: 6, 4: 8}, 20)
+
+
+# -- 14. the wrapper's frame -------------------------------------------------------------
+
+
+def test_the_wrapper_frame_belongs_to_the_function_s_module_and_file() -> None:
+    import collections
+    import sys
+    import warnings
+
+    point = xcs.jit(collections.namedtuple)("Point", "x y")
+    assert point.__module__ != "xcs._compiler._jit"
+    assert point(1, 2).x == 1
+
+    @xcs.jit
+    def careful(x: int) -> int:
+        warnings.warn("careful", stacklevel=2)
+        return x
+
+    for call in (1, 2):  # the first call compiles; both name this file
+        with pytest.warns(UserWarning, match="careful") as caught:
+            careful(call)
+        assert [w.filename for w in caught] == [__file__]
+
+    @xcs.jit
+    def caller_module() -> str:
+        return str(sys._getframe(1).f_globals["__name__"])
+
+    assert caller_module() == __name__

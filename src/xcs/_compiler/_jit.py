@@ -293,10 +293,9 @@ class _JitState:
     def __init__(self, original: Callable[..., Any], window: int | None) -> None:
         self.original = original
         self.window = window
-        self.call: Callable[..., Any] = self._first_call
-
-    def _first_call(self, *args: Any, **kwargs: Any) -> Any:
-        return self._install()(*args, **kwargs)
+        # None until the first call compiles; the wrapper installs and calls from its
+        # own frame, so no second XCS frame stands in the way on the first call.
+        self.call: Callable[..., Any] | None = None
 
     def _install(self) -> Callable[..., Any]:
         entry = compiled_for(self.original, self.window)
@@ -314,19 +313,44 @@ def _make_wrapper(fn: Callable[..., Any], window: int | None) -> Callable[..., A
     if inspect.iscoroutinefunction(fn):
 
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            return await state.call(*args, **kwargs)
+            return await (state.call or state._install())(*args, **kwargs)
 
         wrapper: Callable[..., Any] = async_wrapper
     else:
 
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            return state.call(*args, **kwargs)
+            return (state.call or state._install())(*args, **kwargs)
 
+    if isinstance(fn, types.FunctionType):
+        wrapper = _in_callers_module(wrapper, fn)
     with contextlib.suppress(AttributeError, TypeError):  # exotic callables
         functools.update_wrapper(wrapper, fn)
     wrapper.__dict__.pop(_CACHE_KEY, None)  # compiled forms belong to the original
     wrapper.__xcs_jit__ = state  # type: ignore[attr-defined]
     return wrapper
+
+
+def _in_callers_module(wrapper: Any, fn: types.FunctionType) -> Any:
+    """``wrapper`` with ``fn``'s globals, file and ``def`` line.
+
+    The wrapper's frame stands between the caller and ``fn`` (a frame of one line:
+    ``xcs.jit`` compiles at the first call and looks up what to run at each call).
+    Code that reads its caller's frame (``sys._getframe(1).f_globals['__name__']``,
+    as ``typing``, ``enum`` and ``dataclasses`` helpers do for ``__module__``) then
+    finds ``fn``'s module, not ``xcs._compiler._jit``; a traceback or a warning that
+    names the frame shows ``fn``'s file and ``def`` line. What remains is documented
+    in docs/jit.md (Limits): the frame is there, so ``stacklevel`` counts it.
+    """
+    code = wrapper.__code__
+    last = max((line for _, _, line in code.co_lines() if line is not None), default=0)
+    original = fn.__code__
+    code = code.replace(
+        co_filename=original.co_filename,
+        co_firstlineno=max(original.co_firstlineno - (last - code.co_firstlineno), 1),
+        co_name=original.co_name,
+        co_qualname=original.co_qualname,
+    )
+    return types.FunctionType(code, fn.__globals__, fn.__name__, None, wrapper.__closure__)
 
 
 # ---------------------------------------------------------------------------

@@ -5,8 +5,15 @@ The library configures no output: a ``NullHandler`` on ``xcs`` keeps Python's
 last-resort handler from printing XCS's warnings to stderr; the application decides
 (``logging.basicConfig``, or ``xcs --verbose`` on the command line).
 
-Every record an XCS logger makes carries ``record.xcs_call_id``: the correlation id
-of the call it belongs to (``"-"`` outside any). Each model call gets one, and so
+Every log record carries ``record.xcs_call_id``: the correlation id of the call it
+belongs to (``"-"`` outside any). Every record, not only XCS's: a format string
+naming the field goes on the root handler (``logging.basicConfig``), where it meets
+the records of every logger (httpx, Ray, the application's own), and a record
+without the field would make ``logging`` print "Formatting field not found in
+record" instead of the line. So ``import xcs`` wraps the log record factory
+(``logging.setLogRecordFactory``, keeping whatever factory was there) to set the
+field on each new record; an application's own records made inside an XCS call
+carry that call's id. Each model call gets one, and so
 does anything marked with ``call_scope``; a call made inside another gets the outer
 id plus a suffix (``7f3a.4`` inside ``7f3a``), so grepping for an id finds the call
 and everything it caused. The id follows work onto pool threads (tasks run in the
@@ -22,14 +29,16 @@ import contextvars
 import itertools
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 __all__ = [
     "CallIdFilter",
     "call_scope",
     "current_call_id",
     "get_logger",
+    "install_record_factory",
     "new_call_id",
     "reset_call_id",
 ]
@@ -40,8 +49,28 @@ _counter = itertools.count(1)
 _PREFIX = f"{os.getpid() & 0xFFFF:04x}"
 
 
+def _with_call_id(previous: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        record.xcs_call_id = _call_id.get() or "-"
+        return record
+
+    factory.__xcs_call_id__ = True  # type: ignore[attr-defined]
+    return factory
+
+
+def install_record_factory() -> None:
+    """Give every new log record ``xcs_call_id`` (idempotent; chains the factory in
+    place, so an application's own factory keeps working)."""
+    current = logging.getLogRecordFactory()
+    if not getattr(current, "__xcs_call_id__", False):
+        logging.setLogRecordFactory(_with_call_id(current))
+
+
 class CallIdFilter(logging.Filter):
-    """Adds ``xcs_call_id`` to each record of the logger it is attached to."""
+    """Adds ``xcs_call_id`` to each record of the logger it is attached to (records
+    the factory did not make: ``logging.makeLogRecord``, another factory set after
+    ``import xcs``)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.xcs_call_id = _call_id.get() or "-"
@@ -91,7 +120,9 @@ def call_scope() -> Iterator[str]:
 
 
 def install() -> None:
-    """Silence by default, ids on every record of the loggers XCS uses today."""
+    """Silence by default, ids on every record (of any logger) and on every record of
+    the loggers XCS uses today, whatever made it."""
+    install_record_factory()
     root = get_logger("xcs")
     if not any(isinstance(h, logging.NullHandler) for h in root.handlers):
         root.addHandler(logging.NullHandler())

@@ -235,16 +235,31 @@ class Models:
 
     @staticmethod
     def settings(scope: str, /) -> Settings:
-        """The settings in force for a model (``"openai:gpt-4o"``): the
-        non-limit settings resolved, the limits set at exactly that scope."""
+        """The settings in force for the calls to a provider (``"openai"``) or a model
+        (``"openai:gpt-4o"``), every one resolved: what ``configure`` set at the model
+        scope, else at the provider scope, else the provider's defaults, else
+        ``DEFAULTS``. A limit holds at every scope that sets one, so each limit shown
+        is the tightest that bounds these calls (a provider's limit is shared with
+        its other models).
+
+        Example::
+
+            xcs.models.configure("openai", concurrency=32, rpm=500)
+            xcs.models.configure("openai:gpt-4o", concurrency=4, timeout=120)
+            xcs.models.settings("openai:gpt-4o")   # concurrency=4, rpm=500, timeout=120.0, ...
+
+        Raises:
+            ValidationError: a bad scope, or an unknown provider.
+        """
         scope = check_scope(scope)
         provider, _, model = scope.partition(":")
+        if provider not in registry.names():
+            raise ValidationError(
+                f"unknown model provider {provider!r}; known providers: "
+                f"{', '.join(registry.names())}"
+            )
         cls = registry.provider_class(provider)
-        resolved = registry.settings.resolve(provider, model, cls.defaults) if model else None
-        limits = registry.settings.limits(scope, None if model else cls.defaults)
-        base = resolved.model_dump() if resolved is not None else registry.settings.scope(scope)
-        base.update(limits)
-        return Settings(**base)
+        return registry.settings.in_force(provider, model, cls.defaults)
 
     @staticmethod
     def register_provider(name: str, provider: type[Provider] | Provider, /) -> None:

@@ -191,28 +191,36 @@ def parse_messages(prompt: object, system: str | None) -> tuple[Message, ...]:
     """A prompt string or a list of ``{"role", "content"}`` messages -> messages.
 
     ``system=`` becomes the first message. Giving it *and* a system message in the
-    list is an error (which one should win is not ours to guess).
+    list is an error (which one should win is not ours to guess). Every error names
+    what is at fault in attribute ``parameters`` (``("messages",)``), as a bad
+    parameter's does.
     """
     if isinstance(prompt, str):
         messages: list[Message] = [Message("user", prompt)]
     elif isinstance(prompt, Sequence) and not isinstance(prompt, bytes | bytearray):
         messages = [_message(i, m) for i, m in enumerate(prompt)]
         if not messages:
-            raise ValidationError("messages: the list of messages is empty")
+            raise ValidationError(
+                "messages: the list of messages is empty", parameters=("messages",)
+            )
     else:
         raise ValidationError(
             "a model call takes a prompt string or a list of messages "
-            f"({{'role': ..., 'content': ...}}), got {type(prompt).__name__}"
+            f"({{'role': ..., 'content': ...}}), got {type(prompt).__name__}",
+            parameters=("messages",),
         )
     if system is not None:
         if any(m.role == "system" for m in messages):
             raise ValidationError(
                 "system= was given and the messages already hold a system message; "
-                "give the system prompt one way"
+                "give the system prompt one way",
+                parameters=("system", "messages"),
             )
         messages.insert(0, Message("system", system))
     if all(m.role == "system" for m in messages):
-        raise ValidationError("messages: there is no user message to answer")
+        raise ValidationError(
+            "messages: there is no user message to answer", parameters=("messages",)
+        )
     return tuple(messages)
 
 
@@ -226,5 +234,6 @@ def _message(index: int, item: object) -> Message:
             return Message(role, content)
     raise ValidationError(
         f"messages[{index}]: expected {{'role': 'system'|'user'|'assistant', "
-        f"'content': str}}, got {item!r}"
+        f"'content': str}}, got {item!r}",
+        parameters=("messages",),
     )

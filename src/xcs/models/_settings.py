@@ -131,6 +131,18 @@ class SettingsStore:
                     merged[name] = getattr(DEFAULTS, name)
         return Settings(**merged)
 
+    def in_force(self, provider: str, model: str, provider_defaults: Mapping[str, Any]) -> Settings:
+        """Every setting that governs calls to ``provider:model`` (``model`` may be
+        ``""``: the provider's calls): the non-limit settings resolved as ``resolve``
+        does, and each limit the tightest of the model scope's and the provider
+        scope's (or the provider's default), since both hold."""
+        values = self.resolve(provider, model, provider_defaults).model_dump()
+        values.update(self.limits(provider, provider_defaults))
+        if model:
+            for name, limit in self.limits(f"{provider}:{model}").items():
+                values[name] = min(limit, values.get(name) or limit)
+        return Settings(**values)
+
     def limits(
         self, scope: str, provider_defaults: Mapping[str, Any] | None = None
     ) -> dict[str, int]:

@@ -44,7 +44,9 @@ class Response(str):
         latency_s: seconds this call took, retries and waits included (a cache hit
             takes next to nothing).
         cost_usd: what this call cost in US dollars where the model's price is known
-            (``0.0`` for a cache hit and for the local model), else ``None``.
+            (``0.0`` for the local model and for a cache hit), else ``None`` (a
+            model with no known price: its cache hits too, so ``None`` always
+            means "unpriced").
         finish_reason: why generation stopped (``"stop"``, ``"length"``, ...), if known.
         cached: True when the answer came from the cache, not from the provider.
 

@@ -241,7 +241,7 @@ def render(value: Any, indent: int = 0) -> str:
         return repr(value)  # an operator with a repr of its own
     if isinstance(value, Operator):
         head = value.name
-        if value._xcs_jit_window_ and "_xcs_jit_window_" in vars(value):
+        if value._xcs_jit_window_:  # a jitted instance, or any of a jitted class
             head = f"jit({head})"
         parts = [(k, v) for k, v in value._repr_fields()]
         rendered = [(k, render(v, indent + 2)) for k, v in parts]
@@ -326,7 +326,7 @@ class FunctionOperator(Operator):
         return []
 
     def __repr__(self) -> str:
-        jitted = "jit " if "_xcs_jit_window_" in vars(self) else ""
+        jitted = "jit " if self._xcs_jit_window_ else ""
         return f"<{jitted}op {getattr(self.fn, '__qualname__', self.name)}>"
 
     def __getstate__(self) -> dict[str, Any]:
