@@ -127,7 +127,10 @@ class Patcher:
         rows = []
         for original, wrapper in self.wrappers.values():
             state = wrapper.__xcs_jit__
-            called = state.call != state._first_call
+            # state.call: None (or the _first_call trampoline, before 430838c) until
+            # the first call compiled the function.
+            first = getattr(state, "_first_call", None)
+            called = state.call is not None and state.call != first
             row: dict[str, Any] = {
                 "name": f"{original.__module__}.{original.__qualname__}",
                 "called": called,
