@@ -9,6 +9,7 @@ import logging
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -210,14 +211,82 @@ def test_new_arguments_give_new_results() -> None:
 # -- adaptivity --------------------------------------------------------------------------
 
 
-def test_a_cpu_bound_region_runs_in_order_after_the_first_call() -> None:
+class _Clock:
+    """Wall and thread-CPU clocks that a test moves by hand (the decision must not
+    depend on how busy the machine running the tests is)."""
+
+    def __init__(self) -> None:
+        self.wall = 0.0
+        self.cpu = 0.0
+
+    def perf_counter(self) -> float:
+        return self.wall
+
+    def thread_time(self) -> float:
+        return self.cpu
+
+    def compute(self, seconds: float) -> None:
+        self.wall += seconds
+        self.cpu += seconds
+
+    def wait(self, seconds: float) -> None:
+        self.wall += seconds
+
+
+def _first_execution(clock: _Clock, items: list[Callable[[], None]]) -> Any:
+    from xcs._compiler import _rt
+
+    site = _rt.Site(0, "comprehension", 1, "test")
+    gate = _rt._Gate(iter(range(100)))
+    task = site.timed(lambda step: step(), gate)
+    for step in items:
+        task(step)
+    closed = gate.closed
+    site.settle()
+    return site, closed
+
+
+def test_a_first_execution_that_computes_stops_overlapping(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from xcs._compiler import _rt
+
+    clock = _Clock()
+    monkeypatch.setattr(_rt, "time", clock)
+    # One-time cost in the first task (an import: CPU), then calls that compute.
+    site, closed = _first_execution(
+        clock, [lambda: clock.compute(0.5)] + [lambda: clock.compute(0.01)] * 4
+    )
+    assert closed  # no more items were started: the rest ran in order
+    assert site.mode.value == "in order"
+    assert "compute" in site.reason
+
+
+def test_a_first_execution_that_waits_keeps_overlapping(monkeypatch: pytest.MonkeyPatch) -> None:
+    from xcs._compiler import _rt
+
+    clock = _Clock()
+    monkeypatch.setattr(_rt, "time", clock)
+    # The first call pays a one-time cost in CPU (an SDK import); the others wait.
+    site, closed = _first_execution(
+        clock,
+        [lambda: (clock.compute(0.4), clock.wait(0.1))]
+        + [lambda: (clock.compute(0.001), clock.wait(0.1))] * 3,
+    )
+    assert not closed
+    assert site.mode.value == "overlap"
+    assert "overlapping pays" in site.reason
+
+
+def test_a_cpu_bound_region_stays_in_order_and_is_probed_rarely() -> None:
     @xcs.jit
     def run(xs: list[int]) -> list[int]:
         return [spin(x) for x in xs]
 
     assert run(list(range(5))) == list(range(5))
     site = run.__xcs_jit__.compiled().runtime.sites[0]  # type: ignore[attr-defined]
-    assert site.mode.value == "in order"
+    site.force_in_order("measured: it computes")  # as the first execution decides
+    site._countdown = site._interval = 1
     before = site.probes
     for _ in range(20):
         assert run([1, 2]) == [1, 2]
@@ -232,7 +301,7 @@ def test_an_io_bound_region_overlaps_and_says_why() -> None:
 
     run([1, 2, 3])
     text = xcs.explain(run)
-    assert "overlap: a call blocks" in text
+    assert "overlap: its first execution overlapped" in text
     assert "overlapping pays" in text
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -157,3 +158,115 @@ def test_stats_is_a_plain_json_dict() -> None:
 
     xcs.models("sim:echo", "hi")
     assert json.loads(json.dumps(xcs.stats()))["totals"]["calls"] >= 1
+
+
+# -- layers register their counters: no cycle, no race, nothing loaded to count zeros --
+
+
+def _fresh_function(n: int) -> Any:
+    # A new function object each time: jit compiles it afresh (a new runtime).
+    def fresh(xs: list[int]) -> list[int]:
+        return [abs(x) + n for x in xs]
+
+    return fresh
+
+
+def test_stats_while_other_threads_compile_fresh_functions() -> None:
+    compilers, rounds = 4, 150
+    start = threading.Barrier(compilers + 1, timeout=TIMEOUT)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    reads = 0
+    keep: list[Any] = []  # some runtimes stay alive, some die while being read
+
+    def compile_many(t: int) -> None:
+        start.wait()
+        try:
+            for i in range(rounds):
+                fn = xcs.jit(_fresh_function(i))
+                assert fn([-1, 2]) == [1 + i, 2 + i]
+                if i % 4:
+                    keep.append(fn)
+        except BaseException as exc:
+            errors.append(exc)
+
+    def read() -> None:
+        nonlocal reads
+        start.wait()
+        try:
+            while not stop.is_set():
+                xcs.stats()
+                reads += 1
+        except BaseException as exc:
+            errors.append(exc)
+
+    xcs.stats(reset=True)
+    threads = [threading.Thread(target=compile_many, args=(t,)) for t in range(compilers)]
+    reader = threading.Thread(target=read)
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # threads interleave finely: a race shows up at once
+    try:
+        for thread in [*threads, reader]:
+            thread.start()
+        for thread in threads:
+            thread.join(TIMEOUT * 6)
+        stop.set()
+        reader.join(TIMEOUT)
+    finally:
+        sys.setswitchinterval(switch)
+    assert errors == []
+    assert reads > 0
+    assert xcs.stats()["compile"]["compiled"] == compilers * rounds
+
+
+def test_observe_imports_no_other_layer() -> None:
+    # NOTE: [Layers register their counters]: _observe is the bottom layer.
+    import ast
+    import pathlib
+
+    import xcs._observe
+
+    package = pathlib.Path(xcs._observe.__file__).parent
+    reached: set[str] = set()
+    for path in package.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                reached.add(node.module)
+            elif isinstance(node, ast.Import):
+                reached.update(alias.name for alias in node.names)
+    layers = {m for m in reached if m.startswith("xcs.")}
+    assert {m for m in layers if not m.startswith(("xcs._observe", "xcs.errors"))} == set()
+
+
+def test_stats_shows_zeros_without_loading_the_model_layer() -> None:
+    import json
+    import subprocess
+
+    code = (
+        "import json, sys, xcs; s = xcs.stats(); "
+        "print(json.dumps([s, 'xcs.models' in sys.modules, 'pydantic' in sys.modules]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    counters, models_loaded, pydantic_loaded = json.loads(out)
+    assert not models_loaded
+    assert not pydantic_loaded
+    assert counters == {
+        "compile": {"compiled": 0, "fallbacks": 0, "seconds": 0.0, "fallback_reasons": {}},
+        "regions": {"executions": 0, "overlapped": 0, "in_order": 0, "sites": []},
+        "models": {},
+        "totals": {
+            "calls": 0,
+            "attempts": 0,
+            "retries": 0,
+            "rate_limited": 0,
+            "failures": 0,
+            "cache_hits": 0,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "cost_usd": 0.0,
+        },
+        "breakers": {},
+        "cache": None,
+    }

@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +78,15 @@ def stops_at_2(i: int) -> int:
 def interrupted_at_1(i: int) -> int:
     if i == 1:
         raise KeyboardInterrupt("stop")
+    return i
+
+
+def fails_at_1_exits_at_2(i: int) -> int:
+    if i == 1:
+        time.sleep(0.05)  # item 2 raises first in time; item 1 is first in program order
+        raise ValueError("item 1")
+    if i == 2:
+        raise SystemExit(4)
     return i
 
 
@@ -292,6 +302,11 @@ ROWS: list[Row] = [
         "keyboard-interrupt-in-region",
         lambda c: xcs.jit(over)(interrupted_at_1),
         Raises(KeyboardInterrupt, "stop"),
+    ),
+    Row(
+        "system-exit-after-an-earlier-error",
+        lambda c: xcs.jit(over)(fails_at_1_exits_at_2),
+        Raises(ValueError, "item 1"),
     ),
     Row(
         "explain-non-callable",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -144,3 +145,202 @@ def test_async_with_sets_the_deadline() -> None:
     left = asyncio.run(_async_body())
     assert left is not None
     assert 0 < left <= 5
+
+
+# -- no task starts after the deadline in force for it ---------------------------------
+
+
+def test_a_pool_thread_under_a_deadline_starts_nothing_after_it(make_pool) -> None:  # type: ignore[no-untyped-def]
+    # The region's owner is the pool's only thread, so it runs the region's calls
+    # itself (NOTE: [Waiting threads help]); it must stop starting them at expiry.
+    pool = make_pool(1)
+    entered = threading.Event()
+    started: list[int] = []
+    late: list[int] = []
+
+    def call(i: int) -> int:
+        limit = current_deadline()
+        if limit is not None and limit.expired():
+            late.append(i)
+        started.append(i)
+        time.sleep(0.5)
+        return i
+
+    def region() -> list[int]:
+        entered.set()
+        with xcs.deadline(0.3):
+            return ordered_map(call, range(6), window=6, pool=pool, name="call")
+
+    with TaskGroup(pool=pool) as group:
+        task = group.spawn(region)
+        assert entered.wait(FOREVER)  # a pool thread owns the region, not this one
+        with pytest.raises(xcs.ExecutionTimeout) as caught:
+            group.result(task)
+    assert late == []
+    assert len(started) <= 1  # the first call overran the deadline: none came after it
+    assert caught.value.cancelled == 6 - len(started)
+
+
+def test_a_task_never_starts_after_the_deadline_it_was_spawned_under(make_pool) -> None:  # type: ignore[no-untyped-def]
+    pool = make_pool(1)
+    blocker = threading.Event()
+    ran: list[int] = []
+    with TaskGroup(pool=pool, name="busy") as busy:
+        busy.spawn(blocker.wait, FOREVER)  # the only worker is taken
+        with TaskGroup(pool=pool, name="late") as group:
+            with xcs.deadline(0.05) as scope:
+                task = group.spawn(ran.append, 1)
+            while scope.remaining() > 0:
+                time.sleep(0.01)
+            blocker.set()  # the worker is free now, after the deadline
+            with pytest.raises(xcs.ExecutionTimeout, match="item 0 not started"):
+                group.result(task)
+    assert ran == []
+
+
+# -- async with: the awaiting task is cancelled at expiry ------------------------------
+
+GUARD = 10.0  # asyncio.wait_for around each test body: a bound for a broken build
+
+
+def _run(body: Any) -> Any:
+    import asyncio
+
+    async def guarded() -> Any:
+        return await asyncio.wait_for(body(), GUARD)
+
+    return asyncio.run(guarded())
+
+
+def test_async_deadline_cancels_an_await_that_runs_past_it() -> None:
+    import asyncio
+
+    reached: list[str] = []
+
+    async def body() -> tuple[BaseException, int]:
+        try:
+            async with xcs.deadline(0.2):
+                await asyncio.Event().wait()  # never set
+                reached.append("after the await")
+        except BaseException as exc:
+            task = asyncio.current_task()
+            assert task is not None
+            await asyncio.sleep(0)  # the task is usable again: no cancel left pending
+            return exc, task.cancelling()
+        raise AssertionError("the block did not raise")
+
+    error, cancelling = _run(body)
+    assert type(error) is xcs.ExecutionTimeout
+    assert isinstance(error, TimeoutError)
+    assert error.seconds == pytest.approx(0.2)
+    assert cancelling == 0
+    assert reached == []
+
+
+def test_async_deadline_bounds_awaits_that_run_in_order_under_jit() -> None:
+    import asyncio
+
+    started: list[int] = []
+
+    async def step(i: int) -> int:
+        started.append(i)
+        await asyncio.sleep(GUARD * 2)
+        return i
+
+    @xcs.jit
+    async def chain() -> int:
+        a = await step(0)
+        b = await step(a + 1)
+        return await step(b + 1)
+
+    async def body() -> None:
+        async with xcs.deadline(0.2):
+            await chain()
+
+    with pytest.raises(xcs.ExecutionTimeout):
+        _run(body)
+    assert started == [0]
+
+
+def test_an_overlapped_async_region_still_reports_what_was_running() -> None:
+    import asyncio
+
+    async def step(i: int) -> int:
+        await asyncio.Event().wait()
+        return i
+
+    @xcs.jit
+    async def fan() -> list[int]:
+        return [await step(i) for i in range(3)]
+
+    async def body() -> None:
+        with xcs.testing.force_overlap():
+            async with xcs.deadline(0.2):
+                await fan()
+
+    for _ in range(5):  # the region's own timeout and the block's timer expire together
+        with pytest.raises(xcs.ExecutionTimeout) as caught:
+            _run(body)
+        assert len(caught.value.running) == 3, caught.value
+
+
+@pytest.mark.parametrize(("outer", "inner"), [(0.2, 30.0), (30.0, 0.2)])
+def test_nested_async_deadlines_take_the_earliest(outer: float, inner: float) -> None:
+    import asyncio
+
+    seen: list[float] = []
+
+    async def body() -> None:
+        async with xcs.deadline(outer):
+            try:
+                async with xcs.deadline(inner):
+                    await asyncio.Event().wait()
+            except xcs.ExecutionTimeout as exc:
+                seen.append(exc.seconds)
+                if inner > outer:
+                    raise
+            await asyncio.sleep(0)  # the outer block still has time: it goes on
+            seen.append(-1.0)
+
+    if inner < outer:
+        _run(body)
+        assert seen == [pytest.approx(0.2), -1.0]
+    else:
+        with pytest.raises(xcs.ExecutionTimeout) as caught:
+            _run(body)
+        assert caught.value.seconds == pytest.approx(0.2)
+
+
+def test_async_deadline_does_not_swallow_an_outer_cancel() -> None:
+    import asyncio
+
+    async def body() -> str:
+        entered = asyncio.Event()
+
+        async def worker() -> None:
+            async with xcs.deadline(30):
+                entered.set()
+                await asyncio.Event().wait()
+
+        task = asyncio.ensure_future(worker())
+        await entered.wait()
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            return "cancelled"
+        return "not cancelled"
+
+    assert _run(body) == "cancelled"
+
+
+def test_a_sync_deadline_around_the_loop_bounds_an_async_one() -> None:
+    import asyncio
+
+    async def body() -> None:
+        async with xcs.deadline(30):
+            await asyncio.Event().wait()
+
+    with pytest.raises(xcs.ExecutionTimeout) as caught, xcs.deadline(0.2):
+        _run(body)
+    assert caught.value.seconds == pytest.approx(0.2)

@@ -7,11 +7,12 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 
 import pytest
 
 from xcs._runtime._pool import WorkerPool, get_pool
-from xcs._runtime._scheduler import ordered_map
+from xcs._runtime._scheduler import TaskGroup, ordered_map
 
 
 def _xcs_threads() -> list[threading.Thread]:
@@ -143,3 +144,115 @@ def test_the_pool_works_in_a_forked_child() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "0"
+
+
+# -- threads stranded by abandoned calls are replaced -----------------------------------
+
+
+def test_hung_abandoned_calls_do_not_starve_new_work(make_pool) -> None:  # type: ignore[no-untyped-def]
+    import xcs
+
+    n = 4
+    pool = make_pool(n)
+    release = threading.Event()
+    hung = threading.Barrier(n + 1, timeout=30)
+
+    def hang(i: int) -> int:
+        hung.wait()
+        release.wait(60)
+        return i
+
+    try:
+        with (
+            pytest.raises(xcs.ExecutionTimeout) as caught,
+            xcs.deadline(0.5),
+            TaskGroup(pool=pool, name="hang") as group,
+        ):
+            tasks = [group.spawn(hang, i) for i in range(n)]
+            hung.wait()  # all n run, on all n of the pool's threads
+            group.result(tasks[0])  # until the deadline expires
+        assert sorted(caught.value.running) == [f"hang[{i}]" for i in range(n)]
+        # n fresh calls all run at once: each passes only when all n are inside.
+        fresh = threading.Barrier(n, timeout=10)
+        threads: set[str] = set()
+
+        def meet(i: int) -> int:
+            threads.add(threading.current_thread().name)
+            fresh.wait()
+            return i
+
+        assert ordered_map(meet, range(n), pool=pool, window=n) == list(range(n))
+        assert pool.stranded == n
+        assert pool.thread_count <= 2 * n
+    finally:
+        release.set()
+    # Once the hung calls return, the pool shrinks back to its bound.
+    waited = 0.0
+    while (pool.stranded or pool.thread_count > n) and waited < 30:
+        ordered_map(lambda i: i, range(2 * n), pool=pool)
+        time.sleep(0.05)
+        waited += 0.05
+    assert pool.stranded == 0
+    assert pool.thread_count <= n
+
+
+def test_replacements_are_bounded_by_max_workers(make_pool) -> None:  # type: ignore[no-untyped-def]
+    pool = make_pool(2)
+    for _ in range(5):
+        pool.strand()
+    release = threading.Event()
+    try:
+        for _ in range(10):
+            pool.submit(_Blocking(release))
+        assert pool.thread_count == 4  # 2 + at most 2 replacements
+    finally:
+        release.set()
+        for _ in range(5):
+            pool.unstrand()
+
+
+class _Blocking:
+    def __init__(self, release: threading.Event) -> None:
+        self._release = release
+
+    def run_from_pool(self) -> None:
+        self._release.wait(60)
+
+
+def test_graph_run_after_hung_calls_gets_the_whole_pool(  # type: ignore[no-untyped-def]
+    make_pool, monkeypatch
+) -> None:
+    # Issue 14.13 as a user meets it: a deadline expires over hung calls, and the
+    # next Graph.run on the shared pool must still run its nodes all at once.
+    import xcs
+    from xcs._runtime import _pool
+
+    n = 3
+    monkeypatch.setattr(_pool, "_pool", make_pool(n))
+    release = threading.Event()
+    hung = threading.Barrier(n + 1, timeout=30)
+
+    def hang(q: str) -> str:
+        hung.wait()
+        release.wait(60)
+        return q
+
+    stuck = xcs.Graph(inputs=["q"], name="stuck")
+    for i in range(n):
+        stuck.add(f"h{i}", hang, "q")
+    fresh = threading.Barrier(n, timeout=10)
+
+    def meet(q: str) -> str:
+        fresh.wait()
+        return q
+
+    wide = xcs.Graph(inputs=["q"], name="wide")
+    for i in range(n):
+        wide.add(f"m{i}", meet, "q")
+    try:
+        with pytest.raises(xcs.ExecutionTimeout), xcs.deadline(0.5):
+            threading.Thread(target=hung.wait, daemon=True).start()
+            stuck.run(q="x")
+        assert wide.run(q="y") == {f"m{i}": "y" for i in range(n)}
+    finally:
+        release.set()

@@ -363,3 +363,143 @@ def test_nesting_is_deep_and_wide_from_many_threads(make_pool) -> None:  # type:
     for thread in threads:
         thread.join(60)
     assert results == [81] * 6
+
+
+# -- KeyboardInterrupt and SystemExit inside tasks: their place in program order --------
+
+
+@pytest.mark.parametrize("interrupt", [SystemExit(2), KeyboardInterrupt()])
+def test_a_later_tasks_interrupt_does_not_beat_an_earlier_error(
+    make_pool,  # type: ignore[no-untyped-def]
+    interrupt: BaseException,
+) -> None:
+    # The owner is a pool thread: while item 0 runs on the other thread, the owner
+    # helps by running item 1, which raises. Item 0's error is first in program order.
+    pool = make_pool(2)
+    first_running = threading.Event()
+    release = threading.Event()
+    first_error = ValueError("item 0")
+
+    def first() -> None:
+        first_running.set()
+        release.wait(BARRIER_TIMEOUT)
+        raise first_error
+
+    def second() -> None:
+        release.set()
+        raise interrupt
+
+    def owner() -> None:
+        with TaskGroup(pool=pool, name="inner") as group:
+            a = group.spawn(first)
+            assert first_running.wait(BARRIER_TIMEOUT)
+            b = group.spawn(second)
+            group.result(a)
+            group.result(b)
+
+    outer_running = threading.Event()
+
+    def outer() -> None:
+        outer_running.set()
+        owner()
+
+    raised: BaseException | None = None
+    with TaskGroup(pool=pool, name="outer") as group:
+        task = group.spawn(outer)
+        assert outer_running.wait(BARRIER_TIMEOUT)
+        try:
+            group.result(task)
+        except BaseException as exc:  # SystemExit included
+            raised = exc
+    assert raised is first_error
+
+
+@pytest.mark.parametrize("interrupt", [SystemExit(3), KeyboardInterrupt()])
+def test_an_interrupt_inside_a_task_is_that_tasks_error_in_program_order(
+    interrupt: BaseException,
+) -> None:
+    calls: list[int] = []
+
+    def call(i: int) -> int:
+        calls.append(i)
+        if i == 2:
+            raise interrupt
+        return i
+
+    with pytest.raises(type(interrupt)) as caught:
+        ordered_map(call, range(6), window=1)
+    assert caught.value is interrupt
+    assert sorted(calls) == [0, 1, 2]
+
+
+# -- the note that says where a task's error came from -----------------------------------
+
+
+def test_a_task_error_gets_one_note_naming_the_group_and_item() -> None:
+    err = ValueError("third")
+
+    def call(i: int) -> int:
+        if i == 2:
+            raise err
+        return i
+
+    with pytest.raises(ValueError) as caught:
+        ordered_map(call, range(5), name="grade")
+    assert caught.value is err
+    assert err.args == ("third",)
+    assert err.__notes__ == ["xcs: raised by item 2 of grade"]
+    assert caught.traceback[-1].name == "call"  # the traceback still ends where it was raised
+
+
+def test_a_task_group_error_note_and_identity() -> None:
+    table: dict[str, int] = {}
+    with pytest.raises(KeyError) as caught, TaskGroup(name="fork") as group:
+        group.spawn(int, "1")
+        failing = group.spawn(table.__getitem__, "k")
+        group.result(failing)
+    assert caught.value.args == ("k",)
+    assert caught.value.__notes__ == ["xcs: raised by item 1 of fork"]
+
+
+def test_nested_groups_leave_the_innermost_note_only() -> None:
+    def inner(i: int) -> int:
+        if i == 1:
+            raise ValueError("deep")
+        return i
+
+    def outer(j: int) -> list[int]:
+        return ordered_map(inner, range(3), name="inner")
+
+    with pytest.raises(ValueError) as caught:
+        ordered_map(outer, range(2), name="outer", window=1)
+    assert caught.value.__notes__ == ["xcs: raised by item 1 of inner"]
+
+
+def test_an_error_whose_notes_are_not_a_list_is_raised_as_it_is() -> None:
+    class Frozen(Exception):
+        def __init__(self) -> None:
+            super().__init__("frozen")
+            self.__notes__ = ("kept",)  # add_note would raise TypeError
+
+    err = Frozen()
+
+    def call(i: int) -> int:
+        if i == 1:
+            raise err
+        return i
+
+    with pytest.raises(Frozen) as caught:
+        ordered_map(call, range(3))
+    assert caught.value is err
+    assert err.__notes__ == ("kept",)
+
+
+def test_user_notes_are_kept_and_the_origin_note_follows_them() -> None:
+    def call(i: int) -> int:
+        err = RuntimeError(i)
+        err.add_note("from the user")
+        raise err
+
+    with pytest.raises(RuntimeError) as caught:
+        ordered_map(call, range(2), name="m")
+    assert caught.value.__notes__ == ["from the user", "xcs: raised by item 0 of m"]

@@ -459,3 +459,41 @@ def test_progress_without_tqdm_names_the_extra(monkeypatch: pytest.MonkeyPatch) 
         xcs.vmap(lambda x: x, progress=True)
     assert info.value.extra == "progress"
     assert isinstance(info.value, ImportError)
+
+
+def test_an_exception_whose_notes_are_not_a_list_is_raised_unchanged() -> None:
+    class Frozen(Exception):
+        def __init__(self, i: int) -> None:
+            super().__init__(i)
+            self.__notes__ = ("the user's",)  # add_note would raise TypeError
+
+    errors: list[Frozen] = []
+
+    def fn(i: int) -> int:
+        if i == 3:
+            errors.append(Frozen(i))
+            raise errors[-1]
+        return i
+
+    with pytest.raises(Frozen) as caught:
+        xcs.vmap(fn)(list(range(6)))
+    assert caught.value is errors[0]
+    assert caught.value.__notes__ == ("the user's",)
+
+
+def test_a_failing_item_gets_one_note_and_nested_batches_the_innermost() -> None:
+    def leaf(i: int) -> int:
+        if i == 2:
+            raise ValueError(i)
+        return i
+
+    with pytest.raises(ValueError) as caught:
+        xcs.vmap(leaf)(list(range(4)))
+    assert caught.value.__notes__ == ["xcs: raised by item 2 of the batch mapped over leaf"]
+
+    def row(j: int) -> list[int]:
+        return xcs.vmap(leaf)(list(range(4)))
+
+    with pytest.raises(ValueError) as caught:
+        xcs.vmap(row)(list(range(3)))
+    assert caught.value.__notes__ == ["xcs: raised by item 2 of the batch mapped over leaf"]

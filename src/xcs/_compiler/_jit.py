@@ -33,6 +33,7 @@ from xcs._compiler._codegen import Rewrite, build_function, rewrite_function
 from xcs._compiler._ir import Graph, Node
 from xcs._compiler._rt import FunctionRuntime
 from xcs._compiler._source import NoSource, function_node
+from xcs._observe import _counters, _stats
 from xcs.errors import CompilationError, ValidationError
 
 __all__ = ["explain", "jit", "sequential"]
@@ -114,6 +115,7 @@ class CompileStatistics:
 
 
 statistics = CompileStatistics()
+_counters.register("compile", _stats.compile_counters(statistics, _compile_lock))
 _MAX_REASONS = 100
 
 

@@ -12,15 +12,16 @@ compiled code through a closure cell (see ``_codegen``). Regions are numbered; a
 ``Site`` holds what was measured for one region and its current decision.
 
 NOTE: [Deciding by probes]
-A region overlaps its calls only where they block (DESIGN §1.7). The evidence is a
-*probe*: the region's first item run alone, inline, before anything else is
-spawned, and timed twice (wall and thread CPU; see ``_runtime._measure``). Timing
-items while others run would mislead: threads that compute queue for the GIL, and
-waiting for the GIL looks like blocking. A probe is taken at the first execution of a
-region and then at exponentially spaced executions (2, 4, 8, ... up to every 1024th),
-in either mode, so a site that changes behaviour is noticed and the cost of looking
-vanishes. Between probes an in-order region runs the original code, untouched (the
-overhead is one attribute check); an overlapping region spawns every item at once.
+A region overlaps its calls only where they block (DESIGN §1.7). Its first execution
+overlaps and judges the tasks themselves (NOTE: [The first execution overlaps]). A
+region in order is looked at again by a *probe*: its first item run alone, inline,
+timed twice (wall and thread CPU; see ``_runtime._measure``); timing items while
+others run would mislead, since threads that compute queue for the GIL, and waiting
+for the GIL looks like blocking. Probes come at exponentially spaced executions (2,
+4, 8, ... up to every 1024th), so a site that changes behaviour is noticed and the
+cost of looking vanishes. Between probes an in-order region runs the original code,
+untouched (the overhead is one attribute check); an overlapping region spawns every
+item at once and checks, at its end, that overlapping still pays.
 """
 
 from __future__ import annotations
@@ -35,10 +36,11 @@ import operator
 import sys
 import time
 import types
-import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from xcs._observe import _counters, _stats
+from xcs._runtime._deadline import current_deadline
 from xcs._runtime._measure import (
     BLOCKED_SECONDS_MIN,
     Stopwatch,
@@ -91,6 +93,9 @@ class Site:
         "_countdown",
         "_interval",
         "_source",
+        "_started",
+        "_task_cpu",
+        "_task_cpu_max",
         "_task_n",
         "_task_wall",
         "blocked_s",
@@ -129,7 +134,7 @@ class Site:
         self.shares_iterable = False  # a loop whose body reads its iterable's names
         # Optimistic until measured: an I/O-bound region overlaps from the first call.
         self.mode = Mode.OVERLAP
-        self.reason = "not measured yet: the first item will be a probe"
+        self.reason = "not run yet: its first execution overlaps, measured"
         self.executions = 0
         self.overlapped = 0  # executions that ran their items as concurrent tasks
         self.label = f"{kind}@{line}"  # names its task groups (traces, timeouts)
@@ -139,7 +144,10 @@ class Site:
         self._interval = 1
         self._countdown = 0  # in order: executions left before the next probe
         self._task_wall = 0.0  # overlapping: wall time of this execution's tasks
+        self._task_cpu = 0.0  # ... their thread CPU time
+        self._task_cpu_max = 0.0  # ... the most CPU one task took (a one-time cost)
         self._task_n = 0
+        self._started = 0.0  # when this overlapping execution started its first task
 
     @property
     def source(self) -> str:
@@ -164,10 +172,14 @@ class Site:
         return False
 
     def wants_probe(self) -> bool:
-        """True if this execution should start with a probe."""
+        """True if this execution should start with a probe (never on the first
+        execution, NOTE: [The first execution overlaps]; never under a deadline,
+        which a probe running inline on the caller's thread could overrun)."""
         if self.probes == 0:
-            return True
+            return False
         if self.mode is Mode.IN_ORDER and self._countdown <= 0:
+            if current_deadline() is not None:
+                return False
             self._interval = min(self._interval * 2, _MAX_PROBE_INTERVAL)
             self._countdown = self._interval - 1
             return True
@@ -194,33 +206,80 @@ class Site:
             + ("overlapping pays" if blocks else "it computes; overlapping would not pay")
         )
 
-    def timed(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        """``fn``, timed as a task of an overlapping execution (see ``settle``)."""
+    def timed(self, fn: Callable[..., Any], gate: _Gate | None = None) -> Callable[..., Any]:
+        """``fn``, timed as a task of an overlapping execution (see ``settle``). On a
+        first execution, ``gate`` is closed as soon as the finished tasks show that the
+        region computes: the rest of it then runs in order."""
+        self._started = time.perf_counter()
 
         def task(*args: Any) -> Any:
             start = time.perf_counter()
+            cpu = time.thread_time()
             try:
                 return fn(*args)
             finally:
+                used = time.thread_time() - cpu
                 self._task_wall += time.perf_counter() - start
+                self._task_cpu += used
+                self._task_cpu_max = max(self._task_cpu_max, used)
                 self._task_n += 1
+                if gate is not None and not gate.closed and self._computes(_GATE_SAMPLES):
+                    gate.closed = True
 
         return task
 
+    def _computes(self, at_least: int) -> bool:
+        """Do the tasks finished so far show a region that computes? (NOTE: [The first
+        execution overlaps])"""
+        count = self._task_n
+        if count < at_least or forced():
+            return False
+        # The costliest task is left out, with the time it held the CPU: a one-time
+        # cost (an import, a client) is paid by one task.
+        elapsed = time.perf_counter() - self._started - self._task_cpu_max
+        busy = self._task_cpu - self._task_cpu_max
+        return elapsed > 0 and busy >= _COMPUTING_SHARE * elapsed
+
     def settle(self) -> None:
-        """After an overlapping execution: if its calls have become quick (a warm
-        cache, a local model), overlapping no longer pays; go in order. Tasks are
-        timed by wall clock only: running beside each other they share the GIL, so
-        their CPU time says little, but a short wall time is conclusive."""
+        """After an overlapping execution: decide what the next one does.
+
+        The first execution decides (NOTE: [The first execution overlaps]). Later, if
+        the calls have become quick (a warm cache, a local model) or the region
+        computes, overlapping no longer pays: go in order. Tasks running beside each
+        other share the GIL, so a task's own CPU time says little; what says it is
+        a short wall time, or the region's CPU time filling its whole duration.
+        """
         count, wall = self._task_n, self._task_wall
-        self._task_n, self._task_wall = 0, 0.0
+        computes = count and self._computes(2)
+        cpu = self._task_cpu
+        elapsed = time.perf_counter() - self._started
+        self._task_n, self._task_wall, self._task_cpu, self._task_cpu_max = 0, 0.0, 0.0, 0.0
         if self.mode is not Mode.OVERLAP or count == 0 or forced():
+            return
+        if self.probes == 0:
+            self.probes = 1
+            if computes:
+                self.mode = Mode.IN_ORDER
+                self._countdown = self._interval = 1
+                self.reason = (
+                    f"its calls compute ({cpu / max(elapsed, 1e-9):.0%} of the time "
+                    "was CPU) on its first execution: overlapping would not pay"
+                )
+            else:
+                self.reason = (
+                    f"its first execution overlapped: its calls waited (CPU "
+                    f"{cpu / max(elapsed, 1e-9):.0%} of the time): overlapping pays"
+                )
             return
         mean = wall / count
         if mean < BLOCKED_SECONDS_MIN:
             self.mode = Mode.IN_ORDER
             self._countdown = self._interval = 1
             self.reason = f"its calls now take {mean * 1e6:.0f} µs: overlapping no longer pays"
+        elif computes:
+            self.mode = Mode.IN_ORDER
+            self._countdown = self._interval = 1
+            self.reason = "its calls now compute: overlapping no longer pays"
 
     def force_in_order(self, reason: str) -> None:
         self.mode = Mode.IN_ORDER
@@ -228,6 +287,44 @@ class Site:
 
     def __repr__(self) -> str:
         return f"<Site {self.index} {self.kind} line {self.line}: {self.mode.value}>"
+
+
+# NOTE: [The first execution overlaps]
+# A region that has never run overlaps at once: a batch job or a notebook calls its
+# pipeline once, and a first item run alone as a probe would serialize it (and would
+# pay, alone, the one-time costs of the first call: an SDK import, a client, a
+# connection). Whether overlapping paid is judged from the tasks themselves. They
+# share the GIL, so one task's CPU time says little; the region's does: calls that
+# compute keep some thread computing all the time (their CPU time fills the
+# region's duration), calls that wait leave it idle. The most expensive task is left
+# out of the sum (a one-time cost is paid by one task). The rule errs one way only: on
+# a machine so busy that the region's threads wait for a CPU, calls that compute may
+# look idle and keep overlapping (a small cost), but calls that wait never look busy
+# (which would serialize them: a large cost). As soon as _GATE_SAMPLES
+# tasks have finished and show computing, no more items are started: the tasks in
+# flight finish and the rest runs in order, so a region that computes pays at most
+# one window of overhead, once. Later executions are judged the same way, at their
+# end (``settle``), and a region in order is probed again now and then.
+_COMPUTING_SHARE = 0.9
+_GATE_SAMPLES = 2
+
+
+class _Gate:
+    """An iterator that stops yielding (without reading its source) once closed."""
+
+    __slots__ = ("closed", "source")
+
+    def __init__(self, source: Iterator[Any]) -> None:
+        self.source = source
+        self.closed = False
+
+    def __iter__(self) -> _Gate:
+        return self
+
+    def __next__(self) -> Any:
+        if self.closed:
+            raise StopIteration
+        return next(self.source)
 
 
 def _duration(seconds: float) -> str:
@@ -471,19 +568,23 @@ class FunctionRuntime:
                 break
         if overlap:
             source, overlap = _unless_groups(site, source)
-        if not overlap:
-            for args in source:
-                result = body(*args)
-                if result is not SKIP:
-                    yield result
-            return
-        site.overlapped += 1
-        try:
-            for result in _ordered(site.timed(body), source, self._window(), site):
-                if result is not SKIP:
-                    yield result
-        finally:
-            site.settle()
+        if overlap:
+            site.overlapped += 1
+            gate = _Gate(source) if site.probes == 0 else None
+            try:
+                for result in _ordered(
+                    site.timed(body, gate), gate or source, self._window(), site
+                ):
+                    if result is not SKIP:
+                        yield result
+            finally:
+                site.settle()
+            if gate is None or not gate.closed:
+                return
+        for args in source:  # in order (or the rest of a first execution that computes)
+            result = body(*args)
+            if result is not SKIP:
+                yield result
 
     def comp(
         self,
@@ -562,21 +663,25 @@ class FunctionRuntime:
                 break
         if overlap:
             source, overlap = _unless_groups(site, source)
-        if not overlap:
-            for item in source:
-                record = _LoopRecord()
-                try:
-                    body(record, item)
-                except BaseException:
-                    yield record
-                    raise
+        if overlap:
+            site.overlapped += 1
+            gate = _Gate(source) if site.probes == 0 else None
+            try:
+                yield from _ordered_loop(
+                    site.timed(body, gate), gate or source, self._window(), site
+                )
+            finally:
+                site.settle()
+            if gate is None or not gate.closed:
+                return
+        for item in source:  # in order (or the rest of a first execution that computes)
+            record = _LoopRecord()
+            try:
+                body(record, item)
+            except BaseException:
                 yield record
-            return
-        site.overlapped += 1
-        try:
-            yield from _ordered_loop(site.timed(body), source, self._window(), site)
-        finally:
-            site.settle()
+                raise
+            yield record
 
     # -- independent statements -----------------------------------------------------------
 
@@ -618,12 +723,15 @@ def _unless_groups(site: Site, source: Iterator[Any]) -> tuple[Iterator[Any], bo
 
 
 # Every compiled function's runtime, weakly: ``xcs.stats`` reads their sites.
-_runtimes: weakref.WeakSet[FunctionRuntime] = weakref.WeakSet()
+_runtimes: _counters.LiveSet[FunctionRuntime] = _counters.LiveSet()
 
 
 def live_runtimes() -> list[FunctionRuntime]:
     """The runtimes of the compiled functions still alive (for ``xcs.stats``)."""
-    return list(_runtimes)
+    return _runtimes.snapshot()
+
+
+_counters.register("regions", _stats.region_counters(live_runtimes))
 
 
 # NOTE: [Ordered receivers]

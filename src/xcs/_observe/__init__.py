@@ -8,7 +8,9 @@ layer may call its hooks):
   (NOTE: [Tracing costs nothing when off]).
 - ``_render``: ``Trace.summary()`` and the text timeline; ``_chrome``: Chrome /
   Perfetto JSON out and in; ``_otel``: OpenTelemetry export (the ``otel`` extra).
-- ``_stats``: ``xcs.stats()``; ``_log``: the ``xcs`` loggers and correlation ids.
+- ``_stats``: ``xcs.stats()``; ``_counters``: the registry where the other layers
+  register the readers of their counters (NOTE: [Layers register their counters]);
+  ``_log``: the ``xcs`` loggers and correlation ids.
 
 Who records what: the scheduler a ``region`` span per task group and a ``task``
 span per task (``_runtime._scheduler``), the model layer a ``model`` span per call

@@ -19,7 +19,7 @@ from typing import Protocol
 
 from xcs._config import DEFAULT_MAX_WORKERS, THREAD_NAME_PREFIX, env_int
 
-__all__ = ["Job", "WorkerPool", "get_pool", "in_worker_thread"]
+__all__ = ["Job", "WorkerPool", "current_pool", "get_pool", "in_worker_thread"]
 
 logger = logging.getLogger("xcs")
 
@@ -33,8 +33,13 @@ _thread_state = threading.local()
 
 
 def in_worker_thread() -> bool:
-    """True when the calling thread is one of the pool's workers."""
-    return getattr(_thread_state, "worker", False)
+    """True when the calling thread is one of a pool's workers."""
+    return getattr(_thread_state, "pool", None) is not None
+
+
+def current_pool() -> WorkerPool | None:
+    """The pool whose worker the calling thread is, or None."""
+    return getattr(_thread_state, "pool", None)
 
 
 class WorkerPool:
@@ -45,6 +50,19 @@ class WorkerPool:
     count never grows past the bound however many jobs run. At interpreter exit the
     idle threads are told to stop after the work already queued; threads still busy
     are daemons and cannot delay the exit.
+
+    NOTE: [Stranded threads are replaced]
+    A thread can be lost to work nobody waits for any more: a call that hangs past
+    an ``xcs.deadline`` (or a Ctrl-C) is abandoned by its group, but a thread cannot
+    be interrupted, so it stays busy until the call returns, if ever. The scheduler
+    tells the pool (``strand``), and the pool may start one more thread in its place
+    (``unstrand`` when the call ends), so hung work does not shrink the capacity left
+    for new work. The replacements are bounded: at most ``max_workers`` of them, so
+    the pool never has more than ``2 * max_workers`` threads. Past that (more than
+    ``max_workers`` calls hung at once), new work waits for a thread, as it would in
+    a full pool. A thread that finishes a job while the pool has more threads than
+    its present capacity exits, so the pool shrinks back to its bound as the
+    stranded calls end and work goes on.
 
     Not constructed by users: the runtime uses the process-wide pool of ``get_pool()``.
     """
@@ -62,6 +80,10 @@ class WorkerPool:
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._started = 0  # threads ever started (names them)
+        # Threads busy with abandoned work (NOTE: [Stranded threads are replaced]).
+        # May dip below zero for a moment: a call can end before its strand() lands.
+        self._stranded = 0
 
     # -- submitting -------------------------------------------------------------
 
@@ -75,18 +97,26 @@ class WorkerPool:
         self._queue.put(job)
         if self._idle.acquire(blocking=False):
             return
+        self._start_thread()
+
+    def _capacity(self) -> int:
+        # Call with the lock held.
+        return self.max_workers + min(max(self._stranded, 0), self.max_workers)
+
+    def _start_thread(self) -> None:
         with self._lock:
-            if len(self._threads) < self.max_workers and not self._closed:
+            if len(self._threads) < self._capacity() and not self._closed:
                 thread = threading.Thread(
                     target=self._work,
-                    name=f"{self._name}-{len(self._threads)}",
+                    name=f"{self._name}-{self._started}",
                     daemon=True,
                 )
+                self._started += 1
                 thread.start()
                 self._threads.append(thread)
 
     def _work(self) -> None:
-        _thread_state.worker = True
+        _thread_state.pool = self
         get = self._queue.get
         while True:
             job = get()
@@ -97,13 +127,48 @@ class WorkerPool:
             except BaseException:  # pragma: no cover - jobs store their own failures
                 logger.exception("xcs worker: a job raised outside its own handler")
             del job
+            if len(self._threads) > self.max_workers and self._retire():
+                return
             self._idle.release()
+
+    def _retire(self) -> bool:
+        """Leave the pool if it has more threads than its capacity now."""
+        with self._lock:
+            if self._closed or len(self._threads) <= self._capacity():
+                return False
+            self._threads.remove(threading.current_thread())
+            return True
+
+    # -- abandoned work (NOTE: [Stranded threads are replaced]) -------------------
+
+    def strand(self) -> None:
+        """One of this pool's threads runs a call that was abandoned: make room for
+        one more thread (within the bound), and start it if work is waiting.
+
+        Should only be called by the scheduler, once per abandoned call, and matched
+        by one ``unstrand`` when that call ends.
+        """
+        with self._lock:
+            self._stranded += 1
+        if not self._queue.empty():
+            self._start_thread()
+
+    def unstrand(self) -> None:
+        """An abandoned call on one of this pool's threads has ended."""
+        with self._lock:
+            self._stranded -= 1
+
+    @property
+    def stranded(self) -> int:
+        """How many of the pool's threads run abandoned calls now."""
+        return max(self._stranded, 0)
 
     # -- lifecycle ---------------------------------------------------------------
 
     @property
     def thread_count(self) -> int:
-        """How many worker threads have been started (and not stopped)."""
+        """How many worker threads are alive: at most ``max_workers``, plus one per
+        thread stranded by abandoned work, up to ``2 * max_workers``."""
         return len(self._threads)
 
     def close(self) -> None:

@@ -30,6 +30,35 @@ blocking it costs the pool nothing. Under an ``xcs.deadline`` it does not run ta
 inline at all; it blocks with a timeout instead, so that the deadline is honoured to
 the moment even where a task it could have run would overrun it. Pool threads always
 help, so progress does not depend on it.
+
+NOTE: [No start after the deadline]
+No task starts once the deadline in force for it has expired: neither the deadline
+it was spawned under (a pool worker that takes it from the queue checks it) nor
+that of the thread that would run it inline (a waiter checks its own before it
+helps). A task whose own deadline expired before it started finishes at once with
+``ExecutionTimeout``, in its place in program order; a waiter whose deadline expired
+raises it and cancels what has not started. Without this a pool thread that owns a
+group under a deadline would run the group's queued calls one after another, long
+after the deadline, since it helps instead of blocking with a timeout.
+
+NOTE: [Interrupts inside tasks]
+A ``KeyboardInterrupt`` or ``SystemExit`` raised *inside a task* is that task's
+error, like any other: it takes the task's place in program order (an earlier task's
+error still wins, and tasks after it do not start). Only pool threads run tasks
+other than the one their owner waits for, and signals are delivered to the main
+thread alone, so an interrupt met by a thread that was helping is never a Ctrl-C
+aimed at it. One delivered to the waiting thread itself while it blocks stops the
+wait at once. Either way, once one is raised out of a group, the group does not wait
+for running tasks: the program is stopping.
+
+NOTE: [Where a task's error came from]
+When a task's exception is raised to the owner, it gets one note (``add_note``)
+naming the group and the task's index, e.g. ``xcs: raised by item 3 of f:12
+comprehension``; ``xcs.vmap`` words it as the item of the batch. The object, its
+type, args and traceback are untouched. An exception that passes through nested
+groups keeps the innermost note only (the one that says which call failed), and an
+exception whose ``__notes__`` is not a list gets none: a note is never worth
+replacing the user's exception with a ``TypeError``.
 """
 
 from __future__ import annotations
@@ -47,7 +76,7 @@ from typing import Any, Generic, TypeVar
 
 from xcs._observe import _spans
 from xcs._runtime._deadline import Deadline, current_deadline
-from xcs._runtime._pool import WorkerPool, get_pool, in_worker_thread
+from xcs._runtime._pool import WorkerPool, current_pool, get_pool
 
 __all__ = [
     "TaskGroup",
@@ -96,10 +125,13 @@ class Task(Generic[R]):
         "_ctx",
         "_done",
         "_fn",
+        "abandoned",
+        "deadline",
         "error",
         "group",
         "index",
         "name",
+        "runner",
         "start_seq",
         "state",
         "value",
@@ -121,6 +153,12 @@ class Task(Generic[R]):
         # The task runs in a copy of the spawning context: deadlines, tracing and
         # other context variables follow the work onto the worker thread.
         self._ctx = contextvars.copy_context()
+        # The deadline in force where it was spawned (NOTE: [No start after the deadline]).
+        self.deadline = current_deadline()
+        # The pool whose thread runs it (None: a thread outside any pool), and whether
+        # its group stopped waiting for it (NOTE: [Stranded threads are replaced]).
+        self.runner: WorkerPool | None = None
+        self.abandoned = False
         self._done = threading.Lock()
         self._done.acquire()
         self.state = _PENDING
@@ -130,20 +168,17 @@ class Task(Generic[R]):
 
     def run_from_pool(self) -> None:
         """Entry point for pool workers: run unless a waiter claimed it or it was cancelled."""
-        if self.state is _PENDING and self.group._claim(self):
-            self._execute(inline=False)
+        if self.state is _PENDING and self.group._claim(self, current_pool()):
+            self._execute()
 
-    def _execute(self, *, inline: bool) -> None:
+    def _execute(self) -> None:
         fn, args = self._fn, self._args
         assert fn is not None
         try:
             value = self._ctx.run(fn, *args)
         except BaseException as exc:
+            # Even KeyboardInterrupt and SystemExit: NOTE: [Interrupts inside tasks].
             self.group._finish(self, None, exc)
-            if inline and isinstance(exc, KeyboardInterrupt | SystemExit):
-                # Ctrl-C in a thread that was helping: stop now, not when the join
-                # reaches this task.
-                raise
         else:
             self.group._finish(self, value, None)
         finally:
@@ -172,6 +207,9 @@ class TaskGroup:
     Args:
         name: a label for the tasks, shown in errors and traces.
         pool: the pool to run on (default: the process-wide pool).
+        note: given a task's index, what its exception's note says after
+            ``xcs: raised by `` when it is raised to the owner (default:
+            ``item <index> of <name>``); NOTE: [Where a task's error came from].
 
     Example::
 
@@ -181,9 +219,16 @@ class TaskGroup:
             answer = combine(group.result(a), group.result(b))
     """
 
-    def __init__(self, *, name: str = "task", pool: WorkerPool | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        name: str = "task",
+        pool: WorkerPool | None = None,
+        note: Callable[[int], str] | None = None,
+    ) -> None:
         self.name = name
         self._pool = pool if pool is not None else get_pool()
+        self._note = note
         self._lock = threading.Lock()
         # Spawned tasks not yet joined, in index order. Only the owner touches it.
         self._open: deque[Task[Any]] = deque()
@@ -199,7 +244,13 @@ class TaskGroup:
 
     # -- used by tasks (any thread) -----------------------------------------------
 
-    def _claim(self, task: Task[Any]) -> bool:
+    def _claim(self, task: Task[Any], runner: WorkerPool | None) -> bool:
+        """PENDING -> RUNNING on a thread of ``runner`` (None: outside any pool).
+
+        False when the task is not to be run: another thread has it, its group
+        stopped before it, or its deadline expired (it then finishes at once with
+        ``ExecutionTimeout``: NOTE: [No start after the deadline]).
+        """
         with self._lock:
             if task.state is not _PENDING:
                 return False
@@ -207,9 +258,16 @@ class TaskGroup:
                 task.state = _CANCELLED
                 task._done.release()
                 return False
-            task.state = _RUNNING
-            task.start_seq = next(_sequence)
-            return True
+            limit = task.deadline
+            if limit is None or not limit.expired():
+                task.state = _RUNNING
+                task.runner = runner
+                task.start_seq = next(_sequence)
+                return True
+            task.state = _RUNNING  # for the one transition _finish makes
+        late = limit.timeout_error(where=f"{self.name} (item {task.index} not started)")
+        self._finish(task, None, late)
+        return False
 
     def _finish(self, task: Task[Any], value: Any, error: BaseException | None) -> None:
         with self._lock:
@@ -220,7 +278,10 @@ class TaskGroup:
             if error is not None and task.index < self._stop:
                 self._stop = task.index
                 self.failure_seq = next(_sequence)
+            stranded = task.runner if task.abandoned else None
         task._done.release()
+        if stranded is not None:
+            stranded.unstrand()
         if discarded:
             # The sequential program would not have reached this failure, so it is
             # never raised; it is not lost either.
@@ -297,6 +358,7 @@ class TaskGroup:
             error = head.error
             if error is not None:
                 self._raised = error
+                _add_origin_note(error, head.index, self)
                 try:
                     raise error
                 finally:
@@ -332,19 +394,22 @@ class TaskGroup:
         if task.state is _FINISHED or task.state is _CANCELLED:
             return
         active = current_deadline()
-        worker = in_worker_thread()
+        if active is not None and active.expired():
+            # NOTE: [No start after the deadline]
+            raise self._expire(active)
+        worker = current_pool()
         # NOTE: [Waiting threads help]
-        if (active is None or worker) and self._claim(task):
-            task._execute(inline=True)
+        if (active is None or worker is not None) and self._claim(task, worker):
+            task._execute()
             return
-        if worker:
+        if worker is not None:
             for other in list(self._open):
                 if task.done:
                     return
                 if active is not None and active.expired():
                     break
-                if other.state is _PENDING and self._claim(other):
-                    other._execute(inline=True)
+                if other.state is _PENDING and self._claim(other, worker):
+                    other._execute()
         if active is None:
             task._done.acquire()
             task._done.release()
@@ -380,14 +445,15 @@ class TaskGroup:
         Raise the returned exception *outside* any ``except`` block, so that Python
         does not chain ``exc`` to it as ``__context__`` (see ``__exit__``).
         """
-        if exc is self._raised or isinstance(exc, GeneratorExit):
-            self._abandon(wait=True)
-            return exc
         active = current_deadline()
         if isinstance(exc, KeyboardInterrupt | SystemExit) or (
             active is not None and active.expired()
         ):
+            # NOTE: [Interrupts inside tasks]: whether a task raised it or not.
             self._abandon(wait=False)
+            return exc
+        if exc is self._raised or isinstance(exc, GeneratorExit):
+            self._abandon(wait=True)
             return exc
         try:
             while self._open:
@@ -398,7 +464,11 @@ class TaskGroup:
         return exc
 
     def _abandon(self, *, wait: bool) -> None:
-        """Cancel every unstarted task; with ``wait``, wait for the running ones."""
+        """Cancel every unstarted task; with ``wait``, wait for the running ones.
+
+        Tasks left running (not waited for, or past the deadline) are abandoned: their
+        pool may replace the threads they hold (NOTE: [Stranded threads are replaced]).
+        """
         cancelled = 0
         with self._lock:
             self._stop = -1  # nothing may start from now on
@@ -416,6 +486,15 @@ class TaskGroup:
                     if not task._done.acquire(timeout=timeout):
                         break  # deadline: leave the rest running in the background
                     task._done.release()
+        stranded: list[WorkerPool] = []
+        with self._lock:
+            for task in self._open:
+                if task.state is _RUNNING and not task.abandoned:
+                    task.abandoned = True
+                    if task.runner is not None:
+                        stranded.append(task.runner)
+        for pool in stranded:
+            pool.strand()
         self._open.clear()
 
     def __enter__(self) -> TaskGroup:
@@ -461,6 +540,25 @@ class TaskGroup:
         return f"<TaskGroup {self.name!r} open={len(self._open)}>"
 
 
+_NOTE_PREFIX = "xcs: raised by "
+
+
+def _add_origin_note(error: BaseException, index: int, group: TaskGroup) -> None:
+    """NOTE: [Where a task's error came from]."""
+    try:
+        notes = getattr(error, "__notes__", None)
+        if notes is not None:
+            if not isinstance(notes, list):
+                return  # add_note would raise TypeError: keep the user's exception
+            for note in notes:
+                if isinstance(note, str) and note.startswith(_NOTE_PREFIX):
+                    return  # an inner group already said where it came from
+        what = group._note(index) if group._note is not None else None
+        error.add_note(_NOTE_PREFIX + (what or f"item {index} of {group.name}"))
+    except Exception:  # a hostile __notes__ or note function: no note, same error
+        logger.debug("xcs: could not add a note to %r", error, exc_info=True)
+
+
 # ---------------------------------------------------------------------------
 # The ordered map
 
@@ -472,6 +570,7 @@ def ordered_imap(
     window: int | None = None,
     name: str | None = None,
     pool: WorkerPool | None = None,
+    note: Callable[[int], str] | None = None,
 ) -> Iterator[R]:
     """Apply ``fn`` to each item concurrently; yield the results in input order.
 
@@ -488,6 +587,8 @@ def ordered_imap(
         window: the in-flight bound (default: the pool's size).
         name: a label for tasks in errors and traces (default: ``fn``'s name).
         pool: the pool to run on (default: the process-wide pool).
+        note: given an item's index, what the note of its exception says after
+            ``xcs: raised by `` (see ``TaskGroup``).
 
     Raises:
         BaseException: the exception of the first failing item, the original object.
@@ -496,7 +597,7 @@ def ordered_imap(
     """
     if window is not None and window < 1:
         raise ValueError(f"window must be >= 1, got {window}")
-    return _imap(fn, items, window, name or str(getattr(fn, "__name__", "task")), pool)
+    return _imap(fn, items, window, name or str(getattr(fn, "__name__", "task")), pool, note)
 
 
 def _imap(
@@ -505,8 +606,9 @@ def _imap(
     window: int | None,
     name: str,
     pool: WorkerPool | None,
+    note: Callable[[int], str] | None,
 ) -> Iterator[R]:
-    group = TaskGroup(name=name, pool=pool)
+    group = TaskGroup(name=name, pool=pool, note=note)
     limit = window if window is not None else group._pool.max_workers
     with group:
         for task in drive_window(group, functools.partial(group.spawn, fn), iter(items), limit):
@@ -567,6 +669,7 @@ def ordered_map(
     window: int | None = None,
     name: str | None = None,
     pool: WorkerPool | None = None,
+    note: Callable[[int], str] | None = None,
 ) -> list[R]:
     """``list(ordered_imap(...))``: every result, in input order. Same errors."""
-    return list(ordered_imap(fn, items, window=window, name=name, pool=pool))
+    return list(ordered_imap(fn, items, window=window, name=name, pool=pool, note=note))

@@ -86,25 +86,27 @@ def call_items(
 ) -> Generator[Any, None, None]:
     """``fn(*item, **kwargs)`` for each item on the shared scheduler, results in order.
 
-    Strict mode: the first failing item raises its own exception (a note says which
-    item), later items are cancelled. Collect mode: an ``Exception`` becomes a
-    ``Failed`` result and the map goes on (``KeyboardInterrupt`` and ``SystemExit``
-    still stop it).
+    Strict mode: the first failing item raises its own exception (the scheduler's
+    note says which item of the whole batch: NOTE: [Where a task's error came from]),
+    later items are cancelled. Collect mode: an ``Exception`` becomes a ``Failed``
+    result and the map goes on (``KeyboardInterrupt`` and ``SystemExit`` still stop
+    it).
     """
 
-    def call(numbered: tuple[int, tuple[Any, ...]]) -> Any:
-        index, args = numbered
+    def call(args: tuple[Any, ...]) -> Any:
+        if not collect:
+            return fn(*args, **kwargs)
         try:
             return fn(*args, **kwargs)
         except Exception as exc:
-            if collect:
-                return Failed(exc)
-            exc.add_note(f"xcs: raised by item {index} of the batch mapped over {name}")
-            raise
+            return Failed(exc)
+
+    def note(index: int) -> str:
+        return f"item {start + index} of the batch mapped over {name}"
 
     return cast(
         Generator[Any, None, None],
-        ordered_imap(call, enumerate(items, start), window=window, name=name, pool=pool),
+        ordered_imap(call, items, window=window, name=name, pool=pool, note=note),
     )
 
 

@@ -28,7 +28,8 @@ import threading
 from typing import Any
 
 import xcs._observe as _observe
-from xcs._observe import _spans
+from xcs._observe import _counters, _spans
+from xcs._observe._stats import model_counters
 from xcs._runtime._deadline import Deadline, current_deadline
 from xcs.errors import ProviderError, ProviderTimeoutError, RateLimitError, ValidationError
 from xcs.models._base import Provider
@@ -122,6 +123,10 @@ def statistics(*, reset: bool = False) -> dict[str, ModelStatistics]:
 def reset_statistics() -> None:
     with _stats_lock:
         _stats.clear()
+
+
+# NOTE: [Layers register their counters] in xcs._observe._counters
+_counters.register("models", model_counters(statistics, registry.endpoints, current_cache))
 
 
 # ---------------------------------------------------------------------------

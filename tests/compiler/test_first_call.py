@@ -1,0 +1,86 @@
+"""The first call of a freshly decorated function overlaps (issue 15, DESIGN §1.7).
+
+No barrier here needs ``force_overlap``: the first execution of a region overlaps its
+items as measured tasks, and only a region shown to compute goes in order.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+import xcs
+
+N = 6
+TIMEOUT = 10.0
+
+
+class Meet:
+    """Calls that can only all return if ``parties`` of them are in flight at once."""
+
+    def __init__(self, parties: int) -> None:
+        self.barrier = threading.Barrier(parties, timeout=TIMEOUT)
+        self.lock = threading.Lock()
+        self.calls: list[Any] = []
+
+    def __call__(self, x: Any) -> Any:
+        with self.lock:
+            self.calls.append(x)
+        self.barrier.wait()
+        return x
+
+
+def test_the_first_call_of_a_comprehension_has_every_call_in_flight() -> None:
+    call = Meet(N)
+
+    @xcs.jit
+    def ask_all(xs: list[int]) -> list[int]:
+        return [call(x) for x in xs]
+
+    assert ask_all(list(range(N))) == list(range(N))
+
+
+def test_the_first_call_of_a_loop_and_of_statements_overlaps() -> None:
+    call = Meet(N)
+    pair = Meet(3)
+
+    @xcs.jit
+    def collect(xs: list[int]) -> list[int]:
+        out = []
+        for x in xs:
+            out.append(call(x))
+        return out
+
+    @xcs.jit
+    def three(x: int) -> tuple[int, int, int]:
+        a = pair(x)
+        b = pair(x + 1)
+        c = pair(x + 2)
+        return a, b, c
+
+    assert collect(list(range(N))) == list(range(N))
+    assert three(1) == (1, 2, 3)
+
+
+def test_the_first_call_under_a_deadline_never_waits_on_the_caller_s_thread() -> None:
+    release = threading.Event()
+    returned: list[int] = []
+
+    def hang(x: int) -> int:
+        release.wait(TIMEOUT)
+        returned.append(x)
+        return x
+
+    @xcs.jit
+    def ask_all(xs: list[int]) -> list[int]:
+        return [hang(x) for x in xs]
+
+    try:
+        with pytest.raises(xcs.ExecutionTimeout), xcs.deadline(0.2):
+            ask_all([1, 2, 3])
+        # Raised while every call still waits: no call ran on the caller's thread.
+        assert returned == []
+    finally:
+        release.set()
