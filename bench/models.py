@@ -25,11 +25,25 @@ the calls inside it at once: its peak must be exactly the limit (the bound held,
 was used), as must the limiter's own ``max_in_flight``. A hand-written
 ``ThreadPoolExecutor(20)`` over the same calls runs in the same turns for reference.
 
+**Faults.** The workload of issue 16 against an OpenAI-compatible fake server on
+127.0.0.1 (``tests/models/_fake_openai.py``), through the real ``openai`` SDK: 64
+calls at concurrency 16, 100 ms an answer, every 7th prompt refused once with ``429
+Retry-After: 1``, two prompts answered once with 500. Side by side in one run, in
+rotating order: a hand-written ``ThreadPoolExecutor(16)`` calling the SDK with its own
+retries (the reference), ``@xcs.jit``, ``xcs.vmap``, ``asyncio.gather`` over the
+SDK's async client with a semaphore, and ``asyncio.gather`` over ``binding.acall``.
+Figures: median wall, its ratio to the reference, the 429s the server sent.
+
+**Cold start.** The first call of fresh processes (``xcs.models(...)``; a ``bind``
+then the call at once; a ``bind`` then the call 3 s later; the bare SDK), median of
+three processes each.
+
 Run::
 
     python bench/models.py            # full run: bench/results/models.json and docs
     python bench/models.py --quick    # smoke run (fewer turns, shorter answers), writes nothing
     python bench/models.py --skip-local
+    python bench/models.py --keep-local   # the saved local-model rows, the rest measured
     python bench/models.py --render   # the docs section again, from bench/results/models.json
 """
 
@@ -46,6 +60,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import xcs
@@ -295,11 +310,332 @@ def bench_sim(calls: int, limit: int, latency: float, turns: int) -> dict[str, A
 
 
 # ---------------------------------------------------------------------------
+# Faults: 429s and 500s from an OpenAI-compatible server, side by side
+
+FAULT_CALLS = 64
+FAULT_CONCURRENCY = 16
+FAULT_LATENCY = 0.1  # seconds per answered request
+FAULT_EVERY = 7  # every 7th prompt is refused once with 429 Retry-After: 1
+FAULT_RETRY_AFTER = 1.0
+FAULT_500S = 2  # two prompts answered once with HTTP 500
+TARGET_FAULTS = 1.2  # XCS wall <= 1.2 x ThreadPoolExecutor + the SDK's retries
+KEY = "sk-bench-0000000000000000"
+
+
+def _fake_server() -> Any:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "models"))
+    from _fake_openai import FakeOpenAIServer
+
+    return FakeOpenAIServer()
+
+
+def fault_behaviour(run: str) -> Callable[[dict[str, Any], int], Any]:
+    """The fault workload of one run (fresh per run: "once" is per run): every 7th
+    prompt refused once with 429 Retry-After 1 s, two prompts answered once with 500,
+    every answer after 100 ms."""
+    from _fake_openai import Reply, chat_reply, error_body, every_nth_once, prompt_of
+
+    refuse = every_nth_once(FAULT_EVERY, FAULT_RETRY_AFTER, delay=FAULT_LATENCY)
+    failing = {f"{run} doc {i}" for i in (5, 40)[:FAULT_500S]}
+    lock = threading.Lock()
+
+    def behaviour(body: dict[str, Any], index: int) -> Any:
+        prompt = prompt_of(body)
+        with lock:
+            fail = prompt in failing
+            failing.discard(prompt)
+        if fail:
+            return Reply(500, error_body("upstream failed"), delay=FAULT_LATENCY)
+        reply = refuse(body, index)
+        return reply if reply.status != 200 else Reply(body=chat_reply(prompt), delay=FAULT_LATENCY)
+
+    return behaviour
+
+
+def bench_faults(turns: int) -> dict[str, Any]:
+    import asyncio
+
+    import openai
+
+    server = _fake_server()
+    server.start()
+    base_url = server.base_url
+    models.configure("openai", concurrency=FAULT_CONCURRENCY)
+    ask = models.bind("openai:fake-model", base_url=base_url, api_key=KEY, temperature=0)
+    client = openai.OpenAI(api_key=KEY, base_url=base_url)  # SDK retries: its default 2
+    pool = ThreadPoolExecutor(FAULT_CONCURRENCY)
+
+    def sdk_call(prompt: str) -> str:
+        out = client.chat.completions.create(
+            model="fake-model",
+            messages=[{"role": "user", "content": prompt}],
+            temperature=0,
+        )
+        return out.choices[0].message.content or ""
+
+    def threads(docs: list[str]) -> list[str]:
+        return list(pool.map(sdk_call, docs))
+
+    def plain(docs: list[str]) -> list[str]:
+        return [ask(d) for d in docs]
+
+    jitted = xcs.jit(plain)
+    # No max_workers: the model layer's concurrency limit bounds the requests; a vmap
+    # window of 16 would hold 16 items at most *ahead of the oldest unfinished one*,
+    # so each 1 s Retry-After would stall the window (measured: 2.5x threads).
+    mapped = xcs.vmap(lambda d: ask(d))
+
+    async def sdk_async(docs: list[str]) -> list[str]:
+        gate = asyncio.Semaphore(FAULT_CONCURRENCY)
+        # An async client's pool belongs to its loop: one per asyncio.run.
+        aclient = openai.AsyncOpenAI(api_key=KEY, base_url=base_url)
+
+        async def one(prompt: str) -> str:
+            async with gate:
+                out = await aclient.chat.completions.create(
+                    model="fake-model",
+                    messages=[{"role": "user", "content": prompt}],
+                    temperature=0,
+                )
+            return out.choices[0].message.content or ""
+
+        try:
+            return list(await asyncio.gather(*(one(d) for d in docs)))
+        finally:
+            await aclient.close()
+
+    async def xcs_async(docs: list[str]) -> list[str]:
+        return list(await asyncio.gather(*(ask.acall(d) for d in docs)))
+
+    approaches: dict[str, Callable[[list[str]], list[str]]] = {
+        "threads": threads,
+        "jit": jitted,
+        "vmap": lambda docs: list(mapped(docs)),
+        "asyncio": lambda docs: asyncio.run(sdk_async(docs)),
+        "acall": lambda docs: asyncio.run(xcs_async(docs)),
+    }
+    walls: dict[str, list[float]] = {name: [] for name in approaches}
+    refused: dict[str, list[int]] = {name: [] for name in approaches}
+    requests: dict[str, list[int]] = {name: [] for name in approaches}
+    names = list(approaches)
+    for turn in range(turns + 1):  # turn 0 warms up (imports, clients, the jit's compile)
+        order = names[turn % len(names) :] + names[: turn % len(names)]
+        for name in order:
+            run = f"t{turn} {name}"
+            docs = [f"{run} doc {i}" for i in range(FAULT_CALLS)]
+            server.behaviour = fault_behaviour(run)
+            server.log.clear()
+            start = time.perf_counter()
+            out = approaches[name](docs)
+            wall = time.perf_counter() - start
+            assert out == docs, name
+            if turn:
+                walls[name].append(wall)
+                refused[name].append(server.statuses().count(429))
+                requests[name].append(len(server.log))
+        print(
+            f"  faults turn {turn}: "
+            + ", ".join(f"{n} {walls[n][-1]:.2f} s" for n in names if turn and walls[n]),
+            flush=True,
+        )
+    pool.shutdown()
+    client.close()
+    server.stop()
+    window = models.statistics()["adaptive"]
+    base = statistics.median(walls["threads"])
+    rows = {
+        name: {
+            "median_s": statistics.median(walls[name]),
+            "walls_s": walls[name],
+            "of_threads": statistics.median(walls[name]) / base,
+            "429s": statistics.median(refused[name]),
+            "requests": statistics.median(requests[name]),
+        }
+        for name in names
+    }
+    return judge_faults(
+        {
+            "calls": FAULT_CALLS,
+            "concurrency": FAULT_CONCURRENCY,
+            "latency_s": FAULT_LATENCY,
+            "every": FAULT_EVERY,
+            "retry_after_s": FAULT_RETRY_AFTER,
+            "http_500s": FAULT_500S,
+            "turns": turns,
+            "rows": rows,
+            "adaptive": {k: v.as_dict() for k, v in window.items()},
+        }
+    )
+
+
+def judge_faults(faults: dict[str, Any]) -> dict[str, Any]:
+    """The verdict: jit and vmap against the threads, acall against its own kind
+    (asyncio + the SDK), and no more 429s than the threads."""
+    rows = faults["rows"]
+    rows["acall"]["of_asyncio"] = rows["acall"]["median_s"] / rows["asyncio"]["median_s"]
+    faults["met"] = (
+        all(rows[n]["of_threads"] <= TARGET_FAULTS for n in ("jit", "vmap"))
+        and rows["acall"]["of_asyncio"] <= TARGET_FAULTS
+        and all(rows[n]["429s"] <= rows["threads"]["429s"] for n in ("jit", "vmap", "acall"))
+    )
+    return faults
+
+
+# ---------------------------------------------------------------------------
+# Cold start: the first call of a fresh process
+
+COLD_GAP = 3.0  # seconds between bind and the first call (a program's own start-up)
+
+_COLD_SCRIPT = """
+import json, sys, time
+mode, base_url, gap = sys.argv[1], sys.argv[2], float(sys.argv[3])
+key = "sk-bench-0000000000000000"
+t = time.perf_counter()
+import xcs
+import_s = time.perf_counter() - t
+if mode == "sdk":
+    time.sleep(gap)
+    t = time.perf_counter()
+    import openai
+    client = openai.OpenAI(api_key=key, base_url=base_url)
+    def ask(p):
+        return client.chat.completions.create(
+            model="fake-model", messages=[{"role": "user", "content": p}]
+        )
+elif mode == "bind":
+    ask = xcs.models.bind("openai:fake-model", base_url=base_url, api_key=key)
+    time.sleep(gap)
+    t = time.perf_counter()
+else:
+    def ask(p):
+        return xcs.models("openai:fake-model", p, base_url=base_url, api_key=key)
+    time.sleep(gap)
+    t = time.perf_counter()
+ask("first")
+first_s = time.perf_counter() - t
+t = time.perf_counter()
+ask("second")
+second_s = time.perf_counter() - t
+print(json.dumps({"import_xcs_s": import_s, "first_s": first_s, "second_s": second_s}))
+"""
+
+
+def bench_cold_start(runs: int) -> dict[str, Any]:
+    """The first call's latency in fresh processes, against the fake server (which
+    answers at once): what the SDK import and the client cost, and how much of it a
+    ``bind`` at start-up takes off the first call."""
+    import subprocess
+
+    server = _fake_server()
+    server.start()
+    cases = {
+        "models() first call": ("call", 0.0),
+        "bind, first call at once": ("bind", 0.0),
+        f"bind, first call {COLD_GAP:g} s later": ("bind", COLD_GAP),
+        "bare SDK: import, client, request": ("sdk", 0.0),
+    }
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    rows: dict[str, Any] = {}
+    for name, (mode, gap) in cases.items():
+        samples = []
+        for _ in range(runs):
+            out = subprocess.run(
+                [sys.executable, "-c", _COLD_SCRIPT, mode, server.base_url, str(gap)],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=120,
+                check=True,
+            )
+            samples.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        rows[name] = {
+            key: statistics.median(s[key] for s in samples)
+            for key in ("import_xcs_s", "first_s", "second_s")
+        }
+        print(f"  cold start, {name}: {rows[name]}", flush=True)
+    server.stop()
+    return {"runs": runs, "gap_s": COLD_GAP, "rows": rows}
+
+
+# ---------------------------------------------------------------------------
 # Report
 
 
-def render(local: dict[str, Any] | None, sim: dict[str, Any], skipped: str | None) -> str:
+FAULT_LABELS = {
+    "threads": f"ThreadPoolExecutor({FAULT_CONCURRENCY}) + openai SDK retries",
+    "jit": "`@xcs.jit` comprehension",
+    "vmap": "`xcs.vmap`",
+    "asyncio": f"asyncio.gather + AsyncOpenAI, Semaphore({FAULT_CONCURRENCY}), SDK retries",
+    "acall": "asyncio.gather of `binding.acall`",
+}
+
+
+def render_faults(faults: dict[str, Any]) -> str:
+    rows = []
+    for name, row in faults["rows"].items():
+        rows.append(
+            (
+                FAULT_LABELS.get(name, name),
+                f"{row['median_s']:.2f}",
+                f"**{row['of_threads']:.2f}x**" if name != "threads" else "1.00x (reference)",
+                f"**{row['of_asyncio']:.2f}x**" if "of_asyncio" in row else "",
+                f"{row['429s']:g}",
+                f"{row['requests']:g}",
+            )
+        )
+    (window,) = faults["adaptive"].values() or [{}]
+    return (
+        f"**Faults** (an OpenAI-compatible fake server on 127.0.0.1 through the real "
+        f"`openai` SDK: {faults['calls']} calls at concurrency {faults['concurrency']}, "
+        f"{faults['latency_s'] * 1000:.0f} ms an answer, every {faults['every']}th prompt "
+        f"refused once with `429 Retry-After: {faults['retry_after_s']:g}`, "
+        f"{faults['http_500s']} prompts answered once with 500; XCS configured with "
+        f"`concurrency={faults['concurrency']}`; {faults['turns']} turns, approaches in "
+        f"rotating order, medians; target: jit and vmap within {TARGET_FAULTS}x of the "
+        f"threads, acall within {TARGET_FAULTS}x of asyncio + SDK, no more 429s than the "
+        f"threads: "
+        + ("met" if faults["met"] else "not met")
+        + ")\n\n"
+        + markdown_table(
+            ["approach", "median s", "of threads + SDK", "of asyncio + SDK", "429s", "requests"],
+            rows,
+        )
+        + f"\n\nXCS's adaptive window for the model at the end: "
+        f"{window.get('window')} of {window.get('cap')} (decreases: "
+        f"{window.get('decreases')}): sporadic 429s delay their own requests and "
+        f"leave the window whole."
+    )
+
+
+def render_cold(cold: dict[str, Any]) -> str:
+    rows = [
+        (
+            name,
+            f"{row['first_s']:.2f}",
+            f"{row['second_s'] * 1000:.0f}",
+        )
+        for name, row in cold["rows"].items()
+    ]
+    return (
+        f"**Cold start** (the first call of a fresh process against the fake server, "
+        f"which answers at once; median of {cold['runs']} processes; the SDK import "
+        f"dominates)\n\n"
+        + markdown_table(["first call of the process", "first call s", "second call ms"], rows)
+    )
+
+
+def render(
+    local: dict[str, Any] | None,
+    sim: dict[str, Any],
+    skipped: str | None,
+    local_from: str | None = None,
+) -> str:
     parts = []
+    if local is not None and local_from is not None:
+        parts.append(
+            f"(The local-model rows are those of the run of {local_from[:10]}, kept with "
+            f"`--keep-local`; the other rows are this run's.)"
+        )
     if local is not None:
         server = local["server"]
         rows = []
@@ -388,6 +724,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run; writes nothing")
     parser.add_argument("--skip-local", action="store_true", help="no local-model rows")
+    parser.add_argument(
+        "--keep-local",
+        action="store_true",
+        help="keep the local-model rows of the saved results (dated) instead of running them",
+    )
+    parser.add_argument(
+        "--skip-faults", action="store_true", help="no fault workload or cold-start rows"
+    )
     parser.add_argument("--turns", type=int, default=None)
     parser.add_argument("--max-tokens", type=int, default=None)
     parser.add_argument(
@@ -396,7 +740,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.render:
         saved = json.loads((RESULTS_DIR / f"{NAME}.json").read_text())
-        text = render(saved["local"], saved["sim"], saved["local_skipped"])
+        text = render(saved["local"], saved["sim"], saved["local_skipped"], saved.get("local_from"))
+        if saved.get("faults"):
+            text += "\n\n" + render_faults(judge_faults(saved["faults"]))
+        if saved.get("cold_start"):
+            text += "\n\n" + render_cold(saved["cold_start"])
         print(text)
         update_docs_section(NAME, text, title="Models")
         return 0
@@ -406,9 +754,23 @@ def main(argv: list[str] | None = None) -> int:
     print(f"sim: 200 calls, limit 20 ({turns * 2} turns)", flush=True)
     sim = bench_sim(200, 20, 0.02 if args.quick else 0.1, turns * 2)
     models.unregister_provider("sim")
+    faults = cold = None
+    if not args.skip_faults:
+        print(f"faults: {FAULT_CALLS} calls, concurrency {FAULT_CONCURRENCY}", flush=True)
+        faults = bench_faults(2 if args.quick else 5)
+        print("cold start: fresh processes", flush=True)
+        cold = bench_cold_start(1 if args.quick else 3)
     local = None
     skipped = None
-    if args.skip_local:
+    local_from = None
+    saved_path = RESULTS_DIR / f"{NAME}.json"
+    if args.keep_local and saved_path.exists():
+        saved = json.loads(saved_path.read_text())
+        local = saved.get("local")
+        local_from = saved.get("local_from") or saved.get("date")
+    if local is not None:
+        print(f"local: the rows of {local_from}, kept (--keep-local)", flush=True)
+    elif args.skip_local:
         skipped = "--skip-local"
     elif not local_installed():
         skipped = (
@@ -418,10 +780,24 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"local: ensembles of 4 and 8, {max_tokens} tokens, {turns} turns", flush=True)
         local = bench_local([4, 8], turns, max_tokens)
-    text = render(local, sim, skipped)
+    text = render(local, sim, skipped, local_from)
+    if faults is not None:
+        text += "\n\n" + render_faults(faults)
+    if cold is not None:
+        text += "\n\n" + render_cold(cold)
     print(text)
     if not args.quick:
-        path = write_results(NAME, {"local": local, "local_skipped": skipped, "sim": sim})
+        path = write_results(
+            NAME,
+            {
+                "local": local,
+                "local_from": local_from,
+                "local_skipped": skipped,
+                "sim": sim,
+                "faults": faults,
+                "cold_start": cold,
+            },
+        )
         update_docs_section(NAME, text, title="Models")
         print(f"wrote {path}")
     registry.close()

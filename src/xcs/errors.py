@@ -5,12 +5,13 @@
      +-- ValidationError           bad input: a graph, an argument, a spec (also a ValueError)
      +-- ExecutionTimeout          an xcs.deadline expired (also a TimeoutError)
      +-- ExtraNotInstalledError    an optional feature's package is missing (also an ImportError)
+ +-- MaxTurnsError             an Agent still called tools when its turns ran out
      +-- ProviderError             a model provider failed after the model layer gave up
           +-- RateLimitError       the provider kept answering 429
           +-- AuthenticationError  no key, or the provider refused the key
           +-- ProviderTimeoutError every attempt timed out (also a TimeoutError)
           +-- InvalidRequestError  the provider rejected the request itself; not retried
-          +-- CircuitOpenError     the endpoint's circuit breaker is open; failed fast
+          +-- CircuitOpenError     the model's breaker at the endpoint is open; failed fast
           +-- ProviderNotInstalledError  the provider's package is missing (also an ImportError)
 
 User exceptions are never wrapped: when a function run by XCS raises, the caller sees
@@ -33,6 +34,7 @@ __all__ = [
     "ExecutionTimeout",
     "ExtraNotInstalledError",
     "InvalidRequestError",
+    "MaxTurnsError",
     "ProviderError",
     "ProviderNotInstalledError",
     "ProviderTimeoutError",
@@ -107,6 +109,16 @@ class ExtraNotInstalledError(XCSError, ImportError):
     """
 
 
+class MaxTurnsError(XCSError):
+    """Raised by ``xcs.operators.Agent`` when the model still calls tools at its last
+    allowed turn (``max_turns``): the loop stops without running those calls.
+
+    Attributes ``turns`` (the model calls made), ``tool_calls`` (the calls of the last
+    turn, not run) and ``messages`` (the conversation so far). Not to be confused with
+    ``ExecutionTimeout``: the agent ran out of turns, not of time.
+    """
+
+
 class ProviderError(XCSError):
     """Raised by the model layer when a provider call fails for good: after the retries
     for transient failures (429, 5xx, timeouts, connection errors) are used up, or at
@@ -155,9 +167,10 @@ class InvalidRequestError(ProviderError):
 
 
 class CircuitOpenError(ProviderError):
-    """Raised when a model call fails fast because the circuit breaker of its
-    endpoint is open: the last calls to that endpoint kept failing, so XCS stops
-    sending requests for a while instead of waiting for more timeouts.
+    """Raised when a model call fails fast because the circuit breaker of its model
+    at its endpoint is open: the last calls of that model there kept failing, so XCS
+    stops sending them for a while instead of waiting for more timeouts (other
+    models at the endpoint are not affected).
 
     Nothing was sent. Attribute ``retry_after`` is the number of seconds until the
     breaker lets a probe request through. Unlike ``RateLimitError`` this is XCS's

@@ -84,3 +84,24 @@ def test_the_first_call_under_a_deadline_never_waits_on_the_caller_s_thread() ->
         assert returned == []
     finally:
         release.set()
+
+
+def test_an_error_from_a_region_carries_a_note_naming_the_site_and_item() -> None:
+    def check(x: int) -> int:
+        if x == 3:
+            raise ValueError(x)
+        return x
+
+    @xcs.jit
+    def check_all(xs: list[int]) -> list[int]:
+        return [check(x) for x in xs]
+
+    with pytest.raises(ValueError) as caught:
+        check_all(list(range(6)))
+    assert caught.value.args == (3,)
+    assert caught.value.__notes__ == [
+        f"xcs: raised by item 3 of the comprehension at line "
+        f"{check_all.__wrapped__.__code__.co_firstlineno + 2}"
+        " of test_an_error_from_a_region_carries_a_note_naming_the_site_and_item.<locals>"
+        ".check_all"
+    ]

@@ -142,9 +142,10 @@ def test_compiled_once_per_function_even_from_many_threads(monkeypatch: pytest.M
     for thread in threads:
         thread.join(30)
     assert results == [[1, 2]] * 8
-    assert compiles == ["run"]
+    # `slow`, the user's own callee, is compiled too (once): the call tree.
+    assert sorted(compiles) == ["run", "slow"]
     xcs.jit(run)([3])  # another wrapper of the same function object: cached
-    assert compiles == ["run"]
+    assert sorted(compiles) == ["run", "slow"]
 
 
 def test_a_redefined_function_compiles_anew_and_the_old_is_released() -> None:

@@ -11,7 +11,8 @@ The conventions, documented for writers in docs/README.md:
 - ``<!-- skip: next "reason" -->`` skips the next block, and the reason is required:
   a skip without one fails the run.
 - Paid providers cost nothing here: ``openai:`` and ``anthropic:`` ids reach a fake
-  server on 127.0.0.1 (tests/models/_fake_openai.py, answering with the last message)
+  server on 127.0.0.1 (tests/models/_fake_openai.py, answering with the last message,
+  as events to a streamed request)
   through ``OPENAI_BASE_URL``/``ANTHROPIC_BASE_URL`` and dummy keys; ``local:`` ids are
   answered by the simulator, so no model is loaded.
 - Each page runs in a fresh temporary directory (files it writes vanish) on a fresh
@@ -31,7 +32,13 @@ from typing import Any
 from sybil import Document, Region, Sybil
 from sybil.integration.pytest import SybilItem
 from sybil.parsers.markdown import PythonCodeBlockParser, SkipParser
-from tests.models._fake_openai import FakeOpenAIServer, Reply, anthropic_reply, chat_reply
+from tests.models._fake_openai import (
+    FakeOpenAIServer,
+    Reply,
+    anthropic_reply,
+    chat_reply,
+    stream_events,
+)
 
 _ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,6 +70,11 @@ def _fake_reply(server: FakeOpenAIServer) -> Any:
         text = last if isinstance(last, str) else last[-1]["text"]
         if server.paths[index].endswith("/messages"):
             return Reply(body=anthropic_reply(text))
+        if body.get("stream"):  # xcs.models.stream: the same text, as events
+            words = text.split(" ")
+            return Reply(
+                events=stream_events([w if i == 0 else " " + w for i, w in enumerate(words)])
+            )
         return Reply(body=chat_reply(text))
 
     return behaviour

@@ -340,3 +340,54 @@ def test_a_broken_cache_file_never_loses_an_answer(
         assert models("mock:m", "q") == "answer 2"  # the read fails: a miss
     assert "writing" in caplog.text
     assert "reading" in caplog.text
+
+
+# ---------------------------------------------------------------------------
+# Rows XCS did not write, answers SQLite cannot hold (issue 14 item 11)
+
+BAD_ROWS = [
+    "{not json",  # JSONDecodeError
+    "[1, 2, 3]",  # JSON, not an object
+    '"just a string"',
+    '{"text": "hi"}',  # KeyError: no token counts
+    '{"text": 5, "prompt_tokens": 1, "completion_tokens": 1, "model": "m"}',  # TypeError
+    '{"text": "x", "prompt_tokens": "many", "completion_tokens": 1, "model": "m"}',
+    '{"text": "x", "prompt_tokens": 1, "completion_tokens": 1, "model": "m", "cost_usd": "$"}',
+]
+
+
+@pytest.mark.parametrize("row", BAD_ROWS)
+def test_a_row_xcs_did_not_write_is_a_miss_logged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, row: str
+) -> None:
+    mock = counting_provider()
+    path = tmp_path / "c.sqlite"
+    with Cache(path):
+        assert models("mock:m", "q", temperature=0) == "answer 1"
+        assert models("mock:m", "r", temperature=0) == "answer 2"
+    db = sqlite3.connect(path)
+    db.execute("UPDATE responses SET value = ?", (row,))  # both rows spoiled
+    db.commit()
+    db.close()
+    cache = Cache(path)
+    with caplog.at_level(logging.WARNING, logger="xcs.models"), cache:
+        assert models("mock:m", "q", temperature=0) == "answer 3"  # a miss: called again
+        assert models("mock:m", "r", temperature=0) == "answer 4"
+        assert models("mock:m", "q", temperature=0) == "answer 3"  # and stored anew
+    assert len(mock.requests) == 4
+    logged = [r for r in caplog.records if "treated as a miss" in r.getMessage()]
+    assert len(logged) == 1  # once per cache, not once per row
+
+
+def test_an_answer_sqlite_cannot_store_is_returned_not_lost(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A lone surrogate is a valid Python str (a provider's JSON may carry "\ud800")
+    # but not UTF-8: SQLite cannot store it. The paid answer is returned all the same.
+    mock = MockProvider(lambda r: "half a pair: \ud800")
+    models.register_provider("mock", mock)
+    with caplog.at_level(logging.WARNING, logger="xcs.models"), Cache(tmp_path / "c.sqlite"):
+        assert models("mock:m", "q", temperature=0) == "half a pair: \ud800"
+        assert models("mock:m", "q", temperature=0) == "half a pair: \ud800"
+    assert len(mock.requests) == 2  # not stored, so asked again
+    assert "not stored" in caplog.text

@@ -8,6 +8,7 @@ import os
 import threading
 import time
 
+import pydantic
 import pytest
 
 import xcs
@@ -120,6 +121,45 @@ def test_parameters_reach_the_model_and_errors_map(started: LocalServer) -> None
     assert info.value.attempts == 1  # type: ignore[attr-defined]
 
 
+class City(pydantic.BaseModel):
+    name: str
+    population: int
+
+
+@needs_model
+def test_response_model_returns_a_valid_instance(started: LocalServer) -> None:
+    # llama.cpp compiles the schema to a grammar: even this small model cannot leave it.
+    city = models(
+        "local:smollm2",
+        "Name a big city and its population.",
+        response_model=City,
+        temperature=0,
+        max_tokens=64,
+    )
+    assert isinstance(city, City)
+
+
+@needs_model
+def test_tools_give_tool_calls_of_the_offered_tools(started: LocalServer) -> None:
+    def get_weather(city: str) -> str:
+        """The current weather of a city."""
+        return f"sunny in {city}"
+
+    reply = models(
+        "local:smollm2",
+        "What is the weather in Paris? Call the tool.",
+        tools=[get_weather],
+        temperature=0,
+        max_tokens=96,
+    )
+    # The grammar allows an answer or calls of get_weather with a string city.
+    assert isinstance(reply, Response)
+    for call in reply.tool_calls:
+        assert call.name == "get_weather"
+        assert isinstance(call.arguments["city"], str)
+    assert reply.tool_calls or reply.text
+
+
 def test_an_unknown_local_model_is_a_validation_error() -> None:
     with pytest.raises(xcs.ValidationError, match="bundled: local:smollm2"):
         models("local:gpt-5", "hi")
@@ -132,3 +172,14 @@ def test_a_missing_binding_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> N
     )
     with pytest.raises(ProviderNotInstalledError, match=r"xcs-jit\[local\]"):
         models("local:smollm2", "hi")
+
+
+@needs_model
+def test_a_stream_joins_to_the_answer(started: LocalServer) -> None:
+    prompt = "Count from 1 to 5."
+    stream = models.stream("local:smollm2", prompt, temperature=0, seed=1, max_tokens=24)
+    chunks = list(stream)
+    assert len(chunks) > 1
+    assert "".join(chunks) == stream.response
+    assert stream.response.usage.completion_tokens > 0
+    assert stream.response.cost_usd == 0.0

@@ -128,7 +128,10 @@ def test_429_with_retry_after_is_retried_after_that_long(
     )
     assert model(server)("q") == "q"
     assert server.count == 3
-    assert clock.sleeps == [3.0, 1.5]
+    # Each Retry-After, jittered up to 20% later (never earlier).
+    assert len(clock.sleeps) == 2
+    assert 3.0 <= clock.sleeps[0] <= 3.6
+    assert 1.5 <= clock.sleeps[1] <= 1.8
 
 
 def test_429_to_the_end_is_a_rate_limit_error(server: FakeOpenAIServer, clock: FakeClock) -> None:

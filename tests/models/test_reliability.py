@@ -135,7 +135,8 @@ def test_retry_after_is_honoured(script: Callable[..., Script], clock: FakeClock
     script(http429(after=7.5))
     models.configure("mock", backoff_base=0.1)
     assert models("mock:m", "hi") == "ok"
-    assert clock.sleeps == [7.5]  # at least the Retry-After, whatever the jitter
+    (slept,) = clock.sleeps
+    assert 7.5 <= slept <= 7.5 * 1.2  # the Retry-After, jittered up to 20% later
 
 
 def test_a_retry_after_beyond_the_maximum_gives_up_at_once(
@@ -149,24 +150,39 @@ def test_a_retry_after_beyond_the_maximum_gives_up_at_once(
     assert len(handler.requests) == 1
 
 
-def test_retry_after_pauses_other_calls_to_the_same_model(
+def test_a_per_request_retry_after_delays_that_request_only(
     script: Callable[..., Script], clock: FakeClock
 ) -> None:
     script(http429(after=5.0))
     with pytest.raises(xcs.RateLimitError):
         models("mock:m", "first", max_attempts=1)
+    assert models("mock:m", "second") == "ok"  # not paused: sent at once
     assert clock.sleeps == []
-    assert models("mock:m", "second") == "ok"  # waits out the pause before sending
-    assert clock.sleeps == [5.0]
+
+
+def test_an_account_wide_429_pauses_the_model_only(
+    script: Callable[..., Script], clock: FakeClock
+) -> None:
+    def account_429() -> Exception:
+        err = http429(after=5.0)()
+        err.account_reset = 6.0  # type: ignore[attr-defined]  # remaining-requests: 0
+        return err
+
+    script(account_429)
+    with pytest.raises(xcs.RateLimitError):
+        models("mock:m", "first", max_attempts=1)
+    assert models("mock:m", "second") == "ok"  # waits out the account's reset
+    assert clock.sleeps == [6.0]
     assert models("mock:other", "third") == "ok"  # another model is not paused
-    assert clock.sleeps == [5.0]
+    assert clock.sleeps == [6.0]
 
 
 def test_rate_limited_to_the_end_raises_rate_limit_error(clock: FakeClock) -> None:
     with pytest.raises(xcs.RateLimitError, match="gave up after 3 attempts") as info:
         models("sim:echo?rate_limit_rate=1&retry_after=2", "hi", max_attempts=3)
     assert info.value.retry_after == 2  # type: ignore[attr-defined]
-    assert clock.sleeps == [2.0, 2.0]
+    assert len(clock.sleeps) == 2
+    assert all(2.0 <= s <= 2.4 for s in clock.sleeps)
 
 
 # ---------------------------------------------------------------------------
@@ -242,7 +258,7 @@ def test_the_breaker_opens_fails_fast_then_probes(
     with pytest.raises(xcs.ProviderError):
         models("mock:m", "hi", max_attempts=3)
     (endpoint,) = registry.endpoints()
-    assert endpoint.breaker.state is BreakerState.OPEN
+    assert endpoint.breaker("m").state is BreakerState.OPEN
     sent = len(handler.requests)
 
     with pytest.raises(CircuitOpenError, match="nothing was sent") as info:
@@ -252,8 +268,8 @@ def test_the_breaker_opens_fails_fast_then_probes(
 
     clock.advance(30)  # reset_after passed: one probe goes through and succeeds
     assert models("mock:m", "probe") == "ok"
-    assert endpoint.breaker.state is BreakerState.CLOSED
-    assert models.statistics()["breakers"][endpoint.config.name].times_opened == 1
+    assert endpoint.breaker("m").state is BreakerState.CLOSED
+    assert models.statistics()["breakers"][endpoint.scope("m")].times_opened == 1
 
 
 def test_a_failed_probe_opens_the_breaker_again(
@@ -267,7 +283,7 @@ def test_a_failed_probe_opens_the_breaker_again(
     with pytest.raises(xcs.ProviderError, match="HTTP 500"):
         models("mock:m", "probe", max_attempts=1)
     (endpoint,) = registry.endpoints()
-    assert endpoint.breaker.state is BreakerState.OPEN
+    assert endpoint.breaker("m").state is BreakerState.OPEN
     with pytest.raises(CircuitOpenError):
         models("mock:m", "hi")
 
@@ -293,7 +309,7 @@ def test_rate_limits_and_client_errors_do_not_open_the_breaker(
         with pytest.raises(InvalidRequestError):
             models("mock:m", "hi")
     (endpoint,) = registry.endpoints()
-    assert endpoint.breaker.state is BreakerState.CLOSED
+    assert endpoint.breaker("m").state is BreakerState.CLOSED
 
 
 def test_half_open_lets_exactly_one_probe_through(clock: FakeClock) -> None:

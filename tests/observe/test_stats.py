@@ -268,5 +268,6 @@ def test_stats_shows_zeros_without_loading_the_model_layer() -> None:
             "cost_usd": 0.0,
         },
         "breakers": {},
+        "adaptive": {},
         "cache": None,
     }

@@ -313,3 +313,52 @@ def test_chain_threads_outputs() -> None:
         Chain()
     with pytest.raises(xcs.ValidationError, match="step 1 is not callable"):
         Chain(str, 3)
+
+
+# ---------------------------------------------------------------------------
+# Typed verdicts: structured=True
+
+
+def test_structured_judge_and_verifier_ask_for_typed_verdicts() -> None:
+    import json as _json
+
+    from xcs.models import MockProvider, models
+    from xcs.operators import Judge, Verifier
+
+    seen: list[object] = []
+
+    def handler(request: xcs.models.Request) -> str:
+        seen.append(request.output)
+        assert request.output is not None
+        name = request.output.model.__name__
+        if name == "JudgeChoice":
+            return _json.dumps({"choice": 2, "reason": "it is right"})
+        return _json.dumps({"passed": False, "score": 3, "reason": "wrong city"})
+
+    models.register_provider("mock", MockProvider(handler))
+    judge = Judge("mock:j", structured=True)
+    assert judge(["Lyon", "Paris", "Nice"], question="Capital of France?") == "Paris"
+    schema = seen[0].schema  # type: ignore[attr-defined]
+    assert schema["properties"]["choice"]["maximum"] == 3
+    verdict = Verifier("mock:v", structured=True)("Lyon", question="Capital of France?")
+    assert verdict == xcs.operators.Verification(passed=False, score=0.3, reason="wrong city")
+    assert "structured=True" in repr(judge)
+
+
+def test_a_structured_judge_falls_back_when_the_reply_never_validates(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from xcs.models import MockProvider, models
+    from xcs.operators import Judge
+
+    models.register_provider("mock", MockProvider(lambda request: '{"choice": 9}'))
+    models.configure("mock", backoff_base=0.0)
+    judge = Judge(xcs.models.bind("mock:j", max_attempts=2), structured=True)
+    assert judge(["a", "b", "a"]) == "a"  # the majority rule, as for an unreadable reply
+    assert "did not validate" in caplog.text
+    with pytest.raises(xcs.ValidationError, match="names none"):
+        Judge(xcs.models.bind("mock:j", max_attempts=1), structured=True, on_unparsed="raise")(
+            ["a", "b"]
+        )
+    with pytest.raises(xcs.ValidationError, match="response_model"):
+        Judge(lambda prompt: "1", structured=True)

@@ -1,4 +1,4 @@
-"""The three example programs: on sim: (fast, outputs checked against the plain
+"""The example programs: on sim: (fast, outputs checked against the plain
 operators) and one on the embedded local model."""
 
 from __future__ import annotations
@@ -110,4 +110,18 @@ def test_ensemble_judge_qa_on_the_local_model(capsys: pytest.CaptureFixture[str]
     assert all(d.model == "local:smollm2" for d in out["drafts"])
     assert out["answer"] in out["drafts"]
     assert f"answer: {out['answer'].strip()}\n" in printed
+    assert "time: " in printed
+
+
+def test_agent_tools_on_sim(capsys: pytest.CaptureFixture[str]) -> None:
+    example = load("agent_tools")
+    out = example.main(["--latency", "0.01"])
+    printed = capsys.readouterr().out
+    # sim:echo calls every tool once (one turn, concurrently), then echoes the results.
+    assert out["tool_calls"] == ["weather", "population", "flight_hours"]
+    assert out["turns"] == 2
+    plain = example.build("sim")("Should I visit Oslo or Lisbon in March?")
+    assert out["answer"] == plain
+    assert len(out["answer"].splitlines()) == 3
+    assert "tool calls: weather, population, flight_hours in 2 turns" in printed
     assert "time: " in printed

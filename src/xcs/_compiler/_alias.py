@@ -29,10 +29,12 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["AliasFacts", "alias_facts", "fresh_value"]
 
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+_children: Any = ast.iter_child_nodes
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 
 # Calls that return a new container (by name, or as a module attribute:
@@ -141,6 +143,10 @@ class AliasFacts:
 
 def alias_facts(function: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> AliasFacts:
     """The alias facts of ``function``'s own locals (nested scopes are theirs)."""
+    global _children
+    from xcs._compiler._analysis import children  # fields that hold nodes only
+
+    _children = children
     walker = _Walker()
     if isinstance(function, ast.Lambda):
         return AliasFacts(frozenset(), frozenset())
@@ -220,7 +226,7 @@ class _Walker:
             for name in node.names:
                 self._taint(name)
                 self.escaped.add(name)
-        for child in ast.iter_child_nodes(node):
+        for child in _children(node):
             self.visit(child, node)
 
     def _scope(self, node: ast.AST) -> None:

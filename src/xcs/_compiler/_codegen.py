@@ -91,6 +91,7 @@ class Rewrite:
     node: ast.FunctionDef
     sites: list[SiteInfo]
     notes: list[Note]
+    dispatches: int = 0  # calls that go through ``__xcs_rt__.callee`` (NOTE: [Call tree])
 
 
 # ---------------------------------------------------------------------------
@@ -158,7 +159,7 @@ def _position(node: ast.AST, position: tuple[int, int, int | None, int | None]) 
 
 
 def _source(node: ast.AST, limit: int = 70) -> str:
-    text = " ".join(ast.unparse(node).split())
+    text = " ".join(ast.unparse(_undispatched(node)).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -1119,6 +1120,81 @@ def _rewrite_function(node: ast.FunctionDef | ast.Lambda, scope: FunctionScope) 
     )
     _located(function, node)
     return Rewrite(function, rewriter.sites, rewriter.notes)
+
+
+# NOTE: [Call tree]
+# ``@xcs.jit`` on an entry point compiles the user's own functions that it calls,
+# transitively (DESIGN §1.9): every call ``f(args)`` in compiled code becomes
+# ``__xcs_rt__.callee(f)(args)``, which hands back ``f``'s compiled form if ``f`` is a
+# Python function of the user's (not of the standard library, site-packages or xcs),
+# compiled once and cached on ``f``, or ``f`` itself. The callee is looked up after
+# ``f`` is evaluated and before its arguments are, and it runs no user code, so the
+# program's order of evaluation is unchanged. Calls the compiler made itself (to the
+# runtime, records, forks) are left alone.
+
+
+def add_dispatch(rewrite: Rewrite, builtin_only: frozenset[str] = frozenset()) -> Rewrite:
+    """``rewrite`` with its calls dispatched to compiled callees (NOTE: [Call tree]).
+
+    ``builtin_only``: names the function can only mean as builtins (``len``,
+    ``print``...: neither its globals, its closure nor its locals bind them); calls to
+    them are left alone, which saves the lookup at every call. The tree is changed in
+    place (one walk, no copies): it is compiled next, and ``_source`` shows the
+    user's code without the dispatch.
+    """
+    count = 0
+    stack: list[ast.AST] = [rewrite.node]
+    seen: set[int] = set()  # the two paths of a region share the user's nodes
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.extend(children(node))
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if _dispatchable(func) and not (isinstance(func, ast.Name) and func.id in builtin_only):
+            node.func = _located(ast.Call(func=_rt_attr("callee"), args=[func], keywords=[]), func)
+            count += 1
+    if count == 0:
+        return rewrite
+    return Rewrite(rewrite.node, rewrite.sites, rewrite.notes, count)
+
+
+def _undispatched(node: ast.AST) -> ast.AST:
+    """A copy of ``node`` without the dispatch ``add_dispatch`` put in (for text)."""
+    node = copy.deepcopy(node)
+    for inner in ast.walk(node):
+        func = getattr(inner, "func", None)
+        if (
+            isinstance(inner, ast.Call)
+            and isinstance(func, ast.Call)
+            and isinstance(func.func, ast.Attribute)
+            and func.func.attr == "callee"
+            and isinstance(func.func.value, ast.Name)
+            and func.func.value.id == RT
+            and len(func.args) == 1
+        ):
+            inner.func = func.args[0]
+    return node
+
+
+def _dispatchable(func: ast.expr) -> bool:
+    if (
+        isinstance(func, ast.Call)
+        and isinstance(func.func, ast.Attribute)
+        and func.func.attr == "callee"
+        and isinstance(func.func.value, ast.Name)
+        and func.func.value.id == RT
+    ):
+        return False  # dispatched already
+    root: ast.AST = func
+    while isinstance(root, ast.Attribute | ast.Subscript):
+        root = root.value
+    if isinstance(root, ast.Name):
+        return not root.id.startswith("__xcs_")  # the compiler's own calls
+    return not isinstance(root, ast.Lambda)
 
 
 def build_function(

@@ -26,10 +26,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
+from xcs._compiler import _rt
 from xcs._compiler._analysis import code_parameter_names
 from xcs._compiler._async import rewrite_async_function
 from xcs._compiler._async_rt import AsyncFunctionRuntime
-from xcs._compiler._codegen import Rewrite, build_function, rewrite_function
+from xcs._compiler._codegen import Rewrite, add_dispatch, build_function, rewrite_function
 from xcs._compiler._ir import Graph, Node
 from xcs._compiler._rt import FunctionRuntime
 from xcs._compiler._source import NoSource, function_node
@@ -202,15 +203,42 @@ def _try_compile(fn: Callable[..., Any], window: int | None) -> Compiled:
         rewrite = rewrite_async_function(node, code)
     else:
         rewrite = rewrite_function(node, code)
-    if not rewrite.sites:
-        # Nothing to overlap: the original function is the fastest correct one.
+    rewrite = add_dispatch(rewrite, _builtin_only(fn))
+    if not rewrite.sites and not rewrite.dispatches:
+        # Nothing to overlap, no call to compile: the original is the fastest.
         return Compiled(None, rewrite=rewrite)
     sites = [info.site for info in rewrite.sites]
     runtime = (
         AsyncFunctionRuntime(fn, sites, window) if is_async else FunctionRuntime(fn, sites, window)
     )
     function = build_function(fn, rewrite, runtime)
+    function.__dict__[_rt.DISPATCH_KEY] = function  # already compiled: calls itself
     return Compiled(function, runtime, rewrite)
+
+
+def _builtin_only(fn: types.FunctionType) -> frozenset[str]:
+    """The names ``fn`` reads that only the builtins bind (NOTE: [Call tree])."""
+    code = fn.__code__
+    builtins_ = fn.__globals__.get("__builtins__", __builtins__)
+    namespace = builtins_ if isinstance(builtins_, dict) else vars(builtins_)
+    names: set[str] = set()
+    codes = [code]
+    while codes:
+        current = codes.pop()
+        names.update(current.co_names)
+        codes.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
+    bound = set(code.co_varnames) | set(code.co_cellvars) | set(code.co_freevars)
+    return frozenset(
+        name
+        for name in names
+        if name in namespace and name not in fn.__globals__ and name not in bound
+    )
+
+
+def _compile_callee(fn: types.FunctionType) -> Callable[..., Any]:
+    """What a compiled caller runs for ``fn`` (NOTE: [Call tree])."""
+    entry = compiled_for(fn, None)
+    return entry.target if entry.target is not None else fn
 
 
 # ---------------------------------------------------------------------------
@@ -328,6 +356,7 @@ def _make_wrapper(fn: Callable[..., Any], window: int | None) -> Callable[..., A
     with contextlib.suppress(AttributeError, TypeError):  # exotic callables
         functools.update_wrapper(wrapper, fn)
     wrapper.__dict__.pop(_CACHE_KEY, None)  # compiled forms belong to the original
+    wrapper.__dict__.pop(_rt.DISPATCH_KEY, None)
     wrapper.__xcs_jit__ = state  # type: ignore[attr-defined]
     return wrapper
 
@@ -468,6 +497,37 @@ def plan_of(entry: Compiled, fn: Callable[..., Any]) -> Graph:
     return graph
 
 
+def _call_tree(entry: Compiled, depth: int, seen: set[int]) -> list[str]:
+    """The callees compiled from ``entry``'s function (NOTE: [Call tree]), a tree."""
+    target = entry.target
+    if target is None or depth > 8:
+        return []
+    lines: list[str] = []
+    for callee in sorted(_rt.callees_of.get(target.__code__, ()), key=lambda f: f.__qualname__):
+        compiled = callee.__dict__.get(_rt.DISPATCH_KEY)
+        indent = "    " * (depth + 1)
+        if compiled is None or compiled is callee or id(callee) in seen:
+            why = "runs as written" if compiled is callee else "(above)"
+            lines.append(f"{indent}{callee.__qualname__}: {why}")
+            continue
+        seen.add(id(callee))
+        sub = compiled_for(callee, None)
+        regions = len(sub.runtime.sites) if sub.runtime is not None else 0
+        modes = (
+            ", ".join(
+                f"{site.kind} line {site.line}: {site.mode.value}" for site in sub.runtime.sites
+            )
+            if sub.runtime is not None
+            else ""
+        )
+        lines.append(
+            f"{indent}{callee.__qualname__}: compiled, {regions} region"
+            f"{'s' * (regions != 1)}{' (' + modes + ')' if modes else ''}"
+        )
+        lines.extend(_call_tree(sub, depth + 1, seen))
+    return lines
+
+
 def _report(entry: Compiled, fn: Callable[..., Any]) -> str:
     name = getattr(fn, "__qualname__", repr(fn))
     where = ""
@@ -487,7 +547,14 @@ def _report(entry: Compiled, fn: Callable[..., Any]) -> str:
             "sync calls run in order"
         )
     if not rewrite.sites:
-        lines.append("  no parallel region: the function runs as written")
+        lines.append(
+            "  no parallel region of its own"
+            + (
+                ": its calls run their compiled forms"
+                if rewrite.dispatches
+                else ": the function runs as written"
+            )
+        )
     else:
         lines.append("  regions:")
         for info in rewrite.sites:
@@ -503,7 +570,14 @@ def _report(entry: Compiled, fn: Callable[..., Any]) -> str:
         lines.append("  kept in order:")
         for note in rewrite.notes:
             lines.append(f"    line {note.line}: {note.what} {note.reason}")
+    tree = _call_tree(entry, depth=0, seen=set())
+    if tree:
+        lines.append("  calls, compiled by xcs.jit (the user's own functions, first seen):")
+        lines.extend(tree)
     if rewrite.sites:
         lines.append("  plan:")
         lines.extend("    " + line for line in str(plan_of(entry, fn)).splitlines())
     return "\n".join(lines)
+
+
+_rt.compile_callee = _compile_callee

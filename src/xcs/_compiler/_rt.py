@@ -36,6 +36,7 @@ import operator
 import sys
 import time
 import types
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -280,6 +281,13 @@ class Site:
             self.mode = Mode.IN_ORDER
             self._countdown = self._interval = 1
             self.reason = "its calls now compute: overlapping no longer pays"
+
+    def note(self, index: int) -> str:
+        """What the note of an exception raised by item ``index`` says (DESIGN §1.11)."""
+        function = self.label.rsplit(":", 1)[0]
+        item = "statement" if self.kind == "statements" else "item"
+        where = "statements" if self.kind == "statements" else self.kind
+        return f"{item} {index} of the {where} at line {self.line} of {function}"
 
     def force_in_order(self, reason: str) -> None:
         self.mode = Mode.IN_ORDER
@@ -694,6 +702,95 @@ class FunctionRuntime:
 
 _BUILDERS: tuple[Callable[[Iterable[Any]], Any], ...] = (list, set, dict)
 
+# ---------------------------------------------------------------------------
+# The call tree (NOTE: [Call tree] in _codegen)
+
+#: Where a function's dispatch target is cached, on the function itself.
+DISPATCH_KEY = "__xcs_callee__"
+#: Set by ``_jit``: compiles a function (or falls back) and returns what to call.
+compile_callee: Callable[[types.FunctionType], Callable[..., Any]] | None = None
+_library_files: dict[str, bool] = {}
+_LIBRARY_DIRS: tuple[str, ...] = ()
+_NOT_COMPILED = inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR
+
+
+def _library_dirs() -> tuple[str, ...]:
+    global _LIBRARY_DIRS
+    if not _LIBRARY_DIRS:
+        import os
+        import sysconfig
+
+        paths = sysconfig.get_paths()
+        dirs = {
+            paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths
+        }
+        dirs.add(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # xcs itself
+        _LIBRARY_DIRS = tuple(os.path.join(d, "") for d in sorted(dirs))
+    return _LIBRARY_DIRS
+
+
+def is_user_code(code: types.CodeType) -> bool:
+    """True if ``code`` is the user's own: not the standard library's, site-packages'
+    or xcs's, and not frozen or built-in."""
+    filename = code.co_filename
+    known = _library_files.get(filename)
+    if known is None:
+        known = not filename.startswith(("<frozen", *_library_dirs()))
+        if len(_library_files) < 65536:
+            _library_files[filename] = known
+    return known
+
+
+def callee(fn: Any) -> Any:
+    """What compiled code calls for ``fn``: its compiled form if it is the user's
+    own Python function or method, else ``fn`` itself (NOTE: [Call tree])."""
+    kind = type(fn)
+    if kind is types.FunctionType:
+        try:
+            return fn.__dict__[DISPATCH_KEY]
+        except KeyError:
+            return _new_callee(fn)
+    if kind is types.MethodType:
+        function = fn.__func__
+        if type(function) is types.FunctionType:
+            target = function.__dict__.get(DISPATCH_KEY) or _new_callee(function)
+            if target is not function:
+                return types.MethodType(target, fn.__self__)
+    return fn
+
+
+# Which functions each compiled function was first seen to call (by its code), for
+# ``xcs.explain``'s call tree. Recorded when a callee is first dispatched, weakly.
+callees_of: weakref.WeakKeyDictionary[types.CodeType, weakref.WeakSet[Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _new_callee(fn: types.FunctionType) -> Any:
+    try:
+        caller = sys._getframe(2).f_code  # the compiled code that made the call
+        callees_of.setdefault(caller, weakref.WeakSet()).add(fn)
+    except (ValueError, TypeError):  # pragma: no cover - no such frame
+        pass
+    target: Any = fn
+    attributes = fn.__dict__
+    code = fn.__code__
+    if (
+        compile_callee is not None
+        and "__xcs_jit__" not in attributes  # already a jit wrapper
+        and not attributes.get("__xcs_sequential__")
+        and not code.co_flags & _NOT_COMPILED
+        and "<locals>" not in fn.__qualname__  # made per call: compiled per object
+        and code.co_name != "<lambda>"
+        and is_user_code(code)
+    ):
+        target = compile_callee(fn)
+    attributes[DISPATCH_KEY] = target
+    return target
+
+
+FunctionRuntime.callee = staticmethod(callee)  # type: ignore[attr-defined]
+
 # The type of the groups ``itertools.groupby`` yields: each is emptied when the
 # groupby moves on, so items holding one must not be read ahead (DESIGN §1.6).
 _GROUP_TYPE = type(next(itertools.groupby([0]))[1])
@@ -853,7 +950,7 @@ def _ordered(
     body: Callable[..., Any], source: Iterator[tuple[Any, ...]], window: int, site: Site
 ) -> Iterator[Any]:
     """The ordered map of the scheduler, over argument tuples."""
-    return ordered_imap(_star(body), source, window=window, name=site.label)
+    return ordered_imap(_star(body), source, window=window, name=site.label, note=site.note)
 
 
 def _star(body: Callable[..., Any]) -> Callable[[tuple[Any, ...]], Any]:
@@ -869,7 +966,7 @@ def _ordered_loop(
     window: int,
     site: Site,
 ) -> Iterator[_LoopRecord]:
-    group = TaskGroup(name=site.label)
+    group = TaskGroup(name=site.label, note=site.note)
     records: dict[int, _LoopRecord] = {}
 
     def spawn(item: Any) -> Task[None]:
@@ -925,7 +1022,7 @@ class Fork:
         self._probing = probe
         self._overlap = overlap
         self._last_probe: tuple[float, float] | None = None
-        self._group = TaskGroup(name=site.label)
+        self._group = TaskGroup(name=site.label, note=site.note)
         if probe or not overlap:
             self._group.span_mode = "probe" if probe else "in order"
         self._items: list[Task[Any]] = []

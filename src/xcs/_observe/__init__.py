@@ -20,7 +20,7 @@ span per task (``_runtime._scheduler``), the model layer a ``model`` span per ca
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -132,6 +132,52 @@ def model_call(fn: Callable[..., R], model: str, provider: str, prompt: object, 
         return response
     finally:
         _log.reset_call_id(token)
+
+
+async def amodel_call(call: Coroutine[Any, Any, R], model: str, provider: str, prompt: object) -> R:
+    """``model_call`` for the model layer's async path (``xcs.models.acall``):
+    await ``call`` as one model call, with its correlation id and ``model`` span."""
+    token = _log.new_call_id()
+    try:
+        opened = None
+        if _spans.active:
+            opened = _spans.begin(
+                "model",
+                model,
+                model=model,
+                provider=provider,
+                call_id=_log.current_call_id(),
+                site=_spans.call_site(),
+            )
+        if opened is None:
+            return await call
+        if _spans.record_content():
+            opened.attrs["prompt"] = _prompt_text(prompt)
+        inner = _spans._current.set(opened)
+        try:
+            response = await call
+        except BaseException as exc:
+            opened.fail(exc)
+            attempts = getattr(exc, "attempts", None)
+            if isinstance(attempts, int):
+                opened.attrs["attempts"] = attempts
+                opened.attrs["retries"] = max(attempts - 1, 0)
+            raise
+        finally:
+            _spans._current.reset(inner)
+            opened.finish()
+        usage = getattr(response, "usage", None)
+        if usage is not None:
+            opened.attrs["prompt_tokens"] = usage.prompt_tokens
+            opened.attrs["completion_tokens"] = usage.completion_tokens
+        opened.attrs["cost_usd"] = getattr(response, "cost_usd", None)
+        opened.attrs["cached"] = bool(getattr(response, "cached", False))
+        if _spans.record_content():
+            opened.attrs["response"] = str(response)
+        return response
+    finally:
+        _log.reset_call_id(token)
+        call.close()  # never awaited when the span could not open: no warning
 
 
 def note_attempt(attempt: int) -> None:

@@ -46,6 +46,7 @@ def _zeros() -> dict[str, Any]:
         "models": {},
         "totals": {**dict.fromkeys(_MODEL_COUNTERS, 0), "cost_usd": 0.0},
         "breakers": {},
+        "adaptive": {},
         "cache": None,
     }
 
@@ -122,7 +123,7 @@ def model_counters(
     endpoints: Callable[[], Iterable[Any]],
     current_cache: Callable[[], Any],
 ) -> Reader:
-    """The ``models``, ``totals``, ``breakers`` and ``cache`` reader over the model
+    """The ``models``, ``totals``, ``breakers``, ``adaptive`` and ``cache`` reader over the model
     engine's ``statistics(reset=...)``, the registry's endpoints and the active cache."""
 
     def read(reset: bool) -> dict[str, Any]:
@@ -137,14 +138,19 @@ def model_counters(
                 totals[key] += row[key]
             cost += record.cost_usd
         breakers = {}
+        adaptive = {}
         for endpoint in endpoints():
-            snap = endpoint.breaker.statistics()
-            breakers[snap.endpoint] = {
-                "state": snap.state.value,
-                "times_opened": snap.times_opened,
-                "rejected": snap.rejected,
-                "consecutive_failures": snap.consecutive_failures,
-            }
+            for breaker in endpoint.breakers():
+                snap = breaker.statistics()
+                breakers[snap.endpoint] = {
+                    "state": snap.state.value,
+                    "times_opened": snap.times_opened,
+                    "rejected": snap.rejected,
+                    "consecutive_failures": snap.consecutive_failures,
+                }
+            for limit in endpoint.adaptive_limits():
+                window = limit.statistics()
+                adaptive[window.scope] = window.as_dict()
         cache = current_cache()
         cache_row = None
         if cache is not None:
@@ -159,6 +165,7 @@ def model_counters(
             "models": per_model,
             "totals": {**totals, "cost_usd": cost},
             "breakers": breakers,
+            "adaptive": adaptive,
             "cache": cache_row,
         }
 
@@ -187,9 +194,14 @@ def stats(*, reset: bool = False) -> dict[str, Any]:
     - ``models``: per model id, ``calls``, ``attempts``, ``retries``,
       ``rate_limited`` (429 answers), ``failures``, ``cache_hits``,
       ``prompt_tokens``, ``completion_tokens``, ``cost_usd``; ``totals``: their sums.
-    - ``breakers``: per endpoint, ``state`` (``closed``, ``open``, ``half-open``),
-      ``times_opened``, ``rejected``; ``cache``: hits, misses, coalesced, size of the
-      active response cache (None without one).
+    - ``breakers``: per model at an endpoint (``provider:model@where``), ``state``
+      (``closed``, ``open``, ``half-open``), ``times_opened``, ``rejected``.
+    - ``adaptive``: per model at an endpoint, the adaptive concurrency window:
+      ``window`` (requests allowed in flight now; None: unlimited), ``cap`` (the
+      configured concurrency), ``in_flight``, ``max_in_flight``, ``waited``,
+      ``decreases``, ``rate_limited``, ``pauses``.
+    - ``cache``: hits, misses, coalesced, size of the active response cache (None
+      without one).
 
     Thread-safe: each source is read under its own lock, while other threads call,
     compile and count. A layer the program never imported (the model layer, say)

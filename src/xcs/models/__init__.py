@@ -20,17 +20,22 @@ One call::
 
 General layout (each layer uses only the ones above it):
 
-- ``_types``: ``Response``, ``Usage``, ``Message``, ``Request``, ``Completion``.
+- ``_types``: ``Response``, ``Usage``, ``Message``, ``Request``, ``Completion``,
+  ``ToolCall``; ``_structured`` (``response_model=``) and ``_tools`` (``tools=``).
 - ``_params``: model ids, messages and parameters checked (pydantic inside,
   ``xcs.ValidationError`` outside); ``_settings``: limits, timeouts, retries per scope.
 - ``_clock``: the clock every sleep uses (``FakeClock`` for tests).
 - ``_base``: the one-method ``Provider`` interface and ``MockProvider``.
-- ``_limits`` (concurrency, rpm, tpm), ``_breaker`` (per endpoint), ``_cache``
-  (LRU + SQLite, coalescing), ``_registry`` (providers, endpoints, limiters).
+- ``_limits`` (concurrency, rpm, tpm, the adaptive window), ``_breaker`` (per model
+  at an endpoint), ``_cache`` (LRU + SQLite, coalescing), ``_registry`` (providers,
+  endpoints, limiters).
 - ``_engine``: the call path shared by every provider: cache, limits, breaker,
-  attempts, retries, deadlines.
+  attempts, retries, deadlines; one core driven by ``call`` and by ``acall``, each
+  attempt through ``_send`` (the reply checked against ``response_model``; streamed
+  inside ``_stream``'s ``xcs.models.stream``).
 - providers: ``_sim`` (the simulator), ``_openai``, ``_anthropic`` (SDKs imported
-  lazily, on the first call; ``_http`` maps HTTP statuses for all of them), ``_local``
+  lazily, at ``bind`` in the background or on the first call; ``_http`` maps HTTP
+  statuses and reads rate-limit headers for all of them), ``_local``
   (the embedded model, served by ``_local_server`` in a child process).
 - ``_api``: ``models`` (the callable ``xcs.models``), ``bind``, ``ModelBinding``.
 """
@@ -40,7 +45,8 @@ from xcs.models._base import EndpointConfig, MockProvider, Provider, mark
 from xcs.models._cache import Cache, CacheStatistics, current_cache, set_cache
 from xcs.models._clock import Clock, FakeClock, SystemClock, use_clock
 from xcs.models._settings import Settings
-from xcs.models._types import Completion, Message, Request, Response, Usage
+from xcs.models._stream import Stream
+from xcs.models._types import Completion, Message, Request, Response, ToolCall, Usage
 
 __all__ = [
     "Cache",
@@ -57,7 +63,9 @@ __all__ = [
     "Request",
     "Response",
     "Settings",
+    "Stream",
     "SystemClock",
+    "ToolCall",
     "Usage",
     "bind",
     "current_cache",

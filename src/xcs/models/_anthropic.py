@@ -11,7 +11,8 @@ temperature goes from 0 to 1 (a higher one is a ValidationError, not clamped).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import sys
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from xcs.errors import (
@@ -19,10 +20,10 @@ from xcs.errors import (
     ProviderNotInstalledError,
     ValidationError,
 )
-from xcs.models._base import EndpointConfig, Provider, scrub
-from xcs.models._http import malformed, map_sdk_error, token_count
+from xcs.models._base import EndpointConfig, Provider, mark, scrub
+from xcs.models._http import LoopClients, hooks, malformed, map_sdk_error, token_count
 from xcs.models._params import Params
-from xcs.models._types import Completion, Request, Usage
+from xcs.models._types import Completion, Request, ToolCall, Usage
 
 __all__ = ["DEFAULT_MAX_TOKENS", "AnthropicProvider", "import_anthropic", "map_error"]
 
@@ -54,7 +55,41 @@ _PRICES: Mapping[str, tuple[float, float]] = {
     "claude-opus-4": (15.00, 75.00),
 }
 
-_FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length"}
+_FINISH = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+}
+
+
+def anthropic_messages(request: Request) -> list[dict[str, Any]]:
+    """The messages in the Messages API form: no system messages (sent apart); an
+    assistant message's tool calls as ``tool_use`` blocks; tool results as
+    ``tool_result`` blocks of one user message per run of consecutive results."""
+    out: list[dict[str, Any]] = []
+    for m in request.messages:
+        if m.role == "system":
+            continue
+        if m.role == "tool":
+            block = {"type": "tool_result", "tool_use_id": m.tool_call_id, "content": m.content}
+            last = out[-1] if out else None
+            if last is not None and last["role"] == "user" and isinstance(last["content"], list):
+                last["content"].append(block)
+            else:
+                out.append({"role": "user", "content": [block]})
+        elif m.tool_calls:
+            blocks: list[dict[str, Any]] = (
+                [{"type": "text", "text": m.content}] if m.content else []
+            )
+            blocks.extend(
+                {"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments}
+                for c in m.tool_calls
+            )
+            out.append({"role": "assistant", "content": blocks})
+        else:
+            out.append({"role": m.role, "content": m.content})
+    return out
 
 
 class AnthropicProvider(Provider):
@@ -66,6 +101,7 @@ class AnthropicProvider(Provider):
     params: ClassVar[frozenset[str]] = frozenset({"system", "temperature", "max_tokens", "stop"})
     prices: ClassVar[Mapping[str, tuple[float, float]]] = _PRICES
     defaults: ClassVar[Mapping[str, Any]] = {"concurrency": 64}
+    warm_up = True  # the SDK import and client: made at bind, in the background
     default_completion_tokens = DEFAULT_MAX_TOKENS
 
     def __init__(self, endpoint: EndpointConfig) -> None:
@@ -77,6 +113,16 @@ class AnthropicProvider(Provider):
             api_key=endpoint.api_key,
             base_url=endpoint.base_url,
             max_retries=0,  # the model layer retries
+            http_client=anthropic.DefaultHttpxClient(event_hooks=hooks()),
+        )
+        # xcs.models.acall: one async client per event loop (see _openai).
+        self._aclients = LoopClients(
+            lambda: anthropic.AsyncAnthropic(
+                api_key=endpoint.api_key,
+                base_url=endpoint.base_url,
+                max_retries=0,
+                http_client=anthropic.DefaultAsyncHttpxClient(event_hooks=hooks(asynchronous=True)),
+            )
         )
 
     @classmethod
@@ -92,9 +138,29 @@ class AnthropicProvider(Provider):
         return None if self.endpoint.base_url is not None else super().price(model)
 
     def complete(self, request: Request) -> Completion:
+        kwargs = self.request_kwargs(request)
+        try:
+            out = self._client.messages.create(**kwargs)
+        except (self._anthropic.AnthropicError, json.JSONDecodeError) as exc:
+            scrub(exc, self._key)
+            raise map_error(exc, request.model, self._key, timeout=request.timeout) from exc
+        return self._completion(out, request)
+
+    async def acomplete(self, request: Request) -> Completion:
+        kwargs = self.request_kwargs(request)
+        try:
+            client = await self._aclients.get()
+            out = await client.messages.create(**kwargs)
+        except (self._anthropic.AnthropicError, json.JSONDecodeError) as exc:
+            scrub(exc, self._key)
+            raise map_error(exc, request.model, self._key, timeout=request.timeout) from exc
+        return self._completion(out, request)
+
+    def request_kwargs(self, request: Request) -> dict[str, Any]:
+        """The keyword arguments of ``messages.create`` for ``request``."""
         kwargs: dict[str, Any] = {
             "model": request.model,
-            "messages": [m.to_dict() for m in request.messages if m.role != "system"],
+            "messages": anthropic_messages(request),
             "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
             "timeout": request.timeout,
         }
@@ -107,14 +173,79 @@ class AnthropicProvider(Provider):
             kwargs["extra_body"] = {"temperature": request.temperature}
         if request.stop:
             kwargs["stop_sequences"] = list(request.stop)
-        try:
-            out = self._client.messages.create(**kwargs)
-        except (self._anthropic.AnthropicError, json.JSONDecodeError) as exc:
-            scrub(exc, self._key)
-            raise map_error(exc, request.model, self._key, timeout=request.timeout) from exc
-        return self._completion(out, request.model)
+        if request.output is not None:
+            # Structured output in Anthropic's tool-use form: one tool whose input is the
+            # schema, and the model made to call it; its input is the reply.
+            output = request.output
+            kwargs["tools"] = [
+                {
+                    "name": output.name,
+                    "description": output.description or f"Reply with a {output.name}.",
+                    "input_schema": output.schema,
+                }
+            ]
+            kwargs["tool_choice"] = {"type": "tool", "name": output.name}
+        elif request.tools:
+            kwargs["tools"] = [
+                {"name": t.name, "description": t.description, "input_schema": t.parameters}
+                for t in request.tools
+            ]
+        return kwargs
 
-    def _completion(self, out: Any, model: str) -> Completion:
+    def stream(self, request: Request) -> Iterator[str | Completion]:
+        """The Messages API's events (``stream=True``): text deltas as chunks, usage
+        from ``message_start`` and ``message_delta``."""
+        kwargs = self.request_kwargs(request)
+        kwargs["stream"] = True
+        httpx = sys.modules.get("httpx")  # the SDK's transport; loaded with the SDK
+        transport_errors: tuple[type[BaseException], ...] = (
+            (httpx.HTTPError, httpx.StreamError) if httpx is not None else ()
+        )
+        parts: list[str] = []
+        stop: Any = None
+        prompt_tokens = completion_tokens = 0
+        try:
+            events = self._client.messages.create(**kwargs)
+            try:
+                for event in events:
+                    kind = getattr(event, "type", "")
+                    if kind == "message_start":
+                        usage = getattr(getattr(event, "message", None), "usage", None)
+                        prompt_tokens = token_count(usage, "input_tokens") or 0
+                    elif kind == "content_block_delta":
+                        text = getattr(getattr(event, "delta", None), "text", None)
+                        if isinstance(text, str) and text:
+                            parts.append(text)
+                            yield text
+                    elif kind == "message_delta":
+                        stop = getattr(getattr(event, "delta", None), "stop_reason", None)
+                        usage = getattr(event, "usage", None)
+                        completion_tokens = token_count(usage, "output_tokens") or 0
+            finally:
+                close = getattr(events, "close", None)
+                if close is not None:
+                    close()
+        except (self._anthropic.AnthropicError, json.JSONDecodeError, *transport_errors) as exc:
+            scrub(exc, self._key)
+            if isinstance(exc, self._anthropic.AnthropicError | json.JSONDecodeError):
+                raise map_error(exc, request.model, self._key, timeout=request.timeout) from exc
+            raise mark(
+                ProviderError(f"anthropic:{request.model}: the connection broke: {exc}"),
+                retryable=True,
+            ) from exc
+        if not isinstance(stop, str):
+            raise mark(
+                ProviderError(f"anthropic:{request.model}: the stream ended without a stop reason"),
+                retryable=True,
+            )
+        yield Completion(
+            "".join(parts),
+            usage=Usage(prompt_tokens, completion_tokens),
+            finish_reason=_FINISH.get(stop, stop),
+        )
+
+    def _completion(self, out: Any, request: Request) -> Completion:
+        model = request.model
         blocks = None if isinstance(out, str) else getattr(out, "content", None)
         if not isinstance(blocks, list):
             raise malformed("anthropic", model, f"no content in {str(out)[:200]!r}", self._key)
@@ -128,10 +259,32 @@ class AnthropicProvider(Provider):
         if None in counts:
             raise malformed("anthropic", model, f"bad token counts in {usage!r}"[:300], self._key)
         stop = getattr(out, "stop_reason", None)
+        calls = []
+        for block in blocks:
+            if getattr(block, "type", "") != "tool_use":
+                continue
+            call_id, name = getattr(block, "id", None), getattr(block, "name", None)
+            arguments = getattr(block, "input", None)
+            if not (isinstance(call_id, str) and isinstance(name, str)):
+                raise malformed(
+                    "anthropic", model, f"a malformed tool_use {block!r:.200}", self._key
+                )
+            if not isinstance(arguments, dict):
+                arguments = {} if arguments is None else arguments
+            calls.append(ToolCall(call_id, name, arguments))
+        text = "".join(texts)  # type: ignore[arg-type]  # all str, checked above
+        finish = _FINISH.get(stop, stop) if isinstance(stop, str) else None
+        if request.output is not None:
+            # The forced tool's input is the reply; text around it is commentary. No
+            # such call leaves the text, which then fails validation and is retried.
+            forced = [c for c in calls if c.name == request.output.name]
+            if forced:
+                text, calls, finish = json.dumps(forced[0].arguments), [], "stop"
         return Completion(
-            text="".join(texts),  # type: ignore[arg-type]  # all str, checked above
+            text=text,
             usage=Usage(counts[0] or 0, counts[1] or 0),
-            finish_reason=_FINISH.get(stop, stop) if isinstance(stop, str) else None,
+            finish_reason=finish,
+            tool_calls=tuple(calls),
         )
 
     def close(self) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar, overload
+
+import pydantic
 
 from xcs.errors import ValidationError
 from xcs.models import _engine
@@ -11,15 +13,18 @@ from xcs.models._base import MockProvider, Provider
 from xcs.models._breaker import BreakerStatistics
 from xcs.models._cache import Cache, current_cache, set_cache
 from xcs.models._clock import FakeClock, use_clock
-from xcs.models._limits import LimiterStatistics
+from xcs.models._limits import AdaptiveStatistics, LimiterStatistics
 from xcs.models._params import ModelId, Params, check_params, parse_model_id
 from xcs.models._registry import registry
 from xcs.models._settings import Settings, check_scope
-from xcs.models._types import Completion, Message, Request, Response, Usage
+from xcs.models._stream import Stream, open_stream
+from xcs.models._structured import afinish, finish
+from xcs.models._types import Completion, Message, Request, Response, ToolCall, Usage
 
 __all__ = ["ModelBinding", "Models", "bind", "models"]
 
-Prompt = str | Sequence[Mapping[str, str] | Message]
+Prompt = str | Sequence[Mapping[str, Any] | Message]
+M = TypeVar("M", bound=pydantic.BaseModel)
 
 
 def _parse(model_id: object) -> ModelId:
@@ -48,13 +53,39 @@ class ModelBinding:
         self.model_id = model_id
         self.params = dict(params)
 
-    def __call__(self, prompt: Prompt, /, **overrides: Any) -> Response:
+    @overload
+    def __call__(self, prompt: Prompt, /, *, response_model: type[M], **overrides: Any) -> M: ...
+
+    @overload
+    def __call__(self, prompt: Prompt, /, **overrides: Any) -> Response: ...
+
+    def __call__(self, prompt: Prompt, /, **overrides: Any) -> Any:
         """Call the model with the bound parameters, ``overrides`` taking precedence.
+
+        Returns and raises: see ``xcs.models`` (an instance of ``response_model``
+        when one is bound or given).
+        """
+        merged = {**self.params, **overrides} if overrides else self.params
+        params = _check(merged, self.model_id)
+        model = _parse(self.model_id)
+        return finish(params.response_model, lambda: _engine.call(model, prompt, params))
+
+    def stream(self, prompt: Prompt, /, **overrides: Any) -> Stream:
+        """Stream the model's answer with the bound parameters: see
+        ``xcs.models.stream``."""
+        merged = {**self.params, **overrides} if overrides else self.params
+        return open_stream(_parse(self.model_id), prompt, _check(merged, self.model_id))
+
+    async def acall(self, prompt: Prompt, /, **overrides: Any) -> Any:
+        """``await binding.acall(prompt, **overrides)``: the call, for asyncio (see
+        ``xcs.models.acall``).
 
         Raises: see ``xcs.models``.
         """
         merged = {**self.params, **overrides} if overrides else self.params
-        return _engine.call(_parse(self.model_id), prompt, _check(merged, self.model_id))
+        params = _check(merged, self.model_id)
+        model = _parse(self.model_id)
+        return await afinish(params.response_model, lambda: _engine.acall(model, prompt, params))
 
     def bind(self, **params: Any) -> ModelBinding:
         """A new binding with ``params`` added to (or replacing) these."""
@@ -94,7 +125,9 @@ def bind(model_id: str, /, **params: Any) -> ModelBinding:
     """Bind parameters to a model: ``xcs.models.bind(model_id, **params)``.
 
     The model id and the parameters are checked now, so a typo fails where it is
-    written, not at the first call.
+    written, not at the first call. For ``openai:`` and ``anthropic:`` the SDK import
+    and the client are made now, in a background thread, so the first call does not
+    wait for them (if it comes first, it waits only for what is left).
 
     Args:
         model_id: ``provider:model`` (see ``xcs.models``).
@@ -108,9 +141,13 @@ def bind(model_id: str, /, **params: Any) -> ModelBinding:
             parameter.
     """
     parsed = _parse(model_id)
-    _check(params, model_id)
+    checked = _check(params, model_id)
     cls = registry.provider_class(parsed.provider)
-    _engine._check_supported(cls, parsed, _check(params, model_id))
+    _engine._check_supported(cls, parsed, checked)
+    if cls.warm_up:
+        config = registry.endpoint_config(parsed, checked)
+        if cls.env_key is None or config.api_key:
+            registry.warm(config)  # NOTE: [Cold start] in _registry
     return ModelBinding(str(model_id), params)
 
 
@@ -125,6 +162,8 @@ _Provider = Provider
 _Request = Request
 _Response = Response
 _Settings = Settings
+_Stream = Stream
+_ToolCall = ToolCall
 _Usage = Usage
 
 
@@ -157,9 +196,19 @@ class Models:
     Request: TypeAlias = _Request
     Response: TypeAlias = _Response
     Settings: TypeAlias = _Settings
+    Stream: TypeAlias = _Stream
+    ToolCall: TypeAlias = _ToolCall
     Usage: TypeAlias = _Usage
 
-    def __call__(self, model_id: str, prompt: Prompt, /, **params: Any) -> Response:
+    @overload
+    def __call__(
+        self, model_id: str, prompt: Prompt, /, *, response_model: type[M], **params: Any
+    ) -> M: ...
+
+    @overload
+    def __call__(self, model_id: str, prompt: Prompt, /, **params: Any) -> Response: ...
+
+    def __call__(self, model_id: str, prompt: Prompt, /, **params: Any) -> Any:
         """Call a model once and return its answer.
 
         Args:
@@ -178,14 +227,22 @@ class Models:
             cache: False to bypass the active cache for this call.
             base_url: an OpenAI-compatible server (``openai:`` only), e.g. vLLM, Ollama.
             api_key: the key, instead of the provider's environment variable.
+            response_model: a pydantic model class: the reply is asked for in its
+                JSON schema and returned as a validated instance; a reply that does
+                not validate is retried (within ``max_attempts``).
+            tools: functions (or pydantic model classes) the model may call; the
+                calls it makes are ``Response.tool_calls``. Not with ``response_model``.
 
         Returns:
             A ``Response``: the text, a ``str``, with ``.usage``, ``.model``,
-            ``.latency_s``, ``.cost_usd``, ``.finish_reason``, ``.cached``.
+            ``.latency_s``, ``.cost_usd``, ``.finish_reason``, ``.cached``,
+            ``.tool_calls``. With ``response_model=M``: an instance of ``M``.
 
         Raises:
             ValidationError: an unknown provider, a malformed id, an unknown or invalid
-                parameter, malformed messages. Nothing was sent.
+                parameter, malformed messages (nothing was sent); or the last reply
+                did not validate against ``response_model`` (attributes ``reply``,
+                ``fields``).
             AuthenticationError: no key (the message names the variable), or refused.
             RateLimitError: still rate limited after the retries.
             ProviderTimeoutError: every attempt timed out.
@@ -196,9 +253,64 @@ class Models:
             ExecutionTimeout: the active ``xcs.deadline`` expired (or would have,
                 during a wait or a backoff).
         """
-        return _engine.call(_parse(model_id), prompt, _check(params, model_id))
+        checked = _check(params, model_id)
+        model = _parse(model_id)
+        return finish(checked.response_model, lambda: _engine.call(model, prompt, checked))
+
+    @staticmethod
+    async def acall(model_id: str, prompt: Prompt, /, **params: Any) -> Any:
+        """``await xcs.models.acall(model_id, prompt, **params)``: one model call for
+        asyncio code, on the provider's async client (``openai:``, ``anthropic:``;
+        ``sim:`` natively; ``local:`` through its server; other providers'
+        ``complete`` in a worker thread). It shares everything with the sync call:
+        limits (a concurrency limit of 4 holds across threads and tasks together),
+        the cache, breakers, retries, statistics and ``xcs.deadline``. Every wait
+        (a slot, a backoff, a Retry-After) is awaited: the event loop runs on.
+
+        Cancelling the task cancels the request in flight; its limits are released.
+
+        Args and Raises: as ``xcs.models``.
+
+        Example::
+
+            answers = await asyncio.gather(
+                *(xcs.models.acall("openai:gpt-4o-mini", q) for q in questions)
+            )
+        """
+        checked = _check(params, model_id)
+        model = _parse(model_id)
+        return await afinish(checked.response_model, lambda: _engine.acall(model, prompt, checked))
 
     bind = staticmethod(bind)
+
+    @staticmethod
+    def stream(model_id: str, prompt: Prompt, /, **params: Any) -> Stream:
+        """Call a model and read its answer as it is written.
+
+        Args:
+            model_id, prompt, **params: as for ``xcs.models(...)`` (not
+                ``response_model`` or ``tools``).
+
+        Returns:
+            A ``Stream``: iterate it for ``str`` chunks; after the last one,
+            ``stream.response`` is the whole answer (a ``Response`` with usage and
+            cost), equal to the chunks joined. Nothing is sent before the first
+            chunk is asked for.
+
+        Raises:
+            ValidationError: as ``xcs.models``, at once (nothing was sent).
+            ProviderError: while iterating: any failure ``xcs.models`` raises. One
+                before the first chunk is retried as for a call; one after it (a
+                dropped connection) ends the stream, not retried (attribute
+                ``partial``: the text delivered).
+            ExecutionTimeout: the active ``xcs.deadline`` expired.
+
+        Example::
+
+            for chunk in xcs.models.stream("openai:gpt-4o-mini", "Tell me a story"):
+                print(chunk, end="", flush=True)
+        """
+        return open_stream(_parse(model_id), prompt, _check(params, model_id))
 
     @staticmethod
     def configure(scope: str, /, **settings: Any) -> None:
@@ -286,18 +398,28 @@ class Models:
     def statistics() -> dict[str, Any]:
         """Counters of the model layer: ``models`` (per model: calls, attempts,
         retries, failures, cache hits, tokens, cost), ``limiters`` (in flight, max in
-        flight, waits), ``breakers`` (state, openings), ``cache`` (hits, misses,
-        coalesced) of the active cache."""
+        flight, waits), ``adaptive`` (per model at an endpoint, ``provider:model@where``:
+        the AIMD ``window`` now, its ``cap``, in flight, decreases, 429s, pauses),
+        ``breakers`` (per model at an endpoint: state, openings), ``cache`` (hits,
+        misses, coalesced) of the active cache."""
         limiters: list[LimiterStatistics] = [
             limiter.statistics() for limiter in registry.limiter_snapshot() if not limiter.empty
         ]
         breakers: list[BreakerStatistics] = [
-            endpoint.breaker.statistics() for endpoint in registry.endpoints()
+            breaker.statistics()
+            for endpoint in registry.endpoints()
+            for breaker in endpoint.breakers()
+        ]
+        adaptive: list[AdaptiveStatistics] = [
+            limit.statistics()
+            for endpoint in registry.endpoints()
+            for limit in endpoint.adaptive_limits()
         ]
         cache = current_cache()
         return {
             "models": _engine.statistics(),
             "limiters": {s.scope: s for s in limiters},
+            "adaptive": {s.scope: s for s in adaptive},
             "breakers": {s.endpoint: s for s in breakers},
             "cache": None if cache is None else cache.statistics(),
         }

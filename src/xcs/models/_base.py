@@ -21,7 +21,7 @@ import abc
 import contextlib
 import dataclasses
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
 from xcs.errors import ProviderError
@@ -131,6 +131,9 @@ class Provider(abc.ABC):
     takes_options: ClassVar[bool] = False  # accepts "?key=value" options in the model id
     # Tokens a request reserves for its answer when it sets no max_tokens (tpm limit).
     default_completion_tokens: ClassVar[int] = 256
+    # Made in the background at ``xcs.models.bind`` (an SDK import and a client that
+    # take seconds), so the first call does not pay for them.
+    warm_up: ClassVar[bool] = False
 
     @classmethod  # noqa: B027 - most providers add no checks of their own
     def check_params(cls, model: str, params: Params) -> None:
@@ -140,6 +143,27 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     def complete(self, request: Request) -> Completion:
         """Make one attempt. Raise an ``xcs.ProviderError`` (see NOTE: [Failure classes])."""
+
+    def stream(self, request: Request) -> Iterator[str | Completion]:
+        """Make one attempt, streamed: yield the text in chunks as it arrives, then one
+        ``Completion`` (the whole text, usage, finish reason). Raise as ``complete``
+        does; a failure after the first chunk ends the stream (``xcs.models.stream``).
+
+        The default makes one ``complete`` call and yields its text as one chunk, so
+        every provider can be streamed; providers that can stream override it.
+        """
+        completion = self.complete(request)
+        if completion.text:
+            yield completion.text
+        yield completion
+
+    async def acomplete(self, request: Request) -> Completion:
+        """``complete`` for asyncio (``xcs.models.acall``). Providers with an async
+        client override it; this default runs ``complete`` in a worker thread, so a
+        provider written for threads still never blocks the event loop."""
+        import asyncio
+
+        return await asyncio.to_thread(self.complete, request)
 
     def close(self) -> None:  # noqa: B027 - most providers hold nothing to close
         """Release connections; called once, at exit or when the endpoint is dropped."""

@@ -27,6 +27,7 @@ temperature > 0 without an explicit ``sample`` or ``seed`` is logged once.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import hashlib
 import json
@@ -61,7 +62,7 @@ def cache_key(model: ModelId, endpoint: EndpointConfig, request: Request) -> str
     Left out on purpose: the API key (never stored, and it does not change the
     answer), the timeout, the attempt count, and whether the cache is used.
     """
-    payload = {
+    payload: dict[str, Any] = {
         "v": _SCHEMA,
         "model": str(model),
         "base_url": endpoint.base_url,
@@ -72,6 +73,13 @@ def cache_key(model: ModelId, endpoint: EndpointConfig, request: Request) -> str
         "seed": request.seed,
         "sample": request.sample,
     }
+    # Added only when set, so the keys of plain calls stay what they were.
+    if request.output is not None:
+        payload["response_model"] = request.output.key
+    if request.tools:
+        payload["tools"] = [tool.key for tool in request.tools]
+    if any(m.tool_calls or m.tool_call_id for m in request.messages):
+        payload["messages"] = [m.to_dict() for m in request.messages]
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -96,14 +104,61 @@ class CacheStatistics:
 
 
 class _Flight:
-    """One call in flight that identical calls wait for."""
+    """One call in flight that identical calls wait for (threads and asyncio tasks)."""
 
-    __slots__ = ("done", "value", "waiters")
+    __slots__ = ("_callbacks", "_lock", "done", "value", "waiters")
 
     def __init__(self) -> None:
         self.done = threading.Event()
         self.value: dict[str, Any] | None = None
         self.waiters = 0  # identical calls waiting for it (read by tests and statistics)
+        self._lock = threading.Lock()
+        self._callbacks: list[Callable[[], None]] = []
+
+    def finish(self, value: dict[str, Any] | None) -> None:
+        with self._lock:
+            self.value = value
+            self.done.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
+
+    def wait(self, what: str) -> None:
+        deadline = current_deadline()
+        if deadline is None:
+            self.done.wait()
+            return
+        if not self.done.wait(max(0.0, deadline.remaining())):
+            raise deadline.timeout_error(where=f"{what} (waiting for an identical call)")
+
+    async def await_done(self, what: str) -> None:
+        """``wait`` for asyncio: the task waits, its loop runs on."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+
+        def wake() -> None:
+            def resolve() -> None:
+                if not future.done():
+                    future.set_result(None)
+
+            with contextlib.suppress(RuntimeError):  # the loop closed
+                loop.call_soon_threadsafe(resolve)
+
+        with self._lock:
+            if self.done.is_set():
+                return
+            self._callbacks.append(wake)
+        deadline = current_deadline()
+        if deadline is None:
+            await future
+            return
+        try:
+            async with asyncio.timeout(max(0.0, deadline.remaining())):
+                await future
+        except TimeoutError:
+            raise deadline.timeout_error(where=f"{what} (waiting for an identical call)") from None
 
 
 class Cache:
@@ -139,6 +194,9 @@ class Cache:
         self._tokens = threading.local()  # per thread: the stack of `with` tokens
         self._hits = self._misses = self._coalesced = self._stores = 0
         self._warned = False
+        self._faults = 0  # stored rows that were not an answer XCS wrote (misses)
+        self._unstorable = 0  # answers returned but not stored
+        self._fault_logged = False
         self._db: sqlite3.Connection | None = None
         if self.path is not None:
             self._db = self._open(self.path)
@@ -178,13 +236,53 @@ class Cache:
                 return None
             if row is None:
                 return None
-            stored: dict[str, Any] = json.loads(row[0])
+            try:
+                stored = json.loads(row[0])
+            except (TypeError, ValueError):  # JSONDecodeError is a ValueError
+                stored = None
+            if not isinstance(stored, dict):
+                self._bad_row(key, "not the JSON object XCS writes")
+                return None
             self._remember(key, stored)
             return stored
 
-    def put(self, key: str, value: dict[str, Any]) -> None:
-        """Store ``value`` (a JSON-serialisable dict) under ``key``."""
-        blob = json.dumps(value, sort_keys=True, ensure_ascii=False)
+    def _bad_row(self, key: str, why: str) -> None:
+        """A stored row XCS cannot use: a miss, logged once per cache. Under the lock."""
+        self._faults += 1
+        if self._fault_logged:
+            return
+        self._fault_logged = True
+        logger.warning(
+            "xcs.models cache: the row for key %s... in %s is %s; treated as a miss "
+            "(the call is made and the row replaced). Logged once per cache.",
+            key[:12],
+            self.path or "memory",
+            why,
+        )
+
+    def reject(self, key: str, why: str) -> None:
+        """Forget a stored value the caller cannot use (see ``claim``'s ``check``)."""
+        with self._lock:
+            self._memory.pop(key, None)
+            self._bad_row(key, why)
+
+    def put(self, key: str, value: dict[str, Any]) -> bool:
+        """Store ``value`` (a JSON-serialisable dict) under ``key``. Returns whether it
+        was stored; never raises for the value or the file.
+
+        Losing an answer the provider gave (and was paid for) because it cannot be
+        stored (text with a lone surrogate, which SQLite's UTF-8 cannot hold; a file
+        locked or full) would be worse than not caching it: such a value is logged
+        and left out, and the caller still returns it.
+        """
+        try:
+            blob = json.dumps(value, sort_keys=True, ensure_ascii=False)
+            blob.encode("utf-8")  # what SQLite will need; a lone surrogate fails here
+        except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
+            with self._lock:
+                self._unstorable += 1
+            logger.warning("xcs.models cache: an answer was not stored (%s)", exc)
+            return False
         with self._lock:
             self._remember(key, value)
             self._stores += 1
@@ -194,10 +292,10 @@ class Cache:
                         "INSERT OR REPLACE INTO responses (key, value, created) VALUES (?, ?, ?)",
                         (key, blob, time.time()),
                     )
-                except sqlite3.Error:
-                    # Losing an answer the provider gave (and was paid for) because the
-                    # file is locked or full would be worse than not caching it.
+                except (sqlite3.Error, ValueError):
                     logger.warning("xcs.models cache: writing %s failed", self.path, exc_info=True)
+                    return False
+        return True
 
     def _remember(self, key: str, value: dict[str, Any]) -> None:
         self._memory[key] = value
@@ -205,8 +303,56 @@ class Cache:
         while len(self._memory) > self.maxsize:
             self._memory.popitem(last=False)
 
+    def claim(
+        self, key: str, check: Callable[[dict[str, Any]], bool] | None = None
+    ) -> tuple[str, Any]:
+        """One step of a cached call: ``("hit", value)``, ``("wait", flight)`` (an
+        identical call is in flight: wait for it, then claim again if it failed), or
+        ``("lead", flight)`` (make the call, then ``settle``). ``check`` rejects a
+        stored value the caller cannot use (a miss, logged once).
+
+        The sync and the async call paths share it; ``get_or_compute`` is the
+        sync form.
+        """
+        value = self.get(key)
+        if value is not None and check is not None and not check(value):
+            self.reject(key, "not an answer XCS wrote")
+            value = None
+        with self._lock:
+            if value is not None:
+                self._hits += 1
+                return "hit", value
+            flight = self._inflight.get(key)
+            if flight is None:
+                flight = self._inflight[key] = _Flight()
+                self._misses += 1
+                return "lead", flight
+            flight.waiters += 1
+            return "wait", flight
+
+    def settle(self, key: str, flight: _Flight, value: dict[str, Any] | None) -> None:
+        """The leader's call ended: store its value (None: it failed) and wake the
+        identical calls waiting for it."""
+        try:
+            if value is not None:
+                self.put(key, value)
+        finally:
+            with self._lock:
+                self._inflight.pop(key, None)
+            flight.finish(value)
+
+    def coalesced(self) -> None:
+        """Count a call answered by an identical call in flight."""
+        with self._lock:
+            self._coalesced += 1
+
     def get_or_compute(
-        self, key: str, compute: Callable[[], tuple[dict[str, Any], T]], *, what: str
+        self,
+        key: str,
+        compute: Callable[[], tuple[dict[str, Any], T]],
+        *,
+        what: str,
+        check: Callable[[dict[str, Any]], bool] | None = None,
     ) -> tuple[dict[str, Any], T | None]:
         """The value for ``key``: stored, or from an identical call in flight, or
         computed (``compute()`` returns the value to store and a result of its own).
@@ -218,43 +364,21 @@ class Cache:
         the active deadline.
         """
         while True:
-            value = self.get(key)
-            if value is not None:
-                with self._lock:
-                    self._hits += 1
-                return value, None
-            with self._lock:
-                flight = self._inflight.get(key)
-                leader = flight is None
-                if flight is None:
-                    flight = self._inflight[key] = _Flight()
-                    self._misses += 1
-                else:
-                    flight.waiters += 1
-            if leader:
+            state, found = self.claim(key, check)
+            if state == "hit":
+                return found, None
+            if state == "lead":
+                value: dict[str, Any] | None = None
                 try:
                     value, result = compute()
-                    self.put(key, value)
-                    flight.value = value
                 finally:
-                    with self._lock:
-                        del self._inflight[key]
-                    flight.done.set()
+                    self.settle(key, found, value)
+                assert value is not None
                 return value, result
-            self._wait(flight, what)
-            if flight.value is not None:
-                with self._lock:
-                    self._coalesced += 1
-                return flight.value, None
-
-    @staticmethod
-    def _wait(flight: _Flight, what: str) -> None:
-        deadline = current_deadline()
-        if deadline is None:
-            flight.done.wait()
-            return
-        if not flight.done.wait(max(0.0, deadline.remaining())):
-            raise deadline.timeout_error(where=f"{what} (waiting for an identical call)")
+            found.wait(what)
+            if found.value is not None:
+                self.coalesced()
+                return found.value, None
 
     def waiting(self) -> int:
         """Calls now waiting for an identical call in flight."""

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
-__all__ = ["Clock", "FakeClock", "SystemClock", "get_clock", "use_clock"]
+__all__ = ["Clock", "FakeClock", "SystemClock", "asleep", "get_clock", "use_clock"]
 
 
 class Clock(Protocol):
@@ -57,7 +57,8 @@ class FakeClock:
         clock = FakeClock()
         with use_clock(clock):
             xcs.models("sim:echo?rate_limit_rate=1&retry_after=30", "hi", max_attempts=2)
-        # raises RateLimitError; clock.sleeps == [30.0]: the Retry-After was honoured
+        # raises RateLimitError; clock.sleeps == [30.0 to 36.0]: the Retry-After was
+        # honoured (with up to 20% jitter), without sleeping
     """
 
     def __init__(self, start: float | None = None) -> None:
@@ -87,6 +88,22 @@ class FakeClock:
 
 
 _clock: Clock = SystemClock()
+
+
+async def asleep(seconds: float) -> None:
+    """Sleep on the model layer's clock without blocking the event loop: the real
+    clock awaits ``asyncio.sleep``; any other clock (a ``FakeClock``) is asked to
+    ``sleep`` (which returns at once) and the task yields once."""
+    import asyncio
+
+    clock = _clock
+    if isinstance(clock, SystemClock):
+        if seconds > 0:
+            await asyncio.sleep(seconds)
+        return
+    if seconds > 0:
+        clock.sleep(seconds)
+    await asyncio.sleep(0)
 
 
 def get_clock() -> Clock:

@@ -7,10 +7,14 @@ answers 503 itself.
 
 from __future__ import annotations
 
+import contextvars
 import email.utils
 import json
+import re
 import time
-from collections.abc import Mapping
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from xcs.errors import (
@@ -24,6 +28,10 @@ from xcs.models._base import mark, redact
 
 __all__ = [
     "RETRYABLE_STATUS",
+    "LoopClients",
+    "account_limit_seconds",
+    "capture_headers",
+    "hooks",
     "malformed",
     "map_sdk_error",
     "retry_after_seconds",
@@ -61,6 +69,136 @@ def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+# ---------------------------------------------------------------------------
+# Account-wide rate limits (NOTE: [Adaptive concurrency] in ``_limits``)
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _duration(raw: str | None) -> float | None:
+    """``1s``, ``6m0s``, ``20ms``, ``0.5`` (seconds), or an RFC 3339 / HTTP date."""
+    if raw is None:
+        return None
+    raw = raw.strip()
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    parts = _DURATION.findall(raw)
+    if parts and "".join(n + u for n, u in parts) == raw:
+        return sum(float(n) * _UNIT[u] for n, u in parts)
+    try:
+        import datetime
+
+        when = datetime.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(raw)
+        except (TypeError, ValueError):
+            return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+# (remaining, reset) header pairs: OpenAI's and OpenAI-compatible servers', Anthropic's.
+_ACCOUNT_HEADERS = (
+    ("x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"),
+    ("x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"),
+    ("anthropic-ratelimit-requests-remaining", "anthropic-ratelimit-requests-reset"),
+    ("anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-tokens-reset"),
+)
+
+
+def account_limit_seconds(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds until the account may send again when a response says its request or
+    token allowance is used up (``x-ratelimit-remaining-requests: 0`` and the like),
+    else None. An unreadable reset header counts as one second."""
+    if not headers:
+        return None
+    wait: float | None = None
+    for remaining, reset in _ACCOUNT_HEADERS:
+        raw = headers.get(remaining)
+        if raw is None:
+            continue
+        try:
+            left = float(raw)
+        except ValueError:
+            continue
+        if left > 0:
+            continue
+        seconds = _duration(headers.get(reset))
+        seconds = 1.0 if seconds is None else seconds
+        wait = seconds if wait is None else max(wait, seconds)
+    return wait
+
+
+_seen: contextvars.ContextVar[list[Mapping[str, str]] | None] = contextvars.ContextVar(
+    "xcs_response_headers", default=None
+)
+
+
+@contextmanager
+def capture_headers() -> Iterator[list[Mapping[str, str]]]:
+    """Collect the headers of the HTTP responses the SDK receives in this context
+    (one attempt): the engine reads account-wide limits from them."""
+    box: list[Mapping[str, str]] = []
+    token = _seen.set(box)
+    try:
+        yield box
+    finally:
+        _seen.reset(token)
+
+
+def _observe(response: Any) -> None:
+    box = _seen.get()
+    if box is not None:
+        box.append(response.headers)
+
+
+async def _aobserve(response: Any) -> None:
+    _observe(response)
+
+
+def hooks(asynchronous: bool = False) -> dict[str, list[Any]]:
+    """``event_hooks`` for an SDK's httpx client that feed ``capture_headers``."""
+    return {"response": [_aobserve if asynchronous else _observe]}
+
+
+class LoopClients:
+    """One async SDK client per event loop, closed while its loop shuts down.
+
+    An async connection pool belongs to the loop that opened it, so each loop gets
+    its own client. It is closed by an async generator's ``finally``: the loop
+    finalises unfinished async generators as it shuts down (``asyncio.run`` does,
+    through ``loop.shutdown_asyncgens``), while it can still await, so no socket is
+    left for the garbage collector (and its ``ResourceWarning``).
+    """
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._clients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+        self._keepers: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+    async def get(self) -> Any:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:  # no await until stored: no other task of this loop interleaves
+            client = self._clients[loop] = self._make()
+            keeper = _keep(client)
+            self._keepers[loop] = keeper
+            await keeper.__anext__()
+        return client
+
+
+async def _keep(client: Any) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        await client.close()
+
+
 def status_error(
     provider: str,
     model: str,
@@ -73,12 +211,16 @@ def status_error(
     where = f"{provider}:{model}"
     ctx: dict[str, Any] = {"provider": provider, "model": model, "status": status}
     if status == 429:
-        return mark(
+        error = mark(
             RateLimitError(f"{where}: HTTP 429 rate limited: {detail}", **ctx),
             retryable=True,
             server_fault=False,
             retry_after=retry_after_seconds(headers),
         )
+        account = account_limit_seconds(headers)
+        if account is not None:
+            error.account_reset = account  # type: ignore[attr-defined]
+        return error
     if status in (401, 403):
         return mark(
             AuthenticationError(

@@ -30,7 +30,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -44,8 +45,10 @@ from xcs.errors import (
 )
 from xcs.models._base import EndpointConfig, Provider, mark
 from xcs.models._http import status_error
+from xcs.models._openai import output_payload
 from xcs.models._params import Params
-from xcs.models._types import Completion, Request, Usage
+from xcs.models._tools import ToolSpec
+from xcs.models._types import Completion, Request, ToolCall, Usage
 
 __all__ = [
     "BUNDLED",
@@ -272,6 +275,124 @@ class LocalServer:
         return f"<LocalServer {state} pid={self.process.pid}>"
 
 
+# ---------------------------------------------------------------------------
+# Tools on a model without a tool-call format
+
+# NOTE: [Local tool calls]
+# llama.cpp parses tool calls only from models whose chat template has a tool-call
+# format; SmolLM2's has none (the server ignores tools= for it). So local: offers the
+# tools in a system message and constrains the reply, by a JSON schema that llama.cpp
+# compiles to a grammar, to either {"tool_calls": [{"name", "arguments"}, ...]} (each
+# name one of the tools, its arguments that tool's schema) or {"answer": text}. The
+# model cannot write anything else; whether it calls the right tool is up to it.
+
+
+def tools_schema(tools: tuple[ToolSpec, ...]) -> dict[str, Any]:
+    """The schema a reply to ``tools=`` must fit (NOTE: [Local tool calls])."""
+    calls = [
+        {
+            "type": "object",
+            "properties": {"name": {"const": t.name}, "arguments": t.parameters},
+            "required": ["name", "arguments"],
+        }
+        for t in tools
+    ]
+    return {
+        "anyOf": [
+            {
+                "type": "object",
+                "properties": {
+                    "tool_calls": {"type": "array", "items": {"anyOf": calls}, "minItems": 1}
+                },
+                "required": ["tool_calls"],
+            },
+            {
+                "type": "object",
+                "properties": {"answer": {"type": "string"}},
+                "required": ["answer"],
+            },
+        ]
+    }
+
+
+def _signature(tool: ToolSpec) -> str:
+    """``name(city: string, days: integer = 1)``: shorter than the JSON schema (a small
+    model on a CPU reads every prompt token; the grammar enforces the schema anyway)."""
+    props = tool.parameters.get("properties", {})
+    args = []
+    for name, schema in props.items():
+        kind = schema.get("type") or "any"
+        default = f" = {json.dumps(schema['default'])}" if "default" in schema else ""
+        args.append(f"{name}: {kind}{default}")
+    first_line = (tool.description or "").strip().split("\n", 1)[0]
+    return f"{tool.name}({', '.join(args)})" + (f": {first_line}" if first_line else "")
+
+
+def _tools_prompt(tools: tuple[ToolSpec, ...]) -> str:
+    listed = "\n".join(f"- {_signature(t)}" for t in tools)
+    return (
+        "You can call these tools:\n"
+        f"{listed}\n"
+        'To call tools, reply {"tool_calls": [{"name": ..., "arguments": {...}}]}. '
+        'When you can answer, reply {"answer": "..."}.'
+    )
+
+
+def local_messages(request: Request) -> list[dict[str, Any]]:
+    """The messages for llama.cpp: with tools, their description first and tool
+    calls and results written as text (NOTE: [Local tool calls])."""
+    if not request.tools and not any(m.tool_calls or m.role == "tool" for m in request.messages):
+        return [m.to_dict() for m in request.messages]
+    names: dict[str, str] = {}
+    out: list[dict[str, Any]] = []
+    for m in request.messages:
+        if m.tool_calls:
+            names.update((c.id, c.name) for c in m.tool_calls)
+            reply = {
+                "tool_calls": [{"name": c.name, "arguments": c.arguments} for c in m.tool_calls]
+            }
+            out.append({"role": "assistant", "content": json.dumps(reply)})
+        elif m.role == "tool":
+            name = names.get(m.tool_call_id or "", "a tool")
+            out.append({"role": "user", "content": f"Result of {name}: {m.content}"})
+        else:
+            out.append(m.to_dict())
+    if request.tools:
+        prompt = _tools_prompt(request.tools)
+        if out and out[0]["role"] == "system":
+            out[0] = {"role": "system", "content": out[0]["content"] + "\n\n" + prompt}
+        else:
+            out.insert(0, {"role": "system", "content": prompt})
+    return out
+
+
+def read_tools_reply(text: str) -> tuple[str, tuple[ToolCall, ...]]:
+    """The answer text and tool calls of a reply in the form ``tools_schema`` sets.
+
+    Raises:
+        ValueError: the reply is not in that form (cut short by ``max_tokens``, say).
+    """
+    data = json.loads(text)
+    if isinstance(data, dict) and isinstance(data.get("answer"), str):
+        return data["answer"], ()
+    raw = data.get("tool_calls") if isinstance(data, dict) else None
+    if not isinstance(raw, list) or not raw:
+        raise ValueError(f"neither an answer nor tool calls: {text[:200]!r}")
+    calls = []
+    for call in raw:
+        if not (isinstance(call, dict) and isinstance(call.get("name"), str)):
+            raise ValueError(f"a malformed tool call: {call!r:.200}")
+        arguments = call.get("arguments")
+        calls.append(
+            ToolCall(
+                f"call_{uuid.uuid4().hex[:12]}",
+                call["name"],
+                arguments if isinstance(arguments, dict) else {},
+            )
+        )
+    return "", tuple(calls)
+
+
 class LocalProvider(Provider):
     """The embedded local model (``local:smollm2``). Not constructed by users."""
 
@@ -318,19 +439,109 @@ class LocalProvider(Provider):
         server.wait_ready(current_deadline())
         return server
 
-    def complete(self, request: Request) -> Completion:
+    def stream(self, request: Request) -> Iterator[str | Completion]:
+        """llama.cpp's server-sent events, read with the standard library."""
+        if request.tools:  # the reply is JSON for the grammar (NOTE: [Local tool calls])
+            yield from super().stream(request)
+            return
         server = self.server(request.model)
+        body = self._body(request)
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+        where = f"local:{request.model}"
+        conn = http.client.HTTPConnection(server.host, server.port, timeout=request.timeout)
+        parts: list[str] = []
+        finish: str | None = None
+        usage: dict[str, Any] = {}
+        try:
+            try:
+                conn.request(
+                    "POST",
+                    "/v1/chat/completions",
+                    body=json.dumps(body),
+                    headers={"Content-Type": "application/json"},
+                )
+                response = conn.getresponse()
+                if response.status >= 400:
+                    raw = response.read()
+                    raise status_error(
+                        "local",
+                        request.model,
+                        response.status,
+                        raw[:200].decode(errors="replace"),
+                        dict(response.headers.items()),
+                    )
+                while True:
+                    line = response.readline()
+                    if not line:
+                        break
+                    text = line.decode(errors="replace").strip()
+                    if not text.startswith("data:"):
+                        continue
+                    data = text[5:].strip()
+                    if data == "[DONE]":
+                        break
+                    event = json.loads(data)
+                    usage = event.get("usage") or usage
+                    for choice in event.get("choices") or []:
+                        piece = (choice.get("delta") or {}).get("content")
+                        if isinstance(piece, str) and piece:
+                            parts.append(piece)
+                            yield piece
+                        if isinstance(choice.get("finish_reason"), str):
+                            finish = choice["finish_reason"]
+            except TimeoutError as exc:
+                raise mark(
+                    ProviderTimeoutError(
+                        f"{where}: request timed out", timeout=request.timeout, provider="local"
+                    ),
+                    retryable=True,
+                ) from exc
+            except (OSError, http.client.HTTPException, ValueError) as exc:
+                raise mark(
+                    ProviderError(f"{where}: the stream broke: {exc}", provider="local"),
+                    retryable=True,
+                ) from exc
+        finally:
+            conn.close()
+        if finish is None:
+            raise mark(
+                ProviderError(f"{where}: the stream ended without a finish reason"),
+                retryable=True,
+            )
+        yield Completion(
+            "".join(parts),
+            usage=Usage(
+                int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", len(parts)))
+            ),
+            finish_reason=finish,
+        )
+
+    def _body(self, request: Request) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": request.model,
-            "messages": [m.to_dict() for m in request.messages],
+            "messages": local_messages(request),
             "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
         }
+        if request.output is not None:
+            # llama.cpp compiles the schema to a grammar: the reply cannot leave it.
+            body["response_format"] = output_payload(request)["response_format"]
+        elif request.tools:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "reply", "schema": tools_schema(request.tools)},
+            }
         if request.temperature is not None:
             body["temperature"] = request.temperature
         if request.seed is not None:
             body["seed"] = request.seed
         if request.stop:
             body["stop"] = list(request.stop)
+        return body
+
+    def complete(self, request: Request) -> Completion:
+        server = self.server(request.model)
+        body = self._body(request)
         where = f"local:{request.model}"
         conn = http.client.HTTPConnection(server.host, server.port, timeout=request.timeout)
         try:
@@ -375,14 +586,21 @@ class LocalProvider(Provider):
         try:
             choice = data["choices"][0]
             usage = data.get("usage") or {}
+            text = choice["message"].get("content") or ""
+            finish = choice.get("finish_reason")
+            calls: tuple[ToolCall, ...] = ()
+            if request.tools:
+                text, calls = read_tools_reply(text)
+                finish = "tool_calls" if calls else finish
             return Completion(
-                text=choice["message"].get("content") or "",
+                text=text,
                 usage=Usage(
                     int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
                 ),
-                finish_reason=choice.get("finish_reason"),
+                finish_reason=finish,
+                tool_calls=calls,
             )
-        except (KeyError, IndexError, TypeError, AttributeError) as exc:
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
             raise mark(
                 ProviderError(f"{where}: malformed response: {raw[:200]!r}", provider="local"),
                 retryable=True,

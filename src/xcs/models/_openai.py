@@ -4,21 +4,40 @@ Uses the official ``openai`` SDK (the ``openai`` extra), imported on the first c
 One ``openai.OpenAI`` client per endpoint (base URL and key), shared by every thread
 for its connection pool, with the SDK's own retries turned off: the model layer
 retries, so that limits, the breaker and ``xcs.deadline`` see every attempt.
+``xcs.models.acall`` uses an ``openai.AsyncOpenAI`` client, one per event loop (an
+async connection pool belongs to the loop that opened it). Both clients report
+their responses' headers to the engine (``_http.hooks``: account-wide rate limits).
 SDK exceptions become XCS errors here, at the boundary (``map_error``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import sys
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from xcs.errors import ProviderError, ProviderNotInstalledError
-from xcs.models._base import EndpointConfig, Provider, scrub
-from xcs.models._http import malformed, map_sdk_error, retry_after_seconds, token_count
-from xcs.models._types import Completion, Request, Usage
+from xcs.models._base import EndpointConfig, Provider, mark, scrub
+from xcs.models._http import (
+    LoopClients,
+    hooks,
+    malformed,
+    map_sdk_error,
+    retry_after_seconds,
+    token_count,
+)
+from xcs.models._types import Completion, Request, ToolCall, Usage
 
-__all__ = ["OpenAIProvider", "import_openai", "map_error", "retry_after_seconds"]
+__all__ = [
+    "OpenAIProvider",
+    "chat_messages",
+    "import_openai",
+    "map_error",
+    "output_payload",
+    "retry_after_seconds",
+    "tool_call",
+]
 
 
 def import_openai() -> Any:
@@ -57,6 +76,7 @@ class OpenAIProvider(Provider):
     takes_base_url = True
     prices: ClassVar[Mapping[str, tuple[float, float]]] = _PRICES
     defaults: ClassVar[Mapping[str, Any]] = {"concurrency": 64}
+    warm_up = True  # the SDK import and client: made at bind, in the background
 
     def __init__(self, endpoint: EndpointConfig) -> None:
         openai = import_openai()
@@ -67,17 +87,98 @@ class OpenAIProvider(Provider):
             api_key=endpoint.api_key,
             base_url=endpoint.base_url,
             max_retries=0,  # the model layer retries (see the module docstring)
+            http_client=openai.DefaultHttpxClient(event_hooks=hooks()),
+        )
+        self._aclients = LoopClients(
+            lambda: openai.AsyncOpenAI(
+                api_key=endpoint.api_key,
+                base_url=endpoint.base_url,
+                max_retries=0,
+                http_client=openai.DefaultAsyncHttpxClient(event_hooks=hooks(asynchronous=True)),
+            )
         )
 
     def price(self, model: str) -> tuple[float, float] | None:
         return None if self.endpoint.base_url is not None else super().price(model)
 
     def complete(self, request: Request) -> Completion:
+        kwargs = self.request_kwargs(request)
+        try:
+            out = self._client.chat.completions.create(**kwargs)
+        except (self._openai.OpenAIError, json.JSONDecodeError) as exc:
+            scrub(exc, self._key)
+            raise map_error(exc, request.model, self._key, timeout=request.timeout) from exc
+        return self._completion(out, request.model)
+
+    async def acomplete(self, request: Request) -> Completion:
+        kwargs = self.request_kwargs(request)
+        try:
+            client = await self._aclients.get()
+            out = await client.chat.completions.create(**kwargs)
+        except (self._openai.OpenAIError, json.JSONDecodeError) as exc:
+            scrub(exc, self._key)
+            raise map_error(exc, request.model, self._key, timeout=request.timeout) from exc
+        return self._completion(out, request.model)
+
+    def stream(self, request: Request) -> Iterator[str | Completion]:
+        """Server-sent events (``stream=True``), usage in the last event
+        (``stream_options.include_usage``)."""
+        kwargs = self.request_kwargs(request)
+        kwargs["stream"] = True
+        kwargs["stream_options"] = {"include_usage": True}
+        httpx = sys.modules.get("httpx")  # the SDK's transport; loaded with the SDK
+        transport_errors: tuple[type[BaseException], ...] = (
+            (httpx.HTTPError, httpx.StreamError) if httpx is not None else ()
+        )
+        finish: str | None = None
+        usage: Any = None
+        parts: list[str] = []
+        try:
+            events = self._client.chat.completions.create(**kwargs)
+            try:
+                for event in events:
+                    usage = getattr(event, "usage", None) or usage
+                    for choice in getattr(event, "choices", None) or []:
+                        delta = getattr(choice, "delta", None)
+                        text = getattr(delta, "content", None)
+                        if isinstance(text, str) and text:
+                            parts.append(text)
+                            yield text
+                        reason = getattr(choice, "finish_reason", None)
+                        if isinstance(reason, str):
+                            finish = reason
+            finally:
+                close = getattr(events, "close", None)
+                if close is not None:
+                    close()
+        except (self._openai.OpenAIError, json.JSONDecodeError, *transport_errors) as exc:
+            scrub(exc, self._key)
+            if isinstance(exc, self._openai.OpenAIError | json.JSONDecodeError):
+                raise map_error(exc, request.model, self._key, timeout=request.timeout) from exc
+            raise mark(
+                ProviderError(f"openai:{request.model}: the connection broke: {exc}"),
+                retryable=True,
+            ) from exc
+        if finish is None:
+            raise mark(
+                ProviderError(f"openai:{request.model}: the stream ended without a finish reason"),
+                retryable=True,
+            )
+        counts = [token_count(usage, "prompt_tokens"), token_count(usage, "completion_tokens")]
+        yield Completion(
+            "".join(parts),
+            usage=Usage(counts[0] or 0, counts[1] or 0),
+            finish_reason=finish,
+        )
+
+    def request_kwargs(self, request: Request) -> dict[str, Any]:
+        """The keyword arguments of ``chat.completions.create`` for ``request``."""
         kwargs: dict[str, Any] = {
             "model": request.model,
-            "messages": [m.to_dict() for m in request.messages],
+            "messages": chat_messages(request),
             "timeout": request.timeout,
         }
+        kwargs.update(output_payload(request))
         if request.temperature is not None:
             kwargs["temperature"] = request.temperature
         if request.max_tokens is not None:
@@ -89,12 +190,7 @@ class OpenAIProvider(Provider):
             kwargs["stop"] = list(request.stop)
         if request.seed is not None:
             kwargs["seed"] = request.seed
-        try:
-            out = self._client.chat.completions.create(**kwargs)
-        except (self._openai.OpenAIError, json.JSONDecodeError) as exc:
-            scrub(exc, self._key)
-            raise map_error(exc, request.model, self._key, timeout=request.timeout) from exc
-        return self._completion(out, request.model)
+        return kwargs
 
     def _completion(self, out: Any, model: str) -> Completion:
         choices = None if isinstance(out, str) else getattr(out, "choices", None)
@@ -112,11 +208,24 @@ class OpenAIProvider(Provider):
         if None in counts:
             raise malformed("openai", model, f"bad token counts in {usage!r}"[:300], self._key)
         finish = getattr(choice, "finish_reason", None)
+        raw_calls = getattr(message, "tool_calls", None) or []
+        calls = []
+        for raw in raw_calls if isinstance(raw_calls, list) else []:
+            function = getattr(raw, "function", None)
+            call = tool_call(
+                getattr(raw, "id", None),
+                getattr(function, "name", None),
+                getattr(function, "arguments", None),
+            )
+            if call is None:
+                raise malformed("openai", model, f"a malformed tool call {raw!r:.200}", self._key)
+            calls.append(call)
         return Completion(
             # content is null when the model refused or only called tools: no text.
             text=text or "",
             usage=Usage(counts[0] or 0, counts[1] or 0),
             finish_reason=finish if isinstance(finish, str) else None,
+            tool_calls=tuple(calls),
         )
 
     def close(self) -> None:
@@ -124,6 +233,63 @@ class OpenAIProvider(Provider):
 
     def __repr__(self) -> str:
         return f"<OpenAIProvider {self.endpoint.name}>"
+
+
+# ---------------------------------------------------------------------------
+# Structured output and tools, in the chat completions form (shared with local:)
+
+
+def chat_messages(request: Request) -> list[dict[str, Any]]:
+    """The messages in the chat completions form (an assistant message that only
+    called tools has null content, as the API writes it)."""
+    out = []
+    for m in request.messages:
+        item = m.to_dict()
+        if m.tool_calls and not m.content:
+            item["content"] = None
+        out.append(item)
+    return out
+
+
+def output_payload(request: Request) -> dict[str, Any]:
+    """``response_format`` (a ``json_schema``, strict where the schema allows) and
+    ``tools``, as the chat completions API takes them."""
+    payload: dict[str, Any] = {}
+    output = request.output
+    if output is not None:
+        spec: dict[str, Any] = {"name": output.name, "schema": output.strict or output.schema}
+        if output.description:
+            spec["description"] = output.description
+        spec["strict"] = output.strict is not None
+        payload["response_format"] = {"type": "json_schema", "json_schema": spec}
+    if request.tools:
+        payload["tools"] = [
+            {
+                "type": "function",
+                "function": {
+                    "name": tool.name,
+                    "description": tool.description,
+                    "parameters": tool.parameters,
+                },
+            }
+            for tool in request.tools
+        ]
+    return payload
+
+
+def tool_call(call_id: Any, name: Any, arguments: Any) -> ToolCall | None:
+    """A ``ToolCall`` from the API's fields (``arguments``: JSON text of an object),
+    or None if they are malformed."""
+    if not isinstance(call_id, str) or not isinstance(name, str):
+        return None
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments) if arguments.strip() else {}
+        except ValueError:
+            return None
+    if not isinstance(arguments, dict):
+        return None
+    return ToolCall(call_id, name, arguments)
 
 
 # ---------------------------------------------------------------------------

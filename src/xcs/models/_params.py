@@ -9,20 +9,22 @@ by a provider that does not know the name.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from xcs.errors import ValidationError
-from xcs.models._types import Message
+from xcs.models._types import Message, ToolCall
 
 __all__ = [
     "CALL_OPTIONS",
     "ENDPOINT_OPTIONS",
     "MODEL_PARAMS",
+    "OUTPUT_PARAMS",
     "ModelId",
     "Params",
     "check_params",
@@ -36,7 +38,10 @@ __all__ = [
 # - "sample" is part of the cache key but never sent (NOTE: [Sample indices]);
 # - CALL_OPTIONS change how XCS makes the call, never the answer: not in the key;
 # - ENDPOINT_OPTIONS choose the server (base_url is in the key, the api key is not).
+# - OUTPUT_PARAMS (response_model, tools) are sent, in each provider's form, and are
+#   part of the key (their schemas); every provider takes them.
 MODEL_PARAMS = ("system", "temperature", "max_tokens", "stop", "seed")
+OUTPUT_PARAMS = ("response_model", "tools")
 CALL_OPTIONS = ("timeout", "max_attempts", "cache")
 ENDPOINT_OPTIONS = ("base_url", "api_key")
 
@@ -57,6 +62,42 @@ class Params(BaseModel):
     cache: bool = True
     base_url: str | None = None
     api_key: SecretStr | None = None
+    # Checked and converted by the validators below (OutputSchema, ToolSpecs).
+    response_model: Any = None
+    tools: tuple[Any, ...] = ()
+
+    @field_validator("response_model", mode="before")
+    @classmethod
+    def _output_schema(cls, value: Any) -> Any:
+        from xcs.models._structured import OutputSchema, output_schema
+
+        if value is None or isinstance(value, OutputSchema):
+            return value
+        if not (isinstance(value, type) and issubclass(value, BaseModel)):
+            raise ValueError(
+                "must be a pydantic model class (a subclass of pydantic.BaseModel), "
+                f"got {value!r:.80}"
+            )
+        try:
+            return output_schema(value)
+        except ValidationError as exc:
+            raise ValueError(exc.message) from None
+
+    @field_validator("tools", mode="before")
+    @classmethod
+    def _tool_specs(cls, value: Any) -> Any:
+        from xcs.models._tools import tool_specs
+
+        return () if value is None else tool_specs(value)
+
+    @model_validator(mode="after")
+    def _output_or_tools(self) -> Params:
+        if self.response_model is not None and self.tools:
+            raise ValueError(
+                "give response_model= or tools=, not both (a reply is either a typed "
+                "value or tool calls)"
+            )
+        return self
 
     @field_validator("stop", mode="before")
     @classmethod
@@ -232,8 +273,42 @@ def _message(index: int, item: object) -> Message:
         extra = set(item) - {"role", "content"}
         if role in ("system", "user", "assistant") and isinstance(content, str) and not extra:
             return Message(role, content)
+        if role == "assistant" and extra == {"tool_calls"}:
+            return Message("assistant", content or "", tool_calls=_tool_calls(index, item))
+        if role == "tool" and extra == {"tool_call_id"} and isinstance(content, str):
+            call_id = item["tool_call_id"]
+            if isinstance(call_id, str) and call_id:
+                return Message("tool", content, tool_call_id=call_id)
     raise ValidationError(
         f"messages[{index}]: expected {{'role': 'system'|'user'|'assistant', "
-        f"'content': str}}, got {item!r}",
+        "'content': str}, an assistant message with 'tool_calls' or "
+        f"{{'role': 'tool', 'tool_call_id': str, 'content': str}}, got {item!r:.200}",
         parameters=("messages",),
     )
+
+
+def _tool_calls(index: int, item: Mapping[str, Any]) -> tuple[ToolCall, ...]:
+    """The tool calls of an assistant message: ``ToolCall``s, or dicts in the OpenAI
+    form (``{"id", "function": {"name", "arguments": JSON text}}``) or ours
+    (``{"id", "name", "arguments": dict}``)."""
+    calls = item["tool_calls"]
+    out: list[ToolCall] = []
+    for call in calls if isinstance(calls, list | tuple) else [None]:
+        if isinstance(call, ToolCall):
+            out.append(call)
+            continue
+        if isinstance(call, Mapping):
+            fn = call.get("function", call)
+            args = fn.get("arguments") if isinstance(fn, Mapping) else None
+            if isinstance(args, str):
+                try:
+                    args = json.loads(args)
+                except ValueError:
+                    args = None
+            if isinstance(args, dict) and isinstance(fn.get("name"), str) and call.get("id"):
+                out.append(ToolCall(str(call["id"]), fn["name"], args))
+                continue
+        raise ValidationError(
+            f"messages[{index}]: a malformed tool call {call!r:.200}", parameters=("messages",)
+        )
+    return tuple(out)

@@ -25,16 +25,18 @@ import hashlib
 import json
 import math
 import random
-from typing import ClassVar
+from collections.abc import Iterator
+from typing import Any, ClassVar
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from xcs.errors import ProviderError, ProviderTimeoutError, RateLimitError, ValidationError
 from xcs.models._base import EndpointConfig, Provider, mark
-from xcs.models._clock import get_clock
+from xcs.models._clock import asleep, get_clock
 from xcs.models._params import translate
-from xcs.models._types import Completion, Request, Usage
+from xcs.models._structured import example_value
+from xcs.models._types import Completion, Request, ToolCall, Usage
 
 __all__ = ["SimOptions", "SimProvider"]
 
@@ -161,14 +163,51 @@ class SimProvider(Provider):
     # -- one attempt --------------------------------------------------------------------
 
     def complete(self, request: Request) -> Completion:
+        wait, outcome = self._draw(request)
+        if wait > 0:
+            get_clock().sleep(wait)
+        if isinstance(outcome, ProviderError):
+            raise outcome
+        return outcome
+
+    async def acomplete(self, request: Request) -> Completion:
+        """``complete`` natively async: the same draws, the latency awaited."""
+        wait, outcome = self._draw(request)
+        await asleep(wait)
+        if isinstance(outcome, ProviderError):
+            raise outcome
+        return outcome
+
+    def stream(self, request: Request) -> Iterator[str | Completion]:
+        """The answer word by word: the first after the latency less the per-token
+        time, then one word per ``per_token`` seconds (the same total as ``complete``)."""
+        latency, outcome = self._draw(request)
+        clock = get_clock()
+        if isinstance(outcome, ProviderError):
+            if latency > 0:
+                clock.sleep(latency)
+            raise outcome
+        completion = outcome
+        words = completion.text.split(" ") if completion.text else []
+        per_token = self.options.per_token
+        first = latency - per_token * max(len(words) - 1, 0)
+        if first > 0:
+            clock.sleep(first)
+        for i, word in enumerate(words):
+            if i and per_token > 0:
+                clock.sleep(per_token)
+            yield word if i == 0 else " " + word
+        yield completion
+
+    def _draw(self, request: Request) -> tuple[float, Completion | ProviderError]:
+        """This attempt's fate: the seconds it takes, then its answer or its error."""
         opts = self.options
         digest = _digest(request)
         rng = random.Random(f"{opts.seed}:{digest}:{request.attempt}")
-        clock = get_clock()
         where = f"sim:{request.model} (simulated)"
         draw = rng.random()
         if draw < opts.rate_limit_rate:
-            raise mark(
+            return 0.0, mark(
                 RateLimitError(f"{where}: HTTP 429 rate limited", retry_after=opts.retry_after),
                 retryable=True,
                 server_fault=False,
@@ -176,18 +215,28 @@ class SimProvider(Provider):
             )
         draw -= opts.rate_limit_rate
         if draw < opts.error_rate:
-            raise mark(
+            return 0.0, mark(
                 ProviderError(f"{where}: HTTP 500 internal server error"),
                 retryable=True,
                 status=500,
             )
         draw -= opts.error_rate
         if draw < opts.timeout_rate:
-            clock.sleep(request.timeout)
-            raise _timeout(where, request.timeout)
+            return request.timeout, _timeout(where, request.timeout)
 
-        text, finish = _answer(request, digest)
-        completion_tokens = len(text.split())
+        calls: tuple[ToolCall, ...] = ()
+        if request.output is not None:
+            # A valid instance of the schema, drawn from the request's hash.
+            text = json.dumps(example_value(request.output.schema, random.Random(digest)))
+            finish = "stop"
+        elif request.tools and request.messages[-1].role != "tool":
+            calls = _tool_calls(request, digest)
+            text, finish = "", "tool_calls"
+        else:
+            text, finish = _answer(request, digest)
+        completion_tokens = len(text.split()) + sum(
+            len(json.dumps(c.arguments).split()) + 1 for c in calls
+        )
         latency = opts.latency
         if opts.sigma > 0:
             latency *= math.exp(opts.sigma * rng.gauss(0.0, 1.0))
@@ -195,12 +244,9 @@ class SimProvider(Provider):
             latency *= opts.slow_factor
         latency += opts.per_token * completion_tokens
         if latency > request.timeout:
-            clock.sleep(request.timeout)
-            raise _timeout(where, request.timeout)
-        if latency > 0:
-            clock.sleep(latency)
+            return request.timeout, _timeout(where, request.timeout)
         prompt_tokens = sum(len(m.content.split()) + 3 for m in request.messages)
-        return Completion(text, Usage(prompt_tokens, completion_tokens), finish)
+        return latency, Completion(text, Usage(prompt_tokens, completion_tokens), finish, calls)
 
     def __repr__(self) -> str:
         opts = "&".join(f"{k}={v}" for k, v in self.endpoint.options)
@@ -218,7 +264,7 @@ def _digest(request: Request) -> str:
     """The hash answers and faults are drawn from. At temperature 0 the seed and the
     sample index do not matter, as they would not for a real model."""
     sampled = request.temperature != 0
-    payload = {
+    payload: dict[str, Any] = {
         "model": request.model,
         "messages": [[m.role, m.content] for m in request.messages],
         "temperature": request.temperature,
@@ -227,14 +273,39 @@ def _digest(request: Request) -> str:
         "seed": request.seed if sampled else None,
         "sample": request.sample if sampled else 0,
     }
+    if request.output is not None:
+        payload["output"] = request.output.key
+    if request.tools:
+        payload["tools"] = [t.key for t in request.tools]
+    if any(m.tool_calls or m.tool_call_id for m in request.messages):
+        payload["messages"] = [m.to_dict() for m in request.messages]
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def _tool_calls(request: Request, digest: str) -> tuple[ToolCall, ...]:
+    """One call of every tool offered, in the order given, with arguments drawn from
+    the request's hash: what the simulator answers to ``tools=`` until it has results."""
+    rng = random.Random(digest)
+    return tuple(
+        ToolCall(f"call_{digest[:8]}_{i}", tool.name, example_value(tool.parameters, rng))
+        for i, tool in enumerate(request.tools)
+    )
+
+
 def _answer(request: Request, digest: str) -> tuple[str, str]:
     if request.model == "echo":
-        user = [m.content for m in request.messages if m.role == "user"]
-        words = user[-1].split(" ") if user else []
+        last = request.messages[-1]
+        if last.role == "tool":  # echo the results of the last turn's tool calls
+            results: list[str] = []
+            for m in reversed(request.messages):
+                if m.role != "tool":
+                    break
+                results.insert(0, m.content)
+            words = "\n".join(results).split(" ")
+        else:
+            user = [m.content for m in request.messages if m.role == "user"]
+            words = user[-1].split(" ") if user else []
     else:
         rng = random.Random(digest)
         words = [rng.choice(_WORDS) for _ in range(rng.randint(5, 40))]

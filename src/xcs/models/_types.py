@@ -1,14 +1,19 @@
-"""The values of the model layer: Usage, Response, Completion, Request, Message."""
+"""The values of the model layer: Usage, Response, Completion, Request, Message, ToolCall."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-__all__ = ["Completion", "Message", "Request", "Response", "Usage"]
+if TYPE_CHECKING:
+    from xcs.models._structured import OutputSchema
+    from xcs.models._tools import ToolSpec
 
-Role = Literal["system", "user", "assistant"]
+__all__ = ["Completion", "Message", "Request", "Response", "ToolCall", "Usage"]
+
+Role = Literal["system", "user", "assistant", "tool"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -24,14 +29,53 @@ class Usage:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A tool call the model asked for: ``name(**arguments)``, told apart by ``id``.
+
+    ``arguments`` is the dict the model wrote (decoded from its JSON), not yet checked
+    against the tool's signature: ``xcs.operators.Agent`` checks it when it runs the tool.
+    """
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "arguments": self.arguments}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ToolCall:
+        return cls(str(data["id"]), str(data["name"]), dict(data["arguments"]))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Message:
-    """One chat message: a role (``system``, ``user``, ``assistant``) and its text."""
+    """One chat message: a role (``system``, ``user``, ``assistant``, ``tool``) and its text.
+
+    An ``assistant`` message may carry the ``tool_calls`` the model made; a ``tool``
+    message answers one of them (``tool_call_id``) with the tool's result as text.
+    """
 
     role: Role
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
 
-    def to_dict(self) -> dict[str, str]:
-        return {"role": self.role, "content": self.content}
+    def to_dict(self) -> dict[str, Any]:
+        """The message in the OpenAI chat format (what ``messages=`` lists accept)."""
+        out: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            out["tool_calls"] = [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": json.dumps(call.arguments)},
+                }
+                for call in self.tool_calls
+            ]
+        if self.tool_call_id is not None:
+            out["tool_call_id"] = self.tool_call_id
+        return out
 
 
 class Response(str):
@@ -49,6 +93,8 @@ class Response(str):
             means "unpriced").
         finish_reason: why generation stopped (``"stop"``, ``"length"``, ...), if known.
         cached: True when the answer came from the cache, not from the provider.
+        tool_calls: the ``ToolCall``s the model made (``tools=``), in its order;
+            ``()`` when it made none.
 
     Not constructed by users: model calls return it. It pickles with its attributes,
     and compares and hashes as the plain string.
@@ -62,6 +108,7 @@ class Response(str):
     cost_usd: float | None
     finish_reason: str | None
     cached: bool
+    tool_calls: tuple[ToolCall, ...]
 
     def __new__(
         cls,
@@ -73,6 +120,7 @@ class Response(str):
         cost_usd: float | None = None,
         finish_reason: str | None = None,
         cached: bool = False,
+        tool_calls: tuple[ToolCall, ...] = (),
     ) -> Response:
         self = super().__new__(cls, text)
         self.usage = usage if usage is not None else Usage()
@@ -81,6 +129,7 @@ class Response(str):
         self.cost_usd = cost_usd
         self.finish_reason = finish_reason
         self.cached = cached
+        self.tool_calls = tuple(tool_calls)
         return self
 
     @property
@@ -99,11 +148,14 @@ class Response(str):
             "cost_usd": self.cost_usd,
             "finish_reason": self.finish_reason,
             "cached": self.cached,
+            "tool_calls": self.tool_calls,
         }
 
     def __repr__(self) -> str:
         cost = "?" if self.cost_usd is None else f"{self.cost_usd:.6f}"
         flags = ", cached" if self.cached else ""
+        if self.tool_calls:
+            flags += f", tool_calls=[{', '.join(c.name for c in self.tool_calls)}]"
         return (
             f"Response({self.text!r}, model={self.model!r}, tokens={self.usage.prompt_tokens}"
             f"+{self.usage.completion_tokens}, latency_s={self.latency_s:.3f}, "
@@ -124,14 +176,18 @@ class Completion:
     text: str
     usage: Usage = dataclasses.field(default_factory=Usage)
     finish_reason: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "text": self.text,
             "prompt_tokens": self.usage.prompt_tokens,
             "completion_tokens": self.usage.completion_tokens,
             "finish_reason": self.finish_reason,
         }
+        if self.tool_calls:
+            out["tool_calls"] = [call.to_json() for call in self.tool_calls]
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Completion:
@@ -139,6 +195,7 @@ class Completion:
             text=str(data["text"]),
             usage=Usage(int(data["prompt_tokens"]), int(data["completion_tokens"])),
             finish_reason=data.get("finish_reason"),
+            tool_calls=tuple(ToolCall.from_json(c) for c in data.get("tool_calls") or ()),
         )
 
 
@@ -152,6 +209,8 @@ class Request:
     what is left of the active ``xcs.deadline``. ``attempt`` counts from 0; the
     simulator draws its faults from it, real providers ignore it. ``sample`` only
     distinguishes requests (the cache key, the simulator's output); it is never sent.
+    ``output`` asks for a reply in a JSON schema (``response_model=``), ``tools`` offers
+    tools the model may call (``tools=``); providers translate both to their API.
 
     Not constructed by users: the model layer builds one per attempt.
     """
@@ -166,6 +225,8 @@ class Request:
     sample: int = 0
     timeout: float = 60.0
     attempt: int = 0
+    output: OutputSchema | None = None
+    tools: tuple[ToolSpec, ...] = ()
 
     def prompt_chars(self) -> int:
         return sum(len(m.content) for m in self.messages)

@@ -27,8 +27,10 @@ General layout (each module uses only the ones above it):
 - ``_aggregate``: ``MajorityVote``, ``Judge``, ``Synthesize``, ``Verifier``,
   ``BestOfN``.
 - ``_cache``: ``Cached``, a thread-safe bounded LRU.
+- ``_agent``: ``Agent``, a model calling tools (one turn's calls concurrently).
 """
 
+from xcs.operators._agent import Agent
 from xcs.operators._aggregate import (
     BestOfN,
     Judge,
@@ -44,6 +46,7 @@ from xcs.operators._parse import normalize_answer, parse_choice, parse_label, pa
 from xcs.operators._spec import Spec
 
 __all__ = [
+    "Agent",
     "BestOfN",
     "Cached",
     "CachedStatistics",

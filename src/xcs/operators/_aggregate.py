@@ -18,6 +18,7 @@ answer, and a ``Verification`` says ``parsed=False``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -27,13 +28,23 @@ import pydantic
 
 from xcs._runtime._scheduler import ordered_map
 from xcs.errors import ValidationError
+from xcs.models._api import ModelBinding
 from xcs.models._types import Response
 from xcs.operators._base import Operator
 from xcs.operators._compose import Ensemble, as_model, question_for, takes_keyword
 from xcs.operators._parse import normalize_answer, parse_choice, parse_verdict
 from xcs.operators._prompts import judge_prompt, synthesize_prompt, verify_prompt
 
-__all__ = ["BestOfN", "Judge", "MajorityVote", "Synthesize", "Verification", "Verifier"]
+__all__ = [
+    "BestOfN",
+    "Judge",
+    "MajorityVote",
+    "Synthesize",
+    "Verification",
+    "Verifier",
+    "VerifierVerdict",
+    "judge_choice_model",
+]
 
 logger = logging.getLogger("xcs")
 
@@ -143,6 +154,11 @@ class Judge(Operator):
             ``prompt -> str``.
         criteria: what "best" means, put in the prompt.
         on_unparsed: ``"vote"`` (default) or ``"raise"``.
+        structured: ask for a typed verdict instead of text: the model is called
+            with ``response_model=`` a ``JudgeChoice`` (``choice`` from 1 to N,
+            ``reason``), so the provider constrains the reply and the model layer
+            retries one that does not validate. The model must take
+            ``response_model=`` (a model id or binding does).
 
     Raises (from a call):
         ValidationError: no candidates, a candidate that is not a string, or (with
@@ -156,11 +172,13 @@ class Judge(Operator):
         *,
         criteria: str = "correctness and helpfulness",
         on_unparsed: Literal["vote", "raise"] = "vote",
+        structured: bool = False,
     ) -> None:
         _check_choice(on_unparsed, ("vote", "raise"), "Judge")
         self.model = as_model(model, "Judge")
         self.criteria = criteria
         self.on_unparsed = on_unparsed
+        self.structured = _check_structured(structured, self.model, "Judge")
 
     def choose(self, candidates: Sequence[str], question: str | None = None) -> int:
         """The index of the chosen candidate (the model's, or the fallback's).
@@ -172,7 +190,14 @@ class Judge(Operator):
         if len(candidates) == 1:
             return 0
         q = question_for(candidates, question)
-        answer = str(self.model(judge_prompt(candidates, q, self.criteria)))
+        prompt = judge_prompt(candidates, q, self.criteria)
+        if self.structured:
+            typed = _typed_reply(self.model, prompt, judge_choice_model(len(candidates)))
+            if not isinstance(typed, str):
+                return int(typed.choice) - 1
+            answer = typed
+        else:
+            answer = str(self.model(prompt))
         index = parse_choice(answer, len(candidates))
         if index is not None:
             return index
@@ -199,7 +224,62 @@ class Judge(Operator):
         fields: list[tuple[str | None, Any]] = [(None, self.model)]
         if self.on_unparsed != "vote":
             fields.append(("on_unparsed", self.on_unparsed))
+        if self.structured:
+            fields.append(("structured", True))
         return fields
+
+
+# ---------------------------------------------------------------------------
+# Typed verdicts (structured=True)
+
+
+class VerifierVerdict(pydantic.BaseModel):
+    """A verifier's verdict, as the model is asked to write it (``structured=True``)."""
+
+    passed: bool
+    score: int = pydantic.Field(ge=0, le=10, description="0 to 10")
+    reason: str = pydantic.Field(description="one short sentence")
+
+
+@functools.lru_cache(maxsize=64)
+def judge_choice_model(n: int) -> type[pydantic.BaseModel]:
+    """``JudgeChoice``: the number of the best of ``n`` candidates, and why."""
+    return pydantic.create_model(
+        "JudgeChoice",
+        __doc__="The best candidate's number, and why.",
+        choice=(int, pydantic.Field(ge=1, le=n, description=f"1 to {n}")),
+        reason=(str, pydantic.Field(description="one short sentence")),
+    )
+
+
+def _check_structured(structured: Any, model: Any, operator: str) -> bool:
+    if not isinstance(structured, bool):
+        raise ValidationError(
+            f"{operator}: structured must be True or False, got {structured!r}",
+            operator=operator,
+        )
+    if structured and not (
+        isinstance(model, ModelBinding) or takes_keyword(model, "response_model")
+    ):
+        raise ValidationError(
+            f"{operator}: structured=True needs a model that takes response_model= "
+            "(a model id or an xcs.models.bind(...) binding)",
+            operator=operator,
+        )
+    return structured
+
+
+def _typed_reply(model: Any, prompt: str, output: type[pydantic.BaseModel]) -> Any:
+    """The model's typed verdict; or, when its last reply did not validate, that
+    reply's text (then read as text, and ``on_unparsed`` applies)."""
+    try:
+        return model(prompt, response_model=output)
+    except ValidationError as exc:
+        reply = getattr(exc, "reply", None)
+        if not isinstance(reply, str):
+            raise  # a bad parameter, not a bad reply
+        logger.warning("xcs.operators: the model's typed verdict did not validate: %s", exc)
+        return reply
 
 
 _LABEL_PREFIXES = ("final answer:", "answer:", "final:")
@@ -300,6 +380,8 @@ class Verifier(Operator):
         model: a model id, a binding, or a callable ``prompt -> str``.
         criteria: what the answer must be, put in the prompt.
         on_unparsed: ``"fail"`` (default) or ``"raise"``.
+        structured: ask for a typed verdict (``response_model=VerifierVerdict``:
+            ``passed``, ``score`` 0 to 10, ``reason``) instead of reading text.
 
     Raises (from a call):
         ValidationError: a candidate that is not a string, or (with
@@ -314,14 +396,25 @@ class Verifier(Operator):
         *,
         criteria: str = "correct and complete",
         on_unparsed: Literal["fail", "raise"] = "fail",
+        structured: bool = False,
     ) -> None:
         _check_choice(on_unparsed, ("fail", "raise"), "Verifier")
         self.model = as_model(model, "Verifier")
         self.criteria = criteria
         self.on_unparsed = on_unparsed
+        self.structured = _check_structured(structured, self.model, "Verifier")
 
     def forward(self, candidate: str, question: str | None = None) -> Verification:
-        answer = str(self.model(verify_prompt(candidate, question, self.criteria)))
+        prompt = verify_prompt(candidate, question, self.criteria)
+        if self.structured:
+            typed = _typed_reply(self.model, prompt, VerifierVerdict)
+            if not isinstance(typed, str):
+                return Verification(
+                    passed=typed.passed, score=typed.score / 10, reason=typed.reason[:300]
+                )
+            answer = typed
+        else:
+            answer = str(self.model(prompt))
         verdict = parse_verdict(answer)
         if verdict is None:
             if self.on_unparsed == "raise":
@@ -348,6 +441,8 @@ class Verifier(Operator):
         fields: list[tuple[str | None, Any]] = [(None, self.model)]
         if self.on_unparsed != "fail":
             fields.append(("on_unparsed", self.on_unparsed))
+        if self.structured:
+            fields.append(("structured", True))
         return fields
 
 

@@ -1,0 +1,178 @@
+"""@xcs.jit on an entry point compiles the user's own callees, transitively (issue 15,
+DESIGN §1.9): helpers, methods, class and static methods, recursion; not library code;
+``@xcs.sequential`` callees stay as written. Barriers prove the overlap on the FIRST call.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import pytest
+
+import xcs
+import xcs.testing
+from xcs._compiler import _rt
+
+TIMEOUT = 10.0
+
+
+class Model:
+    """A model whose calls meet at a barrier (when set) and count those in flight."""
+
+    def __init__(self, parties: int | None) -> None:
+        self.barrier = threading.Barrier(parties, timeout=TIMEOUT) if parties else None
+        self.lock = threading.Lock()
+        self.now = self.peak = 0
+        self.calls: list[str] = []
+
+    def __call__(self, prompt: str) -> str:
+        with self.lock:
+            self.calls.append(prompt)
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+        try:
+            if self.barrier is not None:
+                self.barrier.wait()
+            return prompt.upper()
+        finally:
+            with self.lock:
+                self.now -= 1
+
+
+model = Model(None)
+
+
+class Pipeline:
+    def drafts(self, q: str) -> list[str]:
+        return [model(f"{q}-{i}") for i in range(4)]
+
+    @classmethod
+    def make(cls) -> Pipeline:
+        return cls()
+
+    @staticmethod
+    def polish(text: str) -> str:
+        return text.strip()
+
+    def run(self, qs: list[str]) -> list[list[str]]:
+        out = []
+        for q in qs:
+            out.append([self.polish(d) for d in self.drafts(q)])
+        return out
+
+
+def top(qs: list[str]) -> list[list[str]]:
+    return Pipeline.make().run(qs)
+
+
+def walk(tree: list[Any], depth: int = 0) -> list[str]:
+    here = [model(f"node{depth}")]
+    return here + [x for child in tree for x in walk(child, depth + 1)]
+
+
+@xcs.sequential
+def save(text: str) -> str:
+    return model(text)
+
+
+def saves(xs: list[str]) -> list[str]:
+    return [save(x) for x in xs]
+
+
+def three_levels(qs: list[str]) -> list[str]:
+    return helper_a(qs)
+
+
+def helper_a(qs: list[str]) -> list[str]:
+    return helper_b(qs)
+
+
+def helper_b(qs: list[str]) -> list[str]:
+    return [model(q) for q in qs]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_model() -> Any:
+    global model
+    yield
+    model = Model(None)
+
+
+def _fresh(fn: Any) -> Any:
+    """A fresh function object with ``fn``'s code: nothing compiled or cached yet."""
+    for function in (fn, Pipeline.drafts, Pipeline.run, helper_a, helper_b, walk):
+        function.__dict__.pop(_rt.DISPATCH_KEY, None)
+        function.__dict__.pop("__xcs_compiled__", None)
+    for method in (Pipeline.make, Pipeline.polish):
+        getattr(method, "__func__", method).__dict__.pop(_rt.DISPATCH_KEY, None)
+    return xcs.jit(fn)
+
+
+def test_methods_of_a_class_overlap_on_the_first_call() -> None:
+    global model
+    model = Model(16)  # 4 questions x 4 drafts: all in flight at once, or no return
+    assert _fresh(top)(["a", "b", "c", "d"]) == [
+        [f"{q.upper()}-{i}" for i in range(4)] for q in "abcd"
+    ]
+    assert model.peak == 16
+    tree = xcs.explain(top)
+    assert "Pipeline.run: compiled, 2 regions (loop line" in tree
+
+
+def test_three_levels_of_plain_helpers_overlap_on_the_first_call() -> None:
+    global model
+    model = Model(5)
+    assert _fresh(three_levels)(list("vwxyz")) == list("VWXYZ")
+
+
+def test_recursion_through_the_call_tree() -> None:
+    global model
+    model = Model(None)
+    tree = [[[]], [], [[], []]]
+    plain = walk(tree)
+    model = Model(None)
+    with xcs.testing.force_overlap():
+        assert _fresh(walk)(tree) == plain
+
+
+def test_a_sequential_callee_stays_in_order_and_uncompiled() -> None:
+    global model
+    model = Model(None)
+    with xcs.testing.force_overlap():
+        assert _fresh(saves)(list("abcdef")) == list("ABCDEF")
+    assert model.peak == 1
+    assert save.__dict__.get(_rt.DISPATCH_KEY) in (None, save)
+
+
+def test_library_code_runs_as_written() -> None:
+    @xcs.jit
+    def dump(obj: Any) -> str:
+        return json.dumps(obj)
+
+    assert dump({"a": [1, 2]}) == '{"a": [1, 2]}'
+    assert json.dumps.__dict__.get(_rt.DISPATCH_KEY) in (None, json.dumps)
+    assert not _rt.is_user_code(json.dumps.__code__)
+    assert _rt.is_user_code(top.__code__)
+
+
+def test_first_errors_and_values_equal_the_plain_call_tree() -> None:
+    def failing(q: str) -> str:
+        if q in ("c", "e"):
+            raise ValueError(q)
+        return model(q)
+
+    def entry(qs: list[str]) -> list[str]:
+        return inner(qs)
+
+    def inner(qs: list[str]) -> list[str]:
+        return [failing(q) for q in qs]
+
+    global model
+    model = Model(None)
+    with pytest.raises(ValueError) as plain:
+        entry(list("abcdef"))
+    with xcs.testing.force_overlap(), pytest.raises(ValueError) as jitted:
+        xcs.jit(entry)(list("abcdef"))
+    assert jitted.value.args == plain.value.args == ("c",)
