@@ -44,12 +44,15 @@ class World:
         self.latency = latency
         self.lock = threading.Lock()
         self.calls: list[tuple[Any, ...]] = []
+        self.log: list[Any] = []
 
     def begin(self) -> None:
         with self.lock:
             self.calls = []
+            self.log = []  # what the program wrote to its sink, in order
 
     def _record(self, call: tuple[Any, ...]) -> None:
+        call = _hashable(call)  # ops may get lists (op(x, *grp), op(len(alias), ...))
         with self.lock:
             self.calls.append(call)
 
@@ -82,6 +85,24 @@ class World:
             def __exit__(self, *exc: object) -> None:
                 world._record(("exit", (self.tag,), ()))
 
+        class Sink:
+            """A stream-like object: ``write`` is an effect whose order matters."""
+
+            def write(self, v: Any) -> int:
+                world._record(("write", (v,), ()))
+                if world.latency:
+                    time.sleep(world.latency)
+                with world.lock:
+                    world.log.append(v)
+                return 1
+
+        class Box:
+            """An object accumulated through its attributes (``o.n = o.n + op(x)``)."""
+
+            def __init__(self) -> None:
+                self.n = 0
+                self.items: list[Any] = []
+
         return {
             "__name__": "xcs_fuzz",
             "op": op,
@@ -89,7 +110,25 @@ class World:
             "Rec": Rec,
             "OpError": OpError,
             "G": 0,
+            "sink": Sink(),
+            "Box": Box,
+            "groupby": itertools.groupby,
         }
+
+
+def _hashable(value: Any) -> Any:
+    """``value`` with its lists, sets and dicts made tuples (calls are counted)."""
+    if isinstance(value, list | tuple):
+        return tuple(_hashable(v) for v in value)
+    if isinstance(value, set | frozenset):
+        return ("set", tuple(sorted(map(repr, value))))
+    if isinstance(value, dict):
+        return ("dict", tuple((repr(k), _hashable(v)) for k, v in value.items()))
+    try:
+        hash(value)
+    except TypeError:
+        return ("unhashable", repr(value))
+    return value
 
 
 _serial = itertools.count()
@@ -144,6 +183,7 @@ class Outcome:
     error: BaseException | None
     calls: Counter[tuple[Any, ...]]
     g: Any
+    log: list[Any] = field(default_factory=list)  # the sink's writes, in order
 
     def describe(self) -> str:
         if self.error is not None:
@@ -163,7 +203,8 @@ def run(program: Fuzzed, fn: Callable[..., Any]) -> Outcome:
         error = exc
     with program.world.lock:
         calls = Counter(program.world.calls)
-    return Outcome(value, error, calls, program.namespace["G"])
+        log = list(program.world.log)
+    return Outcome(value, error, calls, program.namespace["G"], log)
 
 
 # -- the generator -------------------------------------------------------------------------
@@ -176,8 +217,9 @@ UNBOUND_AFTER_DEL = True
 
 
 class _Writer:
-    def __init__(self, draw: st.DrawFn) -> None:
+    def __init__(self, draw: st.DrawFn, shapes: tuple[str, ...] = ()) -> None:
         self.draw = draw
+        self.shapes = shapes
         self.tmp = itertools.count()
         self.has_inner = False
         self.in_inner = False
@@ -339,6 +381,7 @@ class _Writer:
             "region_loop",
             "region_straight",
             "region_straight",
+            *self.shapes,
         ]
         if loop:
             simple += ["break", "continue"]
@@ -405,6 +448,8 @@ class _Writer:
             if self.coin(0.5):
                 lines.append(f"out.append({' + '.join(targets)})")
             return lines
+        if kind in SHAPES:
+            return self.shape(kind, names, depth)
         if kind == "if":
             lines = [f"if {self.cond(names)}:", *nested()]
             if self.coin(0.4):
@@ -469,23 +514,220 @@ class _Writer:
             ]
         return [f"{target} = {e()}"]
 
+    # -- the shapes real code writes (found by running the standard library jitted)
+    def shape(self, kind: str, names: list[str], depth: int) -> list[str]:
+        e = lambda: self.expr(names, depth + 1)  # noqa: E731
+        it = lambda: self.iterable(names)  # noqa: E731
+        target = self.pick(LOCALS)
+        extra = lambda: (  # noqa: E731
+            self.block([*names, "x"], depth + 2, True, 1) if self.coin(0.3) else []
+        )
+        if kind == "alias_loop":
+            # An accumulator reached through an alias, read or called in a loop.
+            variant = self.pick(["push", "get", "alias", "view"])
+            if variant == "push":
+                body = [f"push(op(x, {e()}))"]
+                head = ["push = out.append"]
+            elif variant == "get":
+                body = ["counts[x % 3] = get(x % 3, 0) + op(x)"]
+                head = ["get = counts.get"]
+            elif variant == "alias":
+                body = [f"out.append(op(x, {e()}))", f"{target} = {target} + len(alias)"]
+                head = ["alias = out"]
+            else:
+                body = ["counts[x] = op(x)", "out.append(len(view))"]
+                head = ["view = counts"]
+            return [*head, f"for x in {it()}:", *indent([*body, *extra()])]
+        if kind == "nested_alias":
+            # Nested loops: the inner loop writes, the outer iteration reads through
+            # an alias (statistics._sum: partials_get = partials.get).
+            inner_it = self.iterable([*names, "x"])
+            if self.coin(0.5):
+                inner = ["counts[y % 3] = get(y % 3, 0) + op(x, y)"]
+                after = [self.pick(["out.append(sum(view.values()))", "out.append(len(view))"])]
+                head = ["view = counts", "get = counts.get"]
+            else:
+                inner = ["out.append(op(x, y))"]
+                after = [f"{target} = op(len(alias), {target})"]
+                head = ["alias = out"]
+            return [
+                *head,
+                f"for x in {it()}:",
+                f"    for y in {inner_it}:",
+                *indent(inner, 2),
+                *indent(after),
+            ]
+        if kind == "attr_acc":
+            # Attribute read-modify-write: o.n = o.n + op(x).
+            stmt = self.pick(
+                [
+                    "o.n = o.n + op(@)",
+                    f"o.items = o.items + [op(@, {e()})]",
+                    "o.n += op(@, o.n)",
+                ]
+            )  # @: the item (the generated expressions never hold an @)
+            if self.coin(0.3):
+                return [stmt.replace("@", str(i)) for i in range(self.draw(st.integers(2, 3)))]
+            return [f"for x in {it()}:", *indent([stmt.replace("@", "x"), *extra()])]
+        if kind == "groupby":
+            # The groups of itertools.groupby are invalidated when it moves on.
+            use = self.pick(
+                [
+                    "out.append(op(x, *grp))",
+                    "out.append(sum(op(v) for v in grp))",
+                    f"{target} = op(x, len(list(grp)))",
+                    "out.append([x, [op(v) for v in grp]])",
+                ]
+            )
+            key = self.pick(["lambda v: v % 2", "lambda v: v > 2", "None"])
+            return [f"for x, grp in groupby({it()}, key={key}):", *indent([use, *extra()])]
+        if kind == "shared_iter":
+            # One iterator consumed by two statements (or twice in one).
+            variant = self.pick(["next", "break", "zip", "rest"])
+            head = [f"it = iter({it()})"]
+            if variant == "next":
+                t1, t2 = self.draw(st.permutations(list(LOCALS)))[:2]
+                return [
+                    *head,
+                    f"{t1} = op(next(it, -1))",
+                    f"{t2} = op(next(it, -1))",
+                    f"out.append([{t1}, {t2}, *it])",
+                ]
+            if variant == "break":
+                return [
+                    *head,
+                    "for x in it:",
+                    "    out.append(op(x))",
+                    f"    if x > {self.draw(st.integers(0, 5))}:",
+                    "        break",
+                    "for x in it:",
+                    f"    out.append(op(x, {e()}))",
+                ]
+            if variant == "zip":
+                return [*head, "out.append([op(p, q) for p, q in zip(it, it)])"]
+            return [
+                *head,
+                f"{target} = op(next(it, 0))",
+                "out.append(sum(op(v) for v in it))",
+            ]
+        if kind == "recurse":
+            # The function calls itself by name. The inner call (k=-1) returns at once
+            # (see ``functions``): a whole inner run would write G and the sink from
+            # calls whose values are used, which may overlap (DESIGN §1.5), so their
+            # order is not the sequential one and the comparison would be meaningless.
+            call = self.pick(["prog(xs[1:], 0, k=-1)[0]", f"prog([x, {e()}], 0, k=-1)[4]"])
+            if "x," in call:
+                return [
+                    f"for x in {it()}:",
+                    f"    out.append({call} if n > 0 else x)",
+                ]
+            return ["if n > 0:", f"    {target} = {call}"]
+        if kind == "sink":
+            # Effect-only calls on a shared object whose order matters.
+            variant = self.pick(["loop", "straight", "chunks", "emit"])
+            if variant == "emit":  # a call made for its effect on the sink it is given
+                return [f"for x in {it()}:", f"    emit(sink, op(x, {e()}))"]
+            if variant == "loop":
+                return [f"for x in {it()}:", *indent([f"sink.write(op(x, {e()}))", *extra()])]
+            if variant == "straight":
+                return [f"sink.write(op({i}, {e()}))" for i in range(self.draw(st.integers(2, 3)))]
+            return [f"for chunk in [op(x) for x in {it()}]:", "    sink.write(chunk)"]
+        # kind == "method": methods calling super() / ClassName.attr, a recursive helper
+        call = self.pick(["Child().step({})", "Child.make({})", "walk({}, 2)", "Child.twice({})"])
+        if self.coin(0.5):
+            return [f"for x in {it()}:", f"    out.append({call.format('x')})"]
+        return [f"{target} = {call.format(e())}"]
+
+
+#: Statement kinds written for the shapes of real code (``_Writer.shape``).
+SHAPES = (
+    "alias_loop",
+    "nested_alias",
+    "attr_acc",
+    "groupby",
+    "shared_iter",
+    "recurse",
+    "sink",
+    "method",
+)
+
+#: Module-level definitions every program may use: methods calling super() and
+#: ClassName.attr, static and class methods, a recursive function. The jitted runs
+#: jit them too (``HELPERS``).
+PRELUDE = """\
+class Base:
+    tag = 1
+
+    def step(self, v):
+        return op(v, Base.tag)
+
+
+class Child(Base):
+    tag = 2
+
+    def step(self, v):
+        acc = [Base.step(self, x) for x in range(v % 3)]
+        for x in range(v % 4):
+            acc.append(super().step(x) + op(x, Child.tag))
+        return super(Child, self).step(v) + Child.tag + sum(acc)
+
+    @staticmethod
+    def twice(v):
+        return [Child.tag * op(x) for x in range(v % 3)]
+
+    @classmethod
+    def make(cls, v):
+        parts = [op(x) for x in range(v % 3)]
+        return cls.tag + sum(parts) + len(cls.twice(v))
+
+
+def emit(stream, v):
+    stream.write(v)
+    stream.write(-v)
+
+
+def walk(v, depth):
+    if depth <= 0:
+        return op(v)
+    parts = [walk(v + i, depth - 1) for i in range(2)]
+    return sum(parts) + op(v, depth)
+
+
+"""
+HELPERS = ("Base", "Child", "emit", "walk")
+
 
 def indent(lines: list[str], levels: int = 1) -> list[str]:
     return ["    " * levels + line for line in lines]
 
 
 @st.composite
-def functions(draw: st.DrawFn) -> tuple[str, float]:
-    """(source of a module defining ``prog``, op latency in seconds)."""
-    w = _Writer(draw)
-    body = w.block(list(LOCALS), 0, False, draw(st.integers(1, 6)))
+def functions(
+    draw: st.DrawFn,
+    shapes: tuple[str, ...] = SHAPES,
+    lead: str | None = None,
+    latencies: tuple[float, ...] = (0.0, 0.0, 0.0005),
+) -> tuple[str, float]:
+    """(source of a module defining ``prog``, op latency in seconds).
+
+    ``shapes``: which of ``SHAPES`` statements may be written; ``lead``: a shape the
+    function starts with (so that every program holds it); ``latencies``: the op
+    latencies drawn from.
+    """
+    w = _Writer(draw, shapes)
+    body = w.shape(lead, list(LOCALS), 0) if lead is not None else []
+    body += w.block(list(LOCALS), 0, False, draw(st.integers(1, 6)))
     lines = [
         "def prog(xs, n, *rest, k=2, **kw):",
         "    global G",
+        "    if k == -1:  # a recursive call",
+        "        return (n, len(xs), op(n, len(xs)), 0, [n, *xs], 0, {}, 0, [])",
         "    a, b, c, d = 1, 2, 3, 4",
         "    out = []",
+        "    counts = {}",
+        "    o = Box()",
         *indent(body),
-        "    return (a, b, c, d, out, G)",
+        "    return (a, b, c, d, out, G, counts, o.n, o.items)",
     ]
-    latency = draw(st.sampled_from([0.0, 0.0, 0.0005]))
-    return "\n".join(lines) + "\n", latency
+    latency = draw(st.sampled_from(latencies))
+    return PRELUDE + "\n".join(lines) + "\n", latency
