@@ -87,6 +87,42 @@ def _prompt_text(prompt: object) -> str:
     return "\n".join(parts)
 
 
+def _open_model_span(model: str, provider: str, prompt: object) -> _spans.Span | None:
+    """The ``model`` span of one call (None outside a trace), made current."""
+    if not _spans.active:
+        return None
+    opened = _spans.begin(
+        "model",
+        model,
+        model=model,
+        provider=provider,
+        call_id=_log.current_call_id(),
+        site=_spans.call_site(),
+    )
+    if opened is not None and _spans.record_content():
+        opened.attrs["prompt"] = _prompt_text(prompt)
+    return opened
+
+
+def _failed_model_span(opened: _spans.Span, exc: BaseException) -> None:
+    opened.fail(exc)
+    attempts = getattr(exc, "attempts", None)
+    if isinstance(attempts, int):
+        opened.attrs["attempts"] = attempts
+        opened.attrs["retries"] = max(attempts - 1, 0)
+
+
+def _answered_model_span(opened: _spans.Span, response: object) -> None:
+    usage = getattr(response, "usage", None)
+    if usage is not None:
+        opened.attrs["prompt_tokens"] = usage.prompt_tokens
+        opened.attrs["completion_tokens"] = usage.completion_tokens
+    opened.attrs["cost_usd"] = getattr(response, "cost_usd", None)
+    opened.attrs["cached"] = bool(getattr(response, "cached", False))
+    if _spans.record_content():
+        opened.attrs["response"] = str(response)
+
+
 def model_call(fn: Callable[..., R], model: str, provider: str, prompt: object, *args: Any) -> R:
     """Run ``fn(*args)``, one model call, as a call: a fresh correlation id for its
     log records and, inside a trace, a ``model`` span with what the response says
@@ -94,41 +130,19 @@ def model_call(fn: Callable[..., R], model: str, provider: str, prompt: object, 
     """
     token = _log.new_call_id()
     try:
-        if not _spans.active:
-            return fn(*args)
-        opened = _spans.begin(
-            "model",
-            model,
-            model=model,
-            provider=provider,
-            call_id=_log.current_call_id(),
-            site=_spans.call_site(),
-        )
+        opened = _open_model_span(model, provider, prompt)
         if opened is None:
             return fn(*args)
-        if _spans.record_content():
-            opened.attrs["prompt"] = _prompt_text(prompt)
         inner = _spans._current.set(opened)
         try:
             response = fn(*args)
         except BaseException as exc:
-            opened.fail(exc)
-            attempts = getattr(exc, "attempts", None)
-            if isinstance(attempts, int):
-                opened.attrs["attempts"] = attempts
-                opened.attrs["retries"] = max(attempts - 1, 0)
+            _failed_model_span(opened, exc)
             raise
         finally:
             _spans._current.reset(inner)
             opened.finish()
-        usage = getattr(response, "usage", None)
-        if usage is not None:
-            opened.attrs["prompt_tokens"] = usage.prompt_tokens
-            opened.attrs["completion_tokens"] = usage.completion_tokens
-        opened.attrs["cost_usd"] = getattr(response, "cost_usd", None)
-        opened.attrs["cached"] = bool(getattr(response, "cached", False))
-        if _spans.record_content():
-            opened.attrs["response"] = str(response)
+        _answered_model_span(opened, response)
         return response
     finally:
         _log.reset_call_id(token)
@@ -139,41 +153,19 @@ async def amodel_call(call: Coroutine[Any, Any, R], model: str, provider: str, p
     await ``call`` as one model call, with its correlation id and ``model`` span."""
     token = _log.new_call_id()
     try:
-        opened = None
-        if _spans.active:
-            opened = _spans.begin(
-                "model",
-                model,
-                model=model,
-                provider=provider,
-                call_id=_log.current_call_id(),
-                site=_spans.call_site(),
-            )
+        opened = _open_model_span(model, provider, prompt)
         if opened is None:
             return await call
-        if _spans.record_content():
-            opened.attrs["prompt"] = _prompt_text(prompt)
         inner = _spans._current.set(opened)
         try:
             response = await call
         except BaseException as exc:
-            opened.fail(exc)
-            attempts = getattr(exc, "attempts", None)
-            if isinstance(attempts, int):
-                opened.attrs["attempts"] = attempts
-                opened.attrs["retries"] = max(attempts - 1, 0)
+            _failed_model_span(opened, exc)
             raise
         finally:
             _spans._current.reset(inner)
             opened.finish()
-        usage = getattr(response, "usage", None)
-        if usage is not None:
-            opened.attrs["prompt_tokens"] = usage.prompt_tokens
-            opened.attrs["completion_tokens"] = usage.completion_tokens
-        opened.attrs["cost_usd"] = getattr(response, "cost_usd", None)
-        opened.attrs["cached"] = bool(getattr(response, "cached", False))
-        if _spans.record_content():
-            opened.attrs["response"] = str(response)
+        _answered_model_span(opened, response)
         return response
     finally:
         _log.reset_call_id(token)
