@@ -22,8 +22,6 @@ import contextlib
 import math
 import threading
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from xcs._runtime._deadline import Deadline
@@ -38,7 +36,6 @@ __all__ = [
     "TokenBucket",
     "deadline_wait",
     "estimate_tokens",
-    "hold",
 ]
 
 
@@ -440,30 +437,6 @@ class Limiter:
             f"tpm={self.tpm.capacity:g}" if self.tpm else "",
         ]
         return f"<Limiter {self.scope} {' '.join(p for p in parts if p) or 'unlimited'}>"
-
-
-@contextmanager
-def hold(
-    limiters: list[Limiter], tokens: int, deadline: Deadline | None, what: str
-) -> Iterator[list[Limiter]]:
-    """Hold a slot and the tokens of every limiter in order; release the slots after."""
-    held: list[ConcurrencyLimit] = []
-    try:
-        for limiter in limiters:
-            if limiter.concurrency is not None:
-                limiter.concurrency.acquire(
-                    deadline, f"{what} (waiting for a {limiter.scope} concurrency slot)"
-                )
-                held.append(limiter.concurrency)
-        for limiter in limiters:
-            if limiter.rpm is not None:
-                limiter.rpm.take(1, deadline, f"{what} (waiting for {limiter.scope} rpm)")
-            if limiter.tpm is not None:
-                limiter.tpm.take(tokens, deadline, f"{what} (waiting for {limiter.scope} tpm)")
-        yield limiters
-    finally:
-        for slot in reversed(held):
-            slot.release()
 
 
 def estimate_tokens(prompt_chars: int, max_tokens: int | None, default_completion: int) -> int:
