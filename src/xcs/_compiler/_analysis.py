@@ -699,7 +699,8 @@ def lazy_items_obstacle(iterable: ast.AST) -> str | None:
     return None
 
 
-_ADVANCING = frozenset({"__next__", "send", "throw"})
+#: Methods that move an iterator on (also checked on receivers at run time, ``_rt``).
+ADVANCING_METHODS = frozenset({"__next__", "send", "throw"})
 
 
 def advanced_iterator(body: Iterable[ast.AST], local: set[str] | frozenset[str]) -> str | None:
@@ -714,7 +715,7 @@ def advanced_iterator(body: Iterable[ast.AST], local: set[str] | frozenset[str])
             if isinstance(func, ast.Name) and func.id == "next" and node.args:
                 first = node.args[0]
                 shared = first.id if isinstance(first, ast.Name) else None
-            elif isinstance(func, ast.Attribute) and func.attr in _ADVANCING:
+            elif isinstance(func, ast.Attribute) and func.attr in ADVANCING_METHODS:
                 shared = _chain_root(func.value)
             if shared is not None and shared not in local:
                 return (

@@ -40,6 +40,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from xcs._compiler._analysis import ADVANCING_METHODS
 from xcs._observe import _counters, _stats
 from xcs._runtime._deadline import current_deadline
 from xcs._runtime._measure import (
@@ -868,7 +869,6 @@ _MUTATING_METHODS = frozenset(
     }
 )
 _CONTAINERS: tuple[type, ...] = (list, dict, set, bytearray, collections.deque)
-_ADVANCING = frozenset({"__next__", "send", "throw"})
 _ORDERED_TYPES: tuple[tuple[str, str, str], ...] = (
     ("socket", "socket", "a socket"),
     ("sqlite3", "Connection", "a sqlite3 connection"),
@@ -898,7 +898,7 @@ def _ordered_receiver(receiver: Any, method: str | None, target: Any) -> str | N
         if method in _MUTATING_METHODS:
             return f"a {type(receiver).__name__} (it changes it)"
         return None
-    if method in _ADVANCING and hasattr(type(receiver), "__next__"):
+    if method in ADVANCING_METHODS and hasattr(type(receiver), "__next__"):
         return "an iterator"
     for module_name, class_name, kind in _ORDERED_TYPES:
         module = sys.modules.get(module_name)
