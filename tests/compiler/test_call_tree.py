@@ -5,6 +5,7 @@ DESIGN §1.9): helpers, methods, class and static methods, recursion; not librar
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from typing import Any
@@ -176,3 +177,88 @@ def test_first_errors_and_values_equal_the_plain_call_tree() -> None:
     with xcs.testing.force_overlap(), pytest.raises(ValueError) as jitted:
         xcs.jit(entry)(list("abcdef"))
     assert jitted.value.args == plain.value.args == ("c",)
+
+
+# -- what a callee does decides for the caller's region ---------------------------------
+
+
+@xcs.sequential
+def _save(x: str) -> str:
+    return model(x)
+
+
+def _process(x: str) -> str:
+    return _save(x)
+
+
+class _Store:
+    def put(self, x: str) -> str:
+        return self.write(x)
+
+    def write(self, x: str) -> str:
+        return _save(x)
+
+
+def _ask(q: str, log: list[str]) -> str:
+    answer = model(q)
+    log.append(q)
+    return answer
+
+
+def _enrich(doc: dict[str, str]) -> dict[str, str]:
+    doc["answer"] = model(doc["q"])
+    return doc
+
+
+@pytest.mark.parametrize("mode", ["as shipped", "forced"])
+def test_a_sequential_function_behind_helpers_keeps_the_region_in_order(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = Model(None)
+    monkeypatch.setitem(globals(), "model", calls)
+
+    @xcs.jit
+    def through_function(xs: list[str]) -> list[str]:
+        return [_process(x) for x in xs]
+
+    @xcs.jit
+    def through_methods(xs: list[str]) -> list[str]:
+        store = _Store()
+        return [store.put(x) for x in xs]
+
+    for jitted in (through_function, through_methods):
+        with xcs.testing.force_overlap() if mode == "forced" else contextlib.nullcontext():
+            assert jitted(["a", "b", "c", "d"]) == ["A", "B", "C", "D"]
+        assert calls.peak == 1
+        assert "which calls _save, marked @xcs.sequential" in xcs.explain(jitted)
+
+
+@pytest.mark.parametrize("mode", ["as shipped", "forced"])
+def test_a_callee_that_changes_an_argument_every_item_shares_keeps_order(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(globals(), "model", Model(None))
+
+    @xcs.jit
+    def ask_all(qs: list[str], log: list[str]) -> list[str]:
+        return [_ask(q, log) for q in qs]
+
+    qs = [f"q{i}" for i in range(8)]
+    log: list[str] = []
+    with xcs.testing.force_overlap() if mode == "forced" else contextlib.nullcontext():
+        assert ask_all(qs, log) == [q.upper() for q in qs]
+    assert log == qs
+    assert "changes its argument log (log.append())" in xcs.explain(ask_all)
+
+
+def test_a_callee_that_changes_only_its_own_item_still_overlaps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(globals(), "model", Model(4))
+
+    @xcs.jit
+    def enrich_all(docs: list[dict[str, str]]) -> list[dict[str, str]]:
+        return [_enrich(doc) for doc in docs]
+
+    docs = [{"q": f"q{i}"} for i in range(4)]
+    assert enrich_all(docs) == [{"q": f"q{i}", "answer": f"Q{i}"} for i in range(4)]

@@ -513,7 +513,16 @@ def _call_tree(entry: Compiled, depth: int, seen: set[int]) -> list[str]:
     if target is None or depth > 8:
         return []
     lines: list[str] = []
-    for callee in sorted(_rt.callees_of.get(target.__code__, ()), key=lambda f: f.__qualname__):
+    # Calls made by a region's items come from the code the region runs them in,
+    # nested in the compiled function's code.
+    found: dict[int, Any] = {}
+    codes = [target.__code__]
+    while codes:
+        code = codes.pop()
+        for fn in _rt.callees_of.get(code, ()):
+            found.setdefault(id(fn), fn)
+        codes.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+    for callee in sorted(found.values(), key=lambda f: f.__qualname__):
         compiled = callee.__dict__.get(_rt.DISPATCH_KEY)
         indent = "    " * (depth + 1)
         if compiled is None or compiled is callee or id(callee) in seen:
