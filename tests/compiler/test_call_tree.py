@@ -6,6 +6,7 @@ DESIGN §1.9): helpers, methods, class and static methods, recursion; not librar
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import threading
 from typing import Any
@@ -144,7 +145,7 @@ def test_a_sequential_callee_stays_in_order_and_uncompiled() -> None:
     with xcs.testing.force_overlap():
         assert _fresh(saves)(list("abcdef")) == list("ABCDEF")
     assert model.peak == 1
-    assert save.__dict__.get(_rt.DISPATCH_KEY) in (None, save)
+    assert _rt.dispatch_target(save) in (None, save)
 
 
 def test_library_code_runs_as_written() -> None:
@@ -153,7 +154,7 @@ def test_library_code_runs_as_written() -> None:
         return json.dumps(obj)
 
     assert dump({"a": [1, 2]}) == '{"a": [1, 2]}'
-    assert json.dumps.__dict__.get(_rt.DISPATCH_KEY) in (None, json.dumps)
+    assert _rt.dispatch_target(json.dumps) in (None, json.dumps)
     assert not _rt.is_user_code(json.dumps.__code__)
     assert _rt.is_user_code(top.__code__)
 
@@ -262,3 +263,47 @@ def test_a_callee_that_changes_only_its_own_item_still_overlaps(
 
     docs = [{"q": f"q{i}"} for i in range(4)]
     assert enrich_all(docs) == [{"q": f"q{i}", "answer": f"Q{i}"} for i in range(4)]
+
+
+def test_a_wrapper_made_with_functools_wraps_runs_its_own_code() -> None:
+    log: list[Any] = []
+
+    def helper(x: int) -> int:
+        return x * 10
+
+    def logged(fn: Any) -> Any:
+        @functools.wraps(fn)  # copies fn.__dict__, where XCS caches compiled forms
+        def wrapper(*args: Any) -> Any:
+            log.append(args)
+            return fn(*args)
+
+        return wrapper
+
+    @xcs.jit
+    def first(xs: list[int]) -> list[int]:
+        return [_helper_global(x) for x in xs]
+
+    assert first([1, 2]) == [10, 20]  # _helper_global's compiled form is cached on it
+    wrapped = logged(_helper_global)
+    globals()["_wrapped_global"] = wrapped
+
+    @xcs.jit
+    def second(xs: list[int]) -> list[int]:
+        return [_wrapped_global(x) for x in xs]
+
+    assert second([3, 4]) == [30, 40]
+    assert log == [(3,), (4,)]
+    log.clear()
+    assert xcs.jit(wrapped)(5) == 50  # the entry too
+    assert log == [(5,)]
+    log.clear()
+    rejitted = xcs.jit(logged(xcs.jit(helper)), max_workers=2)
+    assert rejitted(6) == 60
+    assert log == [(6,)]
+
+
+def _helper_global(x: int) -> int:
+    return x * 10
+
+
+_wrapped_global: Any = None  # set by the test above

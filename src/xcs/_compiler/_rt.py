@@ -722,7 +722,11 @@ _BUILDERS: tuple[Callable[[Iterable[Any]], Any], ...] = (list, set, dict)
 # ---------------------------------------------------------------------------
 # The call tree (NOTE: [Call tree] in _codegen)
 
-#: Where a function's dispatch target is cached, on the function itself.
+#: Where a function's dispatch target is cached, on the function itself, as
+#: ``(the function, target)``. NOTE: [Cached on the function] ``functools.wraps``
+#: copies a function's ``__dict__`` into its wrapper: an entry whose first item is not
+#: the function it was found on was copied, and is ignored (the wrapper's own code
+#: must run). The compiled forms (``_jit._CACHE_KEY``) are kept the same way.
 DISPATCH_KEY = "__xcs_callee__"
 #: Set by ``_jit``: compiles a function (or falls back) and returns what to call.
 compile_callee: Callable[[types.FunctionType], Callable[..., Any]] | None = None
@@ -764,13 +768,18 @@ def callee(fn: Any) -> Any:
     kind = type(fn)
     if kind is types.FunctionType:
         try:
-            return fn.__dict__[DISPATCH_KEY]
+            owner, target = fn.__dict__[DISPATCH_KEY]
         except KeyError:
             return _new_callee(fn)
+        # NOTE: [Cached on the function] a copied entry belongs to another function
+        return target if owner is fn else _new_callee(fn)
     if kind is types.MethodType:
         function = fn.__func__
         if type(function) is types.FunctionType:
-            target = function.__dict__.get(DISPATCH_KEY) or _new_callee(function)
+            entry = function.__dict__.get(DISPATCH_KEY)
+            target = entry[1] if entry is not None and entry[0] is function else None
+            if target is None:
+                target = _new_callee(function)
             if target is not function:
                 return types.MethodType(target, fn.__self__)
         return fn
@@ -821,8 +830,14 @@ def _new_callee(fn: types.FunctionType) -> Any:
         and is_user_code(code)
     ):
         target = compile_callee(fn)
-    attributes[DISPATCH_KEY] = target
+    attributes[DISPATCH_KEY] = (fn, target)
     return target
+
+
+def dispatch_target(fn: types.FunctionType) -> Any:
+    """What compiled callers run for ``fn`` so far (None: not called from one yet)."""
+    entry = fn.__dict__.get(DISPATCH_KEY)
+    return entry[1] if entry is not None and entry[0] is fn else None
 
 
 FunctionRuntime.callee = staticmethod(callee)  # type: ignore[attr-defined]
@@ -970,11 +985,12 @@ def _changed_argument(target: Any, receiver: Any, shared: frozenset[int | str]) 
         skip = 1  # a function found on an instance or a class: a method
     if type(fn) is not types.FunctionType:
         return None
-    changed = fn.__dict__.get(_CHANGED_PARAMETERS)
-    if changed is None:
-        changed = fn.__dict__[_CHANGED_PARAMETERS] = (
-            _changed_parameters(fn) if is_user_code(fn.__code__) else {}
-        )
+    entry = fn.__dict__.get(_CHANGED_PARAMETERS)
+    if entry is not None and entry[0] is fn:  # NOTE: [Cached on the function]
+        changed = entry[1]
+    else:
+        changed = _changed_parameters(fn) if is_user_code(fn.__code__) else {}
+        fn.__dict__[_CHANGED_PARAMETERS] = (fn, changed)
     if not changed:
         return None
     code = fn.__code__
@@ -1057,13 +1073,15 @@ def _sequential_within(target: Any, receiver: Any, depth: int = 0) -> str | None
         if receiver is _MISSING or isinstance(receiver, type | types.ModuleType)
         else type(receiver)
     )
-    cache = fn.__dict__.get(_SEQUENTIAL_WITHIN)
+    entry = fn.__dict__.get(_SEQUENTIAL_WITHIN)  # NOTE: [Cached on the function]
+    cache = entry[1] if entry is not None and entry[0] is fn else None
     if cache is not None and owner in cache:
         return cache[owner]  # type: ignore[no-any-return]
     if not is_user_code(fn.__code__):
         return None
     if cache is None:
-        cache = fn.__dict__[_SEQUENTIAL_WITHIN] = {}
+        cache = {}
+        fn.__dict__[_SEQUENTIAL_WITHIN] = (fn, cache)
     cache[owner] = None  # recursion ends here
     found = _find_sequential(fn, owner, receiver, depth)
     cache[owner] = found
