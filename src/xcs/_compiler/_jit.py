@@ -307,6 +307,9 @@ def jit(fn: Any = None, *, max_workers: int | None = None) -> Any:
         return classmethod(jit(fn.__func__, max_workers=window))
     if isinstance(fn, property):
         raise ValidationError("xcs.jit cannot compile a property; jit the getter function")
+    if isinstance(fn, types.MethodType) and isinstance(fn.__func__, types.FunctionType):
+        # A bound method (``xcs.jit(agent.run)``): its function, jitted, bound again.
+        return types.MethodType(jit(fn.__func__, max_workers=window), fn.__self__)
     # An object may say how it is jitted: an xcs.Operator class or instance compiles
     # its forward (xcs.operators._base). Looked up before the class check below.
     apply = getattr(fn, "__xcs_jit_apply__", None)
