@@ -11,8 +11,7 @@ temperature goes from 0 to 1 (a higher one is a ValidationError, not clamped).
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, ClassVar
 
 from xcs.errors import (
@@ -21,7 +20,15 @@ from xcs.errors import (
     ValidationError,
 )
 from xcs.models._base import EndpointConfig, Provider, mark, scrub
-from xcs.models._http import LoopClients, hooks, malformed, map_sdk_error, token_count
+from xcs.models._http import (
+    LoopClients,
+    broken_stream,
+    hooks,
+    malformed,
+    map_sdk_error,
+    token_count,
+    transport_errors,
+)
 from xcs.models._params import Params
 from xcs.models._types import Completion, Request, ToolCall, Usage
 
@@ -195,54 +202,42 @@ class AnthropicProvider(Provider):
     def stream(self, request: Request) -> Iterator[str | Completion]:
         """The Messages API's events (``stream=True``): text deltas as chunks, usage
         from ``message_start`` and ``message_delta``."""
-        kwargs = self.request_kwargs(request)
-        kwargs["stream"] = True
-        httpx = sys.modules.get("httpx")  # the SDK's transport; loaded with the SDK
-        transport_errors: tuple[type[BaseException], ...] = (
-            (httpx.HTTPError, httpx.StreamError) if httpx is not None else ()
-        )
-        parts: list[str] = []
-        stop: Any = None
-        prompt_tokens = completion_tokens = 0
+        state = _MessageEvents(request.model)
         try:
-            events = self._client.messages.create(**kwargs)
+            events = self._client.messages.create(**self.request_kwargs(request), stream=True)
             try:
                 for event in events:
-                    kind = getattr(event, "type", "")
-                    if kind == "message_start":
-                        usage = getattr(getattr(event, "message", None), "usage", None)
-                        prompt_tokens = token_count(usage, "input_tokens") or 0
-                    elif kind == "content_block_delta":
-                        text = getattr(getattr(event, "delta", None), "text", None)
-                        if isinstance(text, str) and text:
-                            parts.append(text)
-                            yield text
-                    elif kind == "message_delta":
-                        stop = getattr(getattr(event, "delta", None), "stop_reason", None)
-                        usage = getattr(event, "usage", None)
-                        completion_tokens = token_count(usage, "output_tokens") or 0
+                    yield from state.feed(event)
             finally:
-                close = getattr(events, "close", None)
-                if close is not None:
-                    close()
-        except (self._anthropic.AnthropicError, json.JSONDecodeError, *transport_errors) as exc:
-            scrub(exc, self._key)
-            if isinstance(exc, self._anthropic.AnthropicError | json.JSONDecodeError):
-                raise map_error(exc, request.model, self._key, timeout=request.timeout) from exc
-            raise mark(
-                ProviderError(f"anthropic:{request.model}: the connection broke: {exc}"),
-                retryable=True,
-            ) from exc
-        if not isinstance(stop, str):
-            raise mark(
-                ProviderError(f"anthropic:{request.model}: the stream ended without a stop reason"),
-                retryable=True,
-            )
-        yield Completion(
-            "".join(parts),
-            usage=Usage(prompt_tokens, completion_tokens),
-            finish_reason=_FINISH.get(stop, stop),
-        )
+                events.close()
+        except self._stream_errors() as exc:
+            raise self._stream_failure(exc, request) from exc
+        yield state.completion()
+
+    async def astream(self, request: Request) -> AsyncIterator[str | Completion]:
+        """``stream`` on the async client (``xcs.models.astream``)."""
+        state = _MessageEvents(request.model)
+        try:
+            client = await self._aclients.get()
+            events = await client.messages.create(**self.request_kwargs(request), stream=True)
+            try:
+                async for event in events:
+                    for text in state.feed(event):
+                        yield text
+            finally:
+                await events.close()
+        except self._stream_errors() as exc:
+            raise self._stream_failure(exc, request) from exc
+        yield state.completion()
+
+    def _stream_errors(self) -> tuple[type[BaseException], ...]:
+        return (self._anthropic.AnthropicError, json.JSONDecodeError, *transport_errors())
+
+    def _stream_failure(self, exc: BaseException, request: Request) -> ProviderError:
+        scrub(exc, self._key)
+        if isinstance(exc, self._anthropic.AnthropicError | json.JSONDecodeError):
+            return map_error(exc, request.model, self._key, timeout=request.timeout)
+        return broken_stream("anthropic", request.model, exc)
 
     def _completion(self, out: Any, request: Request) -> Completion:
         model = request.model
@@ -292,6 +287,45 @@ class AnthropicProvider(Provider):
 
     def __repr__(self) -> str:
         return f"<AnthropicProvider {self.endpoint.name}>"
+
+
+class _MessageEvents:
+    """What the events of one streamed Messages reply add up to: the text chunks
+    each event adds, then the ``Completion`` (shared by ``stream`` and ``astream``)."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.parts: list[str] = []
+        self.stop: Any = None
+        self.prompt_tokens = self.completion_tokens = 0
+
+    def feed(self, event: Any) -> list[str]:
+        kind = getattr(event, "type", "")
+        if kind == "message_start":
+            usage = getattr(getattr(event, "message", None), "usage", None)
+            self.prompt_tokens = token_count(usage, "input_tokens") or 0
+        elif kind == "content_block_delta":
+            text = getattr(getattr(event, "delta", None), "text", None)
+            if isinstance(text, str) and text:
+                self.parts.append(text)
+                return [text]
+        elif kind == "message_delta":
+            self.stop = getattr(getattr(event, "delta", None), "stop_reason", None)
+            usage = getattr(event, "usage", None)
+            self.completion_tokens = token_count(usage, "output_tokens") or 0
+        return []
+
+    def completion(self) -> Completion:
+        if not isinstance(self.stop, str):
+            raise mark(
+                ProviderError(f"anthropic:{self.model}: the stream ended without a stop reason"),
+                retryable=True,
+            )
+        return Completion(
+            "".join(self.parts),
+            usage=Usage(self.prompt_tokens, self.completion_tokens),
+            finish_reason=_FINISH.get(self.stop, self.stop),
+        )
 
 
 def map_error(

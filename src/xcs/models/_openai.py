@@ -13,19 +13,20 @@ SDK exceptions become XCS errors here, at the boundary (``map_error``).
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, ClassVar
 
 from xcs.errors import ProviderError, ProviderNotInstalledError
 from xcs.models._base import EndpointConfig, Provider, mark, scrub
 from xcs.models._http import (
     LoopClients,
+    broken_stream,
     hooks,
     malformed,
     map_sdk_error,
     retry_after_seconds,
     token_count,
+    transport_errors,
 )
 from xcs.models._types import Completion, Request, ToolCall, Usage
 
@@ -123,53 +124,50 @@ class OpenAIProvider(Provider):
     def stream(self, request: Request) -> Iterator[str | Completion]:
         """Server-sent events (``stream=True``), usage in the last event
         (``stream_options.include_usage``)."""
+        state = _ChatEvents(request.model)
+        try:
+            events = self._client.chat.completions.create(**self._stream_kwargs(request))
+            try:
+                for event in events:
+                    yield from state.feed(event)
+            finally:
+                events.close()
+        except self._stream_errors() as exc:
+            raise self._stream_failure(exc, request) from exc
+        yield state.completion()
+
+    async def astream(self, request: Request) -> AsyncIterator[str | Completion]:
+        """``stream`` on the async client (``xcs.models.astream``)."""
+        state = _ChatEvents(request.model)
+        try:
+            client = await self._aclients.get()
+            events = await client.chat.completions.create(**self._stream_kwargs(request))
+            try:
+                async for event in events:
+                    for text in state.feed(event):
+                        yield text
+            finally:
+                await events.close()
+        except self._stream_errors() as exc:
+            raise self._stream_failure(exc, request) from exc
+        yield state.completion()
+
+    def _stream_kwargs(self, request: Request) -> dict[str, Any]:
         kwargs = self.request_kwargs(request)
         kwargs["stream"] = True
         kwargs["stream_options"] = {"include_usage": True}
-        httpx = sys.modules.get("httpx")  # the SDK's transport; loaded with the SDK
-        transport_errors: tuple[type[BaseException], ...] = (
-            (httpx.HTTPError, httpx.StreamError) if httpx is not None else ()
-        )
-        finish: str | None = None
-        usage: Any = None
-        parts: list[str] = []
-        try:
-            events = self._client.chat.completions.create(**kwargs)
-            try:
-                for event in events:
-                    usage = getattr(event, "usage", None) or usage
-                    for choice in getattr(event, "choices", None) or []:
-                        delta = getattr(choice, "delta", None)
-                        text = getattr(delta, "content", None)
-                        if isinstance(text, str) and text:
-                            parts.append(text)
-                            yield text
-                        reason = getattr(choice, "finish_reason", None)
-                        if isinstance(reason, str):
-                            finish = reason
-            finally:
-                close = getattr(events, "close", None)
-                if close is not None:
-                    close()
-        except (self._openai.OpenAIError, json.JSONDecodeError, *transport_errors) as exc:
-            scrub(exc, self._key)
-            if isinstance(exc, self._openai.OpenAIError | json.JSONDecodeError):
-                raise map_error(exc, request.model, self._key, timeout=request.timeout) from exc
-            raise mark(
-                ProviderError(f"openai:{request.model}: the connection broke: {exc}"),
-                retryable=True,
-            ) from exc
-        if finish is None:
-            raise mark(
-                ProviderError(f"openai:{request.model}: the stream ended without a finish reason"),
-                retryable=True,
-            )
-        counts = [token_count(usage, "prompt_tokens"), token_count(usage, "completion_tokens")]
-        yield Completion(
-            "".join(parts),
-            usage=Usage(counts[0] or 0, counts[1] or 0),
-            finish_reason=finish,
-        )
+        return kwargs
+
+    def _stream_errors(self) -> tuple[type[BaseException], ...]:
+        """What a stream can raise: the SDK's errors, and its transport's (httpx,
+        loaded with the SDK) for a connection that breaks mid-body."""
+        return (self._openai.OpenAIError, json.JSONDecodeError, *transport_errors())
+
+    def _stream_failure(self, exc: BaseException, request: Request) -> ProviderError:
+        scrub(exc, self._key)
+        if isinstance(exc, self._openai.OpenAIError | json.JSONDecodeError):
+            return map_error(exc, request.model, self._key, timeout=request.timeout)
+        return broken_stream("openai", request.model, exc)
 
     def request_kwargs(self, request: Request) -> dict[str, Any]:
         """The keyword arguments of ``chat.completions.create`` for ``request``."""
@@ -233,6 +231,44 @@ class OpenAIProvider(Provider):
 
     def __repr__(self) -> str:
         return f"<OpenAIProvider {self.endpoint.name}>"
+
+
+class _ChatEvents:
+    """What the events of one streamed chat completion add up to: the text chunks
+    each event adds, then the ``Completion`` (shared by ``stream`` and ``astream``)."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.parts: list[str] = []
+        self.finish: str | None = None
+        self.usage: Any = None
+
+    def feed(self, event: Any) -> list[str]:
+        self.usage = getattr(event, "usage", None) or self.usage
+        texts = []
+        for choice in getattr(event, "choices", None) or []:
+            text = getattr(getattr(choice, "delta", None), "content", None)
+            if isinstance(text, str) and text:
+                texts.append(text)
+            reason = getattr(choice, "finish_reason", None)
+            if isinstance(reason, str):
+                self.finish = reason
+        self.parts += texts
+        return texts
+
+    def completion(self) -> Completion:
+        if self.finish is None:
+            raise mark(
+                ProviderError(f"openai:{self.model}: the stream ended without a finish reason"),
+                retryable=True,
+            )
+        prompt = token_count(self.usage, "prompt_tokens")
+        completion = token_count(self.usage, "completion_tokens")
+        return Completion(
+            "".join(self.parts),
+            usage=Usage(prompt or 0, completion or 0),
+            finish_reason=self.finish,
+        )
 
 
 # ---------------------------------------------------------------------------

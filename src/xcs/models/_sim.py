@@ -25,7 +25,7 @@ import hashlib
 import json
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, ClassVar
 
 import pydantic
@@ -179,25 +179,40 @@ class SimProvider(Provider):
         return outcome
 
     def stream(self, request: Request) -> Iterator[str | Completion]:
-        """The answer word by word: the first after the latency less the per-token
-        time, then one word per ``per_token`` seconds (the same total as ``complete``)."""
+        """The answer word by word (see ``_schedule``)."""
         latency, outcome = self._draw(request)
         clock = get_clock()
         if isinstance(outcome, ProviderError):
             if latency > 0:
                 clock.sleep(latency)
             raise outcome
-        completion = outcome
+        for wait, event in self._schedule(latency, outcome):
+            if wait > 0:
+                clock.sleep(wait)
+            yield event
+
+    async def astream(self, request: Request) -> AsyncIterator[str | Completion]:
+        """``stream`` natively async: the same words at the same times, awaited."""
+        latency, outcome = self._draw(request)
+        if isinstance(outcome, ProviderError):
+            await asleep(latency)
+            raise outcome
+        for wait, event in self._schedule(latency, outcome):
+            await asleep(wait)
+            yield event
+
+    def _schedule(
+        self, latency: float, completion: Completion
+    ) -> Iterator[tuple[float, str | Completion]]:
+        """A stream's events, each with the seconds to wait before it: the first
+        word after the latency less the per-token time, then one word per
+        ``per_token`` seconds (the same total as ``complete``), then the answer."""
         words = completion.text.split(" ") if completion.text else []
         per_token = self.options.per_token
         first = latency - per_token * max(len(words) - 1, 0)
-        if first > 0:
-            clock.sleep(first)
         for i, word in enumerate(words):
-            if i and per_token > 0:
-                clock.sleep(per_token)
-            yield word if i == 0 else " " + word
-        yield completion
+            yield (per_token if i else max(first, 0.0)), (word if i == 0 else " " + word)
+        yield 0.0, completion
 
     def _draw(self, request: Request) -> tuple[float, Completion | ProviderError]:
         """This attempt's fate: the seconds it takes, then its answer or its error."""
