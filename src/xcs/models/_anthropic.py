@@ -197,6 +197,14 @@ class AnthropicProvider(Provider):
                 {"name": t.name, "description": t.description, "input_schema": t.parameters}
                 for t in request.tools
             ]
+            choice = request.tool_choice
+            if choice is not None:
+                # The Messages API's words: "any" for required, "tool" for a name.
+                kwargs["tool_choice"] = (
+                    {"type": "any" if choice == "required" else choice}
+                    if choice in ("auto", "required", "none")
+                    else {"type": "tool", "name": choice}
+                )
         return kwargs
 
     def stream(self, request: Request) -> Iterator[str | Completion]:

@@ -239,6 +239,9 @@ class Models:
                 not validate is retried (within ``max_attempts``).
             tools: functions (or pydantic model classes) the model may call; the
                 calls it makes are ``Response.tool_calls``. Not with ``response_model``.
+            tool_choice: with ``tools``: ``"auto"`` (default; the model decides),
+                ``"required"`` (it must call a tool), ``"none"`` (it must answer),
+                or a tool's name (it must call that one).
 
         Returns:
             A ``Response``: the text, a ``str``, with ``.usage``, ``.model``,

@@ -288,34 +288,50 @@ class LocalServer:
 # compiles to a grammar, to either {"tool_calls": [{"name", "arguments"}, ...]} (each
 # name one of the tools, its arguments that tool's schema) or {"answer": text}. The
 # model cannot write anything else; whether it calls the right tool is up to it.
+# tool_choice= narrows the grammar: "required" (or a tool's name) leaves only the
+# calls (of that tool); with "none" there is no grammar, and the answer is plain text.
 
 
-def tools_schema(tools: tuple[ToolSpec, ...]) -> dict[str, Any]:
-    """The schema a reply to ``tools=`` must fit (NOTE: [Local tool calls])."""
-    calls = [
-        {
-            "type": "object",
-            "properties": {"name": {"const": t.name}, "arguments": t.parameters},
-            "required": ["name", "arguments"],
-        }
-        for t in tools
-    ]
-    return {
-        "anyOf": [
-            {
-                "type": "object",
-                "properties": {
-                    "tool_calls": {"type": "array", "items": {"anyOf": calls}, "minItems": 1}
+def tools_schema(tools: tuple[ToolSpec, ...], choice: str | None = None) -> dict[str, Any]:
+    """The schema a reply to ``tools=`` must fit (NOTE: [Local tool calls]): tool
+    calls or an answer; with ``tool_choice``, only calls (``required``) or only
+    calls of the tool named (``none`` asks for plain text: ``_tool_reply``)."""
+    offered = (
+        tools
+        if choice in (None, "auto", "required", "none")
+        else [t for t in tools if t.name == choice]
+    )
+    calls = {
+        "type": "object",
+        "properties": {
+            "tool_calls": {
+                "type": "array",
+                "items": {
+                    "anyOf": [
+                        {
+                            "type": "object",
+                            "properties": {"name": {"const": t.name}, "arguments": t.parameters},
+                            "required": ["name", "arguments"],
+                        }
+                        for t in offered
+                    ]
                 },
-                "required": ["tool_calls"],
-            },
-            {
-                "type": "object",
-                "properties": {"answer": {"type": "string"}},
-                "required": ["answer"],
-            },
-        ]
+                "minItems": 1,
+                # A small model repeats itself until max_tokens cuts the JSON short
+                # (an invalid reply); one call per tool offered bounds a turn.
+                "maxItems": max(len(offered), 1),
+            }
+        },
+        "required": ["tool_calls"],
     }
+    answer = {
+        "type": "object",
+        "properties": {"answer": {"type": "string"}},
+        "required": ["answer"],
+    }
+    if choice not in (None, "auto"):
+        return calls
+    return {"anyOf": [calls, answer]}
 
 
 def _signature(tool: ToolSpec) -> str:
@@ -343,30 +359,69 @@ def _tools_prompt(tools: tuple[ToolSpec, ...]) -> str:
 
 def local_messages(request: Request) -> list[dict[str, Any]]:
     """The messages for llama.cpp: with tools, their description first and tool
-    calls and results written as text (NOTE: [Local tool calls])."""
+    calls and results written as text (NOTE: [Local tool calls]).
+
+    The calls of one turn and their results go back as one user message that lists
+    them and then repeats the question they are for: a very small model answers from
+    what it read last, and SmolLM2 otherwise loses the question behind the results.
+    """
     if not request.tools and not any(m.tool_calls or m.role == "tool" for m in request.messages):
         return [m.to_dict() for m in request.messages]
-    names: dict[str, str] = {}
+    calls: dict[str, ToolCall] = {}
     out: list[dict[str, Any]] = []
+    question = ""
+    results: list[str] = []
     for m in request.messages:
+        if m.role == "tool":
+            call = calls.get(m.tool_call_id or "")
+            name = _call_text(call) if call is not None else "a tool"
+            results.append(f"- {name}: {m.content}")
+            continue
+        if results:
+            out.append(_results_message(results, question))
+            results = []
         if m.tool_calls:
-            names.update((c.id, c.name) for c in m.tool_calls)
-            reply = {
-                "tool_calls": [{"name": c.name, "arguments": c.arguments} for c in m.tool_calls]
-            }
-            out.append({"role": "assistant", "content": json.dumps(reply)})
-        elif m.role == "tool":
-            name = names.get(m.tool_call_id or "", "a tool")
-            out.append({"role": "user", "content": f"Result of {name}: {m.content}"})
+            # Written with their results (below), not as the model's own JSON: a very
+            # small model copies a JSON reply it sees instead of answering.
+            calls.update((c.id, c) for c in m.tool_calls)
+            if m.content:
+                out.append({"role": "assistant", "content": m.content})
         else:
+            if m.role == "user":
+                question = m.content
             out.append(m.to_dict())
+    if results:
+        out.append(_results_message(results, question))
     if request.tools:
-        prompt = _tools_prompt(request.tools)
+        prompt = (
+            "Answer with the results of the tools."
+            if request.tool_choice == "none"
+            else _tools_prompt(request.tools)
+        )
         if out and out[0]["role"] == "system":
             out[0] = {"role": "system", "content": out[0]["content"] + "\n\n" + prompt}
         else:
             out.insert(0, {"role": "system", "content": prompt})
     return out
+
+
+def _tool_reply(request: Request) -> bool:
+    """Whether the reply is JSON for the grammar (tools offered, and calling them
+    allowed); with ``tool_choice="none"`` the model answers in plain text."""
+    return bool(request.tools) and request.tool_choice != "none"
+
+
+def _call_text(call: ToolCall) -> str:
+    """``weather(city="Oslo")``: a tool call as the model reads it."""
+    args = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in call.arguments.items())
+    return f"{call.name}({args})"
+
+
+def _results_message(results: list[str], question: str) -> dict[str, Any]:
+    text = "Results of the tools:\n" + "\n".join(results)
+    if question:
+        text += f"\n\nUse these results to answer: {question}"
+    return {"role": "user", "content": text}
 
 
 def read_tools_reply(text: str) -> tuple[str, tuple[ToolCall, ...]]:
@@ -444,7 +499,7 @@ class LocalProvider(Provider):
 
     def stream(self, request: Request) -> Iterator[str | Completion]:
         """llama.cpp's server-sent events, read with the standard library."""
-        if request.tools:  # the reply is JSON for the grammar (NOTE: [Local tool calls])
+        if _tool_reply(request):  # the reply is JSON for the grammar (NOTE: [Local tool calls])
             yield from super().stream(request)
             return
         server = self.server(request.model)
@@ -471,7 +526,7 @@ class LocalProvider(Provider):
 
     async def astream(self, request: Request) -> AsyncIterator[str | Completion]:
         """``stream`` on asyncio's sockets (``_aio_http``): no thread per request."""
-        if request.tools:
+        if _tool_reply(request):
             async for event in super().astream(request):
                 yield event
             return
@@ -526,10 +581,13 @@ class LocalProvider(Provider):
         if request.output is not None:
             # llama.cpp compiles the schema to a grammar: the reply cannot leave it.
             body["response_format"] = output_payload(request)["response_format"]
-        elif request.tools:
+        elif _tool_reply(request):
             body["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": "reply", "schema": tools_schema(request.tools)},
+                "json_schema": {
+                    "name": "reply",
+                    "schema": tools_schema(request.tools, request.tool_choice),
+                },
             }
         if request.temperature is not None:
             body["temperature"] = request.temperature
@@ -605,7 +663,7 @@ def _completion(request: Request, status: int, headers: Any, raw: bytes) -> Comp
         text = choice["message"].get("content") or ""
         finish = choice.get("finish_reason")
         calls: tuple[ToolCall, ...] = ()
-        if request.tools:
+        if _tool_reply(request):
             text, calls = read_tools_reply(text)
             finish = "tool_calls" if calls else finish
         return Completion(

@@ -28,6 +28,7 @@ from xcs.models._http import (
     token_count,
     transport_errors,
 )
+from xcs.models._params import TOOL_CHOICES
 from xcs.models._types import Completion, Request, ToolCall, Usage
 
 __all__ = [
@@ -288,8 +289,8 @@ def chat_messages(request: Request) -> list[dict[str, Any]]:
 
 
 def output_payload(request: Request) -> dict[str, Any]:
-    """``response_format`` (a ``json_schema``, strict where the schema allows) and
-    ``tools``, as the chat completions API takes them."""
+    """``response_format`` (a ``json_schema``, strict where the schema allows),
+    ``tools`` and ``tool_choice``, as the chat completions API takes them."""
     payload: dict[str, Any] = {}
     output = request.output
     if output is not None:
@@ -310,6 +311,13 @@ def output_payload(request: Request) -> dict[str, Any]:
             }
             for tool in request.tools
         ]
+        choice = request.tool_choice
+        if choice is not None:
+            payload["tool_choice"] = (
+                choice
+                if choice in TOOL_CHOICES
+                else {"type": "function", "function": {"name": choice}}
+            )
     return payload
 
 

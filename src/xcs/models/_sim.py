@@ -244,7 +244,7 @@ class SimProvider(Provider):
             # A valid instance of the schema, drawn from the request's hash.
             text = json.dumps(example_value(request.output.schema, random.Random(digest)))
             finish = "stop"
-        elif request.tools and request.messages[-1].role != "tool":
+        elif request.tools and _calls_tools(request):
             calls = _tool_calls(request, digest)
             text, finish = "", "tool_calls"
         else:
@@ -292,19 +292,31 @@ def _digest(request: Request) -> str:
         payload["output"] = request.output.key
     if request.tools:
         payload["tools"] = [t.key for t in request.tools]
+    if request.tool_choice not in (None, "auto"):
+        payload["tool_choice"] = request.tool_choice
     if any(m.tool_calls or m.tool_call_id for m in request.messages):
         payload["messages"] = [m.to_dict() for m in request.messages]
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def _calls_tools(request: Request) -> bool:
+    """Whether the simulator answers with tool calls: until it has results, unless
+    ``tool_choice`` says otherwise (``none`` never, ``required`` or a name always)."""
+    if request.tool_choice in (None, "auto"):
+        return request.messages[-1].role != "tool"
+    return request.tool_choice != "none"
+
+
 def _tool_calls(request: Request, digest: str) -> tuple[ToolCall, ...]:
-    """One call of every tool offered, in the order given, with arguments drawn from
-    the request's hash: what the simulator answers to ``tools=`` until it has results."""
+    """One call of every tool offered (of the one ``tool_choice`` names), in the
+    order given, with arguments drawn from the request's hash."""
     rng = random.Random(digest)
+    named = request.tool_choice not in (None, "auto", "required", "none")
     return tuple(
         ToolCall(f"call_{digest[:8]}_{i}", tool.name, example_value(tool.parameters, rng))
         for i, tool in enumerate(request.tools)
+        if not named or tool.name == request.tool_choice
     )
 
 
