@@ -1,6 +1,6 @@
 """``anthropic:`` — Anthropic's Messages API through the official ``anthropic`` SDK.
 
-The ``anthropic`` extra; imported on the first call. As for ``openai:``: one client
+The ``anthropic`` extra; imported on the first call. As for ``openai:`` (``_sdk``): one client
 per endpoint, shared by every thread, the SDK's own retries off, SDK exceptions
 mapped at the boundary (``map_error``). The Messages API takes the system prompt
 apart from the messages and requires ``max_tokens``: XCS sends 1024 when the call
@@ -11,7 +11,7 @@ temperature goes from 0 to 1 (a higher one is a ValidationError, not clamped).
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from xcs.errors import (
@@ -19,17 +19,14 @@ from xcs.errors import (
     ProviderNotInstalledError,
     ValidationError,
 )
-from xcs.models._base import EndpointConfig, Provider, mark, scrub
+from xcs.models._base import mark
 from xcs.models._http import (
-    LoopClients,
-    broken_stream,
-    hooks,
     malformed,
     map_sdk_error,
     token_count,
-    transport_errors,
 )
 from xcs.models._params import Params
+from xcs.models._sdk import SDKProvider
 from xcs.models._types import Completion, Request, ToolCall, Usage
 
 __all__ = ["DEFAULT_MAX_TOKENS", "AnthropicProvider", "import_anthropic", "map_error"]
@@ -99,38 +96,27 @@ def anthropic_messages(request: Request) -> list[dict[str, Any]]:
     return out
 
 
-class AnthropicProvider(Provider):
+class AnthropicProvider(SDKProvider):
     """One Anthropic endpoint. Not constructed by users."""
 
     name = "anthropic"
     env_key = "ANTHROPIC_API_KEY"
-    takes_base_url = True
     params: ClassVar[frozenset[str]] = frozenset({"system", "temperature", "max_tokens", "stop"})
     prices: ClassVar[Mapping[str, tuple[float, float]]] = _PRICES
-    defaults: ClassVar[Mapping[str, Any]] = {"concurrency": 64}
-    warm_up = True  # the SDK import and client: made at bind, in the background
     default_completion_tokens = DEFAULT_MAX_TOKENS
+    client_classes = ("Anthropic", "AsyncAnthropic")
+    error_class = "AnthropicError"
 
-    def __init__(self, endpoint: EndpointConfig) -> None:
-        anthropic = import_anthropic()
-        self.endpoint = endpoint
-        self._key = endpoint.api_key
-        self._anthropic = anthropic
-        self._client = anthropic.Anthropic(
-            api_key=endpoint.api_key,
-            base_url=endpoint.base_url,
-            max_retries=0,  # the model layer retries
-            http_client=anthropic.DefaultHttpxClient(event_hooks=hooks()),
-        )
-        # xcs.models.acall: one async client per event loop (see _openai).
-        self._aclients = LoopClients(
-            lambda: anthropic.AsyncAnthropic(
-                api_key=endpoint.api_key,
-                base_url=endpoint.base_url,
-                max_retries=0,
-                http_client=anthropic.DefaultAsyncHttpxClient(event_hooks=hooks(asynchronous=True)),
-            )
-        )
+    import_sdk = staticmethod(import_anthropic)
+
+    @staticmethod
+    def create(client: Any, kwargs: dict[str, Any]) -> Any:
+        return client.messages.create(**kwargs)
+
+    def events(self, request: Request) -> _MessageEvents:
+        """The Messages API's events: text deltas as chunks, usage from
+        ``message_start`` and ``message_delta``."""
+        return _MessageEvents(request.model)
 
     @classmethod
     def check_params(cls, model: str, params: Params) -> None:
@@ -140,28 +126,6 @@ class AnthropicProvider(Provider):
                 parameters=("temperature",),
                 provider="anthropic",
             )
-
-    def price(self, model: str) -> tuple[float, float] | None:
-        return None if self.endpoint.base_url is not None else super().price(model)
-
-    def complete(self, request: Request) -> Completion:
-        kwargs = self.request_kwargs(request)
-        try:
-            out = self._client.messages.create(**kwargs)
-        except (self._anthropic.AnthropicError, json.JSONDecodeError) as exc:
-            scrub(exc, self._key)
-            raise map_error(exc, request.model, self._key, timeout=request.timeout) from exc
-        return self._completion(out, request)
-
-    async def acomplete(self, request: Request) -> Completion:
-        kwargs = self.request_kwargs(request)
-        try:
-            client = await self._aclients.get()
-            out = await client.messages.create(**kwargs)
-        except (self._anthropic.AnthropicError, json.JSONDecodeError) as exc:
-            scrub(exc, self._key)
-            raise map_error(exc, request.model, self._key, timeout=request.timeout) from exc
-        return self._completion(out, request)
 
     def request_kwargs(self, request: Request) -> dict[str, Any]:
         """The keyword arguments of ``messages.create`` for ``request``."""
@@ -207,47 +171,7 @@ class AnthropicProvider(Provider):
                 )
         return kwargs
 
-    def stream(self, request: Request) -> Iterator[str | Completion]:
-        """The Messages API's events (``stream=True``): text deltas as chunks, usage
-        from ``message_start`` and ``message_delta``."""
-        state = _MessageEvents(request.model)
-        try:
-            events = self._client.messages.create(**self.request_kwargs(request), stream=True)
-            try:
-                for event in events:
-                    yield from state.feed(event)
-            finally:
-                events.close()
-        except self._stream_errors() as exc:
-            raise self._stream_failure(exc, request) from exc
-        yield state.completion()
-
-    async def astream(self, request: Request) -> AsyncIterator[str | Completion]:
-        """``stream`` on the async client (``xcs.models.astream``)."""
-        state = _MessageEvents(request.model)
-        try:
-            client = await self._aclients.get()
-            events = await client.messages.create(**self.request_kwargs(request), stream=True)
-            try:
-                async for event in events:
-                    for text in state.feed(event):
-                        yield text
-            finally:
-                await events.close()
-        except self._stream_errors() as exc:
-            raise self._stream_failure(exc, request) from exc
-        yield state.completion()
-
-    def _stream_errors(self) -> tuple[type[BaseException], ...]:
-        return (self._anthropic.AnthropicError, json.JSONDecodeError, *transport_errors())
-
-    def _stream_failure(self, exc: BaseException, request: Request) -> ProviderError:
-        scrub(exc, self._key)
-        if isinstance(exc, self._anthropic.AnthropicError | json.JSONDecodeError):
-            return map_error(exc, request.model, self._key, timeout=request.timeout)
-        return broken_stream("anthropic", request.model, exc)
-
-    def _completion(self, out: Any, request: Request) -> Completion:
+    def read_completion(self, out: Any, request: Request) -> Completion:
         model = request.model
         blocks = None if isinstance(out, str) else getattr(out, "content", None)
         if not isinstance(blocks, list):
@@ -289,12 +213,6 @@ class AnthropicProvider(Provider):
             finish_reason=finish,
             tool_calls=tuple(calls),
         )
-
-    def close(self) -> None:
-        self._client.close()
-
-    def __repr__(self) -> str:
-        return f"<AnthropicProvider {self.endpoint.name}>"
 
 
 class _MessageEvents:

@@ -1,34 +1,27 @@
 """``openai:`` — OpenAI, or any OpenAI-compatible server (vLLM, Ollama, llama.cpp) via ``base_url``.
 
-Uses the official ``openai`` SDK (the ``openai`` extra), imported on the first call.
-One ``openai.OpenAI`` client per endpoint (base URL and key), shared by every thread
-for its connection pool, with the SDK's own retries turned off: the model layer
-retries, so that limits, the breaker and ``xcs.deadline`` see every attempt.
-``xcs.models.acall`` uses an ``openai.AsyncOpenAI`` client, one per event loop (an
-async connection pool belongs to the loop that opened it). Both clients report
-their responses' headers to the engine (``_http.hooks``: account-wide rate limits).
-SDK exceptions become XCS errors here, at the boundary (``map_error``).
+Uses the official ``openai`` SDK (the ``openai`` extra), imported on the first call
+(or at ``bind``): ``openai.OpenAI`` and ``openai.AsyncOpenAI`` clients as ``_sdk``
+makes them for every SDK provider. SDK exceptions become XCS errors at the boundary
+(``map_error``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from xcs.errors import ProviderError, ProviderNotInstalledError
-from xcs.models._base import EndpointConfig, Provider, mark, scrub
+from xcs.models._base import mark
 from xcs.models._http import (
-    LoopClients,
-    broken_stream,
-    hooks,
     malformed,
     map_sdk_error,
     retry_after_seconds,
     token_count,
-    transport_errors,
 )
 from xcs.models._params import TOOL_CHOICES
+from xcs.models._sdk import SDKProvider
 from xcs.models._types import Completion, Request, ToolCall, Usage
 
 __all__ = [
@@ -70,105 +63,28 @@ _PRICES: Mapping[str, tuple[float, float]] = {
 _REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
 
 
-class OpenAIProvider(Provider):
+class OpenAIProvider(SDKProvider):
     """One OpenAI (or OpenAI-compatible) endpoint. Not constructed by users."""
 
     name = "openai"
     env_key = "OPENAI_API_KEY"
-    takes_base_url = True
     prices: ClassVar[Mapping[str, tuple[float, float]]] = _PRICES
-    defaults: ClassVar[Mapping[str, Any]] = {"concurrency": 64}
-    warm_up = True  # the SDK import and client: made at bind, in the background
+    client_classes = ("OpenAI", "AsyncOpenAI")
+    error_class = "OpenAIError"
 
-    def __init__(self, endpoint: EndpointConfig) -> None:
-        openai = import_openai()
-        self.endpoint = endpoint
-        self._key = endpoint.api_key
-        self._openai = openai
-        self._client = openai.OpenAI(
-            api_key=endpoint.api_key,
-            base_url=endpoint.base_url,
-            max_retries=0,  # the model layer retries (see the module docstring)
-            http_client=openai.DefaultHttpxClient(event_hooks=hooks()),
-        )
-        self._aclients = LoopClients(
-            lambda: openai.AsyncOpenAI(
-                api_key=endpoint.api_key,
-                base_url=endpoint.base_url,
-                max_retries=0,
-                http_client=openai.DefaultAsyncHttpxClient(event_hooks=hooks(asynchronous=True)),
-            )
-        )
+    import_sdk = staticmethod(import_openai)
 
-    def price(self, model: str) -> tuple[float, float] | None:
-        return None if self.endpoint.base_url is not None else super().price(model)
+    @staticmethod
+    def create(client: Any, kwargs: dict[str, Any]) -> Any:
+        return client.chat.completions.create(**kwargs)
 
-    def complete(self, request: Request) -> Completion:
-        kwargs = self.request_kwargs(request)
-        try:
-            out = self._client.chat.completions.create(**kwargs)
-        except (self._openai.OpenAIError, json.JSONDecodeError) as exc:
-            scrub(exc, self._key)
-            raise map_error(exc, request.model, self._key, timeout=request.timeout) from exc
-        return self._completion(out, request.model)
+    def events(self, request: Request) -> _ChatEvents:
+        return _ChatEvents(request.model)
 
-    async def acomplete(self, request: Request) -> Completion:
-        kwargs = self.request_kwargs(request)
-        try:
-            client = await self._aclients.get()
-            out = await client.chat.completions.create(**kwargs)
-        except (self._openai.OpenAIError, json.JSONDecodeError) as exc:
-            scrub(exc, self._key)
-            raise map_error(exc, request.model, self._key, timeout=request.timeout) from exc
-        return self._completion(out, request.model)
-
-    def stream(self, request: Request) -> Iterator[str | Completion]:
+    def stream_kwargs(self, request: Request) -> dict[str, Any]:
         """Server-sent events (``stream=True``), usage in the last event
         (``stream_options.include_usage``)."""
-        state = _ChatEvents(request.model)
-        try:
-            events = self._client.chat.completions.create(**self._stream_kwargs(request))
-            try:
-                for event in events:
-                    yield from state.feed(event)
-            finally:
-                events.close()
-        except self._stream_errors() as exc:
-            raise self._stream_failure(exc, request) from exc
-        yield state.completion()
-
-    async def astream(self, request: Request) -> AsyncIterator[str | Completion]:
-        """``stream`` on the async client (``xcs.models.astream``)."""
-        state = _ChatEvents(request.model)
-        try:
-            client = await self._aclients.get()
-            events = await client.chat.completions.create(**self._stream_kwargs(request))
-            try:
-                async for event in events:
-                    for text in state.feed(event):
-                        yield text
-            finally:
-                await events.close()
-        except self._stream_errors() as exc:
-            raise self._stream_failure(exc, request) from exc
-        yield state.completion()
-
-    def _stream_kwargs(self, request: Request) -> dict[str, Any]:
-        kwargs = self.request_kwargs(request)
-        kwargs["stream"] = True
-        kwargs["stream_options"] = {"include_usage": True}
-        return kwargs
-
-    def _stream_errors(self) -> tuple[type[BaseException], ...]:
-        """What a stream can raise: the SDK's errors, and its transport's (httpx,
-        loaded with the SDK) for a connection that breaks mid-body."""
-        return (self._openai.OpenAIError, json.JSONDecodeError, *transport_errors())
-
-    def _stream_failure(self, exc: BaseException, request: Request) -> ProviderError:
-        scrub(exc, self._key)
-        if isinstance(exc, self._openai.OpenAIError | json.JSONDecodeError):
-            return map_error(exc, request.model, self._key, timeout=request.timeout)
-        return broken_stream("openai", request.model, exc)
+        return {**super().stream_kwargs(request), "stream_options": {"include_usage": True}}
 
     def request_kwargs(self, request: Request) -> dict[str, Any]:
         """The keyword arguments of ``chat.completions.create`` for ``request``."""
@@ -191,7 +107,8 @@ class OpenAIProvider(Provider):
             kwargs["seed"] = request.seed
         return kwargs
 
-    def _completion(self, out: Any, model: str) -> Completion:
+    def read_completion(self, out: Any, request: Request) -> Completion:
+        model = request.model
         choices = None if isinstance(out, str) else getattr(out, "choices", None)
         if not choices or not isinstance(choices, list):
             raise malformed("openai", model, f"no choices in {str(out)[:200]!r}", self._key)
@@ -226,12 +143,6 @@ class OpenAIProvider(Provider):
             finish_reason=finish if isinstance(finish, str) else None,
             tool_calls=tuple(calls),
         )
-
-    def close(self) -> None:
-        self._client.close()
-
-    def __repr__(self) -> str:
-        return f"<OpenAIProvider {self.endpoint.name}>"
 
 
 class _ChatEvents:
