@@ -288,6 +288,7 @@ def _core(model: ModelId, prompt: object, params: Params) -> _Core:
         timeout=params.timeout if params.timeout is not None else _get(settings, "timeout"),
         output=params.response_model,
         tools=params.tools,
+        tool_choice=params.tool_choice,
     )
     attempts = (
         params.max_attempts if params.max_attempts is not None else _get(settings, "max_attempts")
