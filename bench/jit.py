@@ -183,9 +183,14 @@ def fresh_copy() -> types.ModuleType:
     if _fresh_dir is None:
         _fresh_dir = Path(tempfile.mkdtemp(prefix="xcs-bench-jit-"))
         atexit.register(shutil.rmtree, _fresh_dir, ignore_errors=True)
-    name = f"_jit_programs_fresh_{next(_fresh_count)}"
+    number = next(_fresh_count)
+    name = f"_jit_programs_fresh_{number}"
     path = _fresh_dir / f"{name}.py"
-    shutil.copyfile(PROGRAMS_SOURCE, path)
+    # The copy's lines are shifted down by its number: CPython compares code objects
+    # by content and first line, not by file, so the copies' functions would have
+    # equal code objects, and xcs.explain's call tree (which records callees per
+    # caller code object) would list the callees of every copy under each one.
+    path.write_text("\n" * (1 + number) + PROGRAMS_SOURCE.read_text(encoding="utf-8"))
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None
     assert spec.loader is not None
@@ -1244,8 +1249,19 @@ def render(
             shown.append(("after the first call of a fresh copy", r.explain_first))
         for when, text in shown:
             lines += ["", f"`xcs.explain` of the **{r.name}** entry point {when}:", ""]
-            lines += ["```text", text.rstrip(), "```"]
+            lines += ["```text", _head(text, EXPLAIN_LINES), "```"]
     return "\n".join(lines)
+
+
+EXPLAIN_LINES = 40  # of an xcs.explain shown in the docs (all of it is in the JSON)
+
+
+def _head(text: str, lines: int) -> str:
+    kept = text.rstrip().splitlines()
+    if len(kept) <= lines:
+        return "\n".join(kept)
+    more = len(kept) - lines
+    return "\n".join([*kept[:lines], f"... ({more} more lines in bench/results/jit.json)"])
 
 
 def _load() -> float | None:
