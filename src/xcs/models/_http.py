@@ -118,6 +118,12 @@ def account_limit_seconds(headers: Mapping[str, str] | None) -> float | None:
     else None. An unreadable reset header counts as one second."""
     if not headers:
         return None
+    # httpx's headers (every SDK's): one pass over the raw names, since a lookup by
+    # name scans them all, and most responses have none of these (about 11 µs a
+    # response for the four lookups; every name below contains "ratelimit").
+    raw = getattr(headers, "raw", None)
+    if isinstance(raw, list) and not any(b"ratelimit" in name.lower() for name, _ in raw):
+        return None
     wait: float | None = None
     for remaining, reset in _ACCOUNT_HEADERS:
         raw = headers.get(remaining)
