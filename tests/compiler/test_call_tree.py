@@ -371,3 +371,41 @@ def test_a_helper_defined_inside_a_function_is_compiled_once_per_code(
     assert top(["a", "b"]) == expected  # a new ask, the same compiled code
     assert "outer.<locals>.ask: compiled, 1 region" in xcs.explain(top)
     assert _jit.statistics.compiled >= 1
+
+
+class _Record(xcs.Operator):
+    def forward(self, q: str, log: list[str]) -> str:
+        answer = model(q)
+        log.append(q)  # changes the list every item passes
+        return answer
+
+
+class _Saver(xcs.Operator):
+    def forward(self, q: str) -> str:
+        return _save(q)  # marked @xcs.sequential
+
+
+@pytest.mark.parametrize("mode", ["as shipped", "forced"])
+def test_an_operator_whose_forward_changes_a_shared_argument_or_is_sequential_keeps_order(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = Model(None)
+    monkeypatch.setitem(globals(), "model", calls)
+    record, saver = _Record(), _Saver()
+
+    @xcs.jit
+    def recorded(qs: list[str], log: list[str]) -> list[str]:
+        return [record(q, log) for q in qs]
+
+    @xcs.jit
+    def saved(qs: list[str]) -> list[str]:
+        return [saver(q) for q in qs]
+
+    qs = [f"q{i}" for i in range(6)]
+    log: list[str] = []
+    with xcs.testing.force_overlap() if mode == "forced" else contextlib.nullcontext():
+        assert recorded(qs, log) == [q.upper() for q in qs]
+        assert saved(qs) == [q.upper() for q in qs]
+    assert log == qs
+    assert calls.peak == 1
+    assert "which calls _save, marked @xcs.sequential" in xcs.explain(saved)

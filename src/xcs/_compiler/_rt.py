@@ -1024,8 +1024,15 @@ def _changed_argument(target: Any, receiver: Any, shared: frozenset[int | str]) 
         fn = fn.__func__
     elif isinstance(fn, types.MethodType):
         fn, skip = fn.__func__, 1
-    elif receiver is not _MISSING and not isinstance(receiver, types.ModuleType):
-        skip = 1  # a function found on an instance or a class: a method
+    elif isinstance(fn, types.FunctionType):
+        if receiver is not _MISSING and not isinstance(receiver, types.ModuleType | type):
+            skip = 1  # a function found on an instance: a method
+    elif hasattr(type(fn), "__xcs_callee__") and hasattr(fn, "_forward_function"):
+        try:  # an xcs.Operator: what its forward changes
+            fn, takes_self = fn._forward_function()
+        except Exception:
+            return None
+        skip = 1 if takes_self else 0
     if type(fn) is not types.FunctionType:
         return None
     entry = fn.__dict__.get(_CHANGED_PARAMETERS)
@@ -1155,6 +1162,12 @@ def _sequential_within(target: Any, receiver: Any, depth: int = 0) -> str | None
     fn = target
     if isinstance(fn, staticmethod | classmethod | types.MethodType):
         fn = fn.__func__
+    elif hasattr(type(fn), "__xcs_callee__") and hasattr(fn, "_forward_function"):
+        try:  # an xcs.Operator: what its forward calls, with the operator as self
+            fn, _ = fn._forward_function()
+        except Exception:
+            return None
+        receiver = target
     if type(fn) is not types.FunctionType or depth > 6:
         return None
     owner = (
