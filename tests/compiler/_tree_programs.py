@@ -245,6 +245,9 @@ KINDS = (
     "keywords",
     "super",
     "lister",
+    "callable_object",
+    "decorated",
+    "generator",
 )
 
 
@@ -265,7 +268,13 @@ class Unit:
         return self.kind in ("recursive", "mutual")
 
     def params(self) -> str:
-        own = {"method": ["self"], "classmethod": ["cls"], "operator": ["self"], "super": ["self"]}
+        own = {
+            "method": ["self"],
+            "classmethod": ["cls"],
+            "operator": ["self"],
+            "super": ["self"],
+            "callable_object": ["self"],
+        }
         params = [*own.get(self.kind, []), "v"]
         if self.recursive:
             params.append("d")
@@ -296,6 +305,12 @@ class Unit:
         args = ", ".join(rest)
         if self.kind == "super":
             return f"{self.name}_one.step({args})"
+        if self.kind == "callable_object":
+            return f"{self.name.lower()}_obj({args})"
+        if self.kind == "generator":
+            return f"sum({self.name}({args})) % {MODULUS}"
+        if self.kind == "function" and len(arg) % 3 == 2:
+            return f"{self.name}(*[{args}])"  # unpacked at the call site
         if self.kind == "lister":
             return f"sum({self.name}({args})) % {MODULUS}"
         same_class = caller is not None and caller.owner and caller.owner == self.owner
@@ -343,6 +358,16 @@ class _TreeWriter:
         self.features: set[str] = set()
         self._sites = itertools.count(1)
         self._errors = itertools.count(1)
+        self.edges: dict[int, set[int]] = {}  # unit index -> indices it calls; -1: prog
+
+    def depth(self) -> int:
+        """The longest chain of distinct units below ``prog`` (recursion not counted)."""
+
+        def longest(index: int, seen: frozenset[int]) -> int:
+            below = [longest(i, seen | {i}) for i in self.edges.get(index, ()) if i not in seen]
+            return 1 + max(below, default=0)
+
+        return longest(-1, frozenset({-1})) - 1
 
     def pick(self, options: Sequence[T]) -> T:
         return self.draw(st.sampled_from(options))
@@ -361,16 +386,18 @@ class _TreeWriter:
     def expr(self, me: Unit | None, callees: Sequence[Unit], names: Sequence[str]) -> str:
         """An int expression that makes at least one call."""
         owner = me.name if me is not None else "prog"
-        forms = ["model"]
-        if callees:
-            forms += ["unit", "unit", "unit"]
+        # A call to a unit is the simplest form where there is one: programs shrink
+        # toward call trees, not toward flat calls to the model.
+        forms = ["unit", "unit", "unit", "model"] if callees else ["model"]
         form = self.pick([*forms, "sum"])
         if form == "sum":
             left = self.expr(me, callees, names) if callees else self._model(owner, names)
             return f"({left} + {self._model(owner, names)}) % {MODULUS}"
         if form == "model":
             return self._model(owner, names)
-        target = self.pick(callees)
+        # Often the next unit down: deep chains (2-3 levels and more) are the point.
+        target = callees[0] if self.coin() else self.pick(callees)
+        self.edges.setdefault(me.index if me is not None else -1, set()).add(target.index)
         depth = "d - 1" if me is not None and me.recursive and target.recursive else "2"
         if target.recursive and not (me is not None and me.recursive):
             depth = self.pick(["2", "1", f"{names[0]} % 3"])
@@ -424,13 +451,50 @@ class _TreeWriter:
         if me.effectful and self.coin():
             lines += self.effect(owner, "v")
         form = self.pick(
-            ["single", "comp", "loop", "statements", "chain", "try", "dict_comp", "genexp"]
+            [
+                "single",
+                "comp",
+                "loop",
+                "statements",
+                "chain",
+                "try",
+                "dict_comp",
+                "genexp",
+                "while_break",
+                "finally",
+            ]
         )
         loop_names = ["w", *names]
         if me.kind == "lister":  # returns a list of ints
-            form = "list"
             e = self.expr(me, callees, loop_names)
             return [*lines, f"return [{e} for w in range(v % 3 + 1)]"]
+        if me.kind == "generator":  # yields ints: runs as written, never compiled
+            e = self.expr(me, callees, loop_names)
+            return [*lines, "for w in range(v % 3 + 1):", f"    yield {e}"]
+        if form == "while_break":
+            e = self.expr(me, callees, loop_names)
+            return [
+                *lines,
+                "rs = []",
+                "w = 0",
+                "while w < v % 3 + 1:",
+                f"    r = {e}",
+                f"    if r % 4 == {self.pick(range(4))}:",
+                "        break",
+                "    rs.append(r)",
+                "    w += 1",
+                f"return {_fold('rs')}",
+            ]
+        if form == "finally" and me.effectful:
+            a = self.expr(me, callees, names)
+            return [
+                *lines,
+                "try:",
+                f"    a = {a}",
+                "finally:",
+                f'    log.append(("{owner}", "finally", v))',
+                "return a",
+            ]
         self.feature(f"callee body: {form}")
         if form == "genexp":
             e = self.expr(me, callees, loop_names)
@@ -561,9 +625,9 @@ def _class_source(owner: str, members: Sequence[Unit]) -> list[str]:
 
 @st.composite
 def tree_programs(draw: st.DrawFn) -> TreeProgram:
-    """A module of 2-7 units in a call tree and the entry ``prog(xs, n, log, store)``."""
+    """A module of 2-8 units in a call tree and the entry ``prog(xs, n, log, store)``."""
     writer = _TreeWriter(draw)
-    kinds: list[str] = draw(st.lists(st.sampled_from(KINDS), min_size=1, max_size=5))
+    kinds: list[str] = draw(st.lists(st.sampled_from(KINDS), min_size=2, max_size=6))
     units: list[Unit] = []
     index = 0
     for kind in kinds:
@@ -575,7 +639,9 @@ def tree_programs(draw: st.DrawFn) -> TreeProgram:
             units += [first, second]
             index += 2
             continue
-        name = {"operator": f"Op{index}", "super": f"D{index}"}.get(kind, f"f{index}")
+        name = {"operator": f"Op{index}", "super": f"D{index}", "callable_object": f"K{index}"}.get(
+            kind, f"f{index}"
+        )
         if kind in ("method", "classmethod", "staticmethod"):
             name = {"method": "run", "classmethod": "build", "staticmethod": "calc"}[kind]
             name = f"{name}{index}"
@@ -601,6 +667,22 @@ def tree_programs(draw: st.DrawFn) -> TreeProgram:
         ]
         unit.lines = writer.unit_def(unit, callees)
     parts: list[list[str]] = []
+    if any(unit.kind == "decorated" for unit in units):
+        # A decorator of the user's: the wrapper is made per function (``<locals>``) and
+        # runs as written; the function it wraps is reached from it, not from compiled code.
+        parts.append(
+            [
+                "import functools",
+                "",
+                "",
+                "def passthrough(fn):",
+                "    @functools.wraps(fn)",
+                "    def wrapper(*args, **kwargs):",
+                "        return fn(*args, **kwargs)",
+                "",
+                "    return wrapper",
+            ]
+        )
     emitted_classes: set[str] = set()
     for unit in units:
         if unit.kind in ("method", "classmethod", "staticmethod"):
@@ -622,6 +704,19 @@ def tree_programs(draw: st.DrawFn) -> TreeProgram:
             )
         elif unit.kind == "sequential":
             parts.append(["@xcs.sequential", *unit.lines])
+        elif unit.kind == "decorated":
+            parts.append(["@passthrough", *unit.lines])
+        elif unit.kind == "callable_object":
+            call = unit.lines[0].replace(f"def {unit.name}(", "def __call__(")
+            parts.append(
+                [
+                    f"class {unit.name}:",
+                    *_indent([call, *unit.lines[1:]]),
+                    "",
+                    "",
+                    f"{unit.name.lower()}_obj = {unit.name}()",
+                ]
+            )
         elif unit.kind == "super":
             base = unit.lines[0].replace(f"def {unit.name}(", "def step(")
             parts.append(
@@ -651,6 +746,7 @@ def tree_programs(draw: st.DrawFn) -> TreeProgram:
     body.append(f"return ({', '.join(outs)},)")
     parts.append(["def prog(xs, n, log, store):", *_indent(body)])
     source = "\n\n\n".join("\n".join(part) for part in parts) + "\n"
+    writer.feature(f"call depth below prog: {min(writer.depth(), 4)}")
     latency = draw(st.sampled_from([0.0, 0.0002, 0.0005]))
     failing = draw(
         st.sampled_from([frozenset(), frozenset()]) | st.frozensets(st.integers(0, 22), max_size=3)
