@@ -23,6 +23,7 @@ compares them in order, and draws order-dependent ``store`` writes too.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import Counter
 from collections.abc import Iterator
@@ -211,3 +212,81 @@ def test_the_harness_sees_a_reordered_log_and_a_lost_call() -> None:
 
     problems = compare("call", ([1, 2, 3], 0), expected, run_tree(loaded, broken, ([1, 2, 3], 0)))
     assert len(problems) == 3  # the value, the calls and the log
+
+
+WRAPPED_AFTER_DISPATCH = """
+import functools
+
+
+def helper(v):
+    return model("helper", v)
+
+
+def first(xs, n, log, store):
+    return [helper(x) for x in xs]
+
+
+def logged(fn):
+    @functools.wraps(fn)  # copies fn.__dict__, with whatever XCS cached there
+    def wrapper(*args):
+        LOG.append(args)
+        return fn(*args)
+
+    return wrapper
+
+
+LOG = []
+
+
+def prog(xs, n, log, store):
+    helper_logged = logged(helper)
+    out = [helper_logged(x) for x in xs]
+    log.extend(LOG)
+    LOG.clear()
+    return out
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="findings F7: functools.wraps copies the compiled form XCS cached in the "
+    "wrapped function's __dict__; jit then calls it instead of the wrapper",
+)
+def test_a_wrapper_made_after_dispatch_runs_under_jit() -> None:
+    plain_module = load_tree(WRAPPED_AFTER_DISPATCH, TreeConfig())
+    expected = run_tree(plain_module, plain_module.prog, ([1, 2], 0))
+    assert expected.log == [(1,), (2,)]
+    loaded = load_tree(WRAPPED_AFTER_DISPATCH, TreeConfig())
+    assert run_tree(loaded, xcs.jit(loaded.namespace["first"]), ([1, 2], 0)).error is None
+    got = run_tree(loaded, xcs.jit(loaded.prog), ([1, 2], 0))
+    assert compare("after helper was dispatched", ([1, 2], 0), expected, got) == []
+
+
+DEEP_RECURSION = """
+def count(v):
+    if v == 0:
+        return [0]
+    return [model("count", v) + count(v - 1)[0] for _ in range(1)]
+
+
+def prog(xs, n, log, store):
+    return count(n)
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="findings F6: each level of a recursion through a region costs ~12 frames "
+    "under jit (2 plain): RecursionError at depth ~85",
+)
+def test_recursion_through_a_region_as_deep_as_plain_python() -> None:
+    plain_module = load_tree(DEEP_RECURSION, TreeConfig())
+    expected = run_tree(plain_module, plain_module.prog, ([], 300))
+    assert expected.error is None
+    problems = []
+    for forced in (False, True):
+        loaded = load_tree(DEEP_RECURSION, TreeConfig())
+        with xcs.testing.force_overlap() if forced else contextlib.nullcontext():
+            got = run_tree(loaded, xcs.jit(loaded.prog), ([], 300))
+        problems += compare(f"depth 300, force_overlap={forced}", ([], 300), expected, got)
+    assert problems == []
