@@ -462,6 +462,7 @@ class _TreeWriter:
                 "genexp",
                 "while_break",
                 "finally",
+                "reraise",
             ]
         )
         loop_names = ["w", *names]
@@ -471,6 +472,7 @@ class _TreeWriter:
         if me.kind == "generator":  # yields ints: runs as written, never compiled
             e = self.expr(me, callees, loop_names)
             return [*lines, "for w in range(v % 3 + 1):", f"    yield {e}"]
+        self.feature(f"callee body: {form}")
         if form == "while_break":
             e = self.expr(me, callees, loop_names)
             return [
@@ -485,6 +487,17 @@ class _TreeWriter:
                 "    w += 1",
                 f"return {_fold('rs')}",
             ]
+        if form == "reraise":  # a chained error: __cause__ or __context__ must match too
+            a = self.expr(me, callees, names)
+            cause = " from err" if self.coin() else ""
+            return [
+                *lines,
+                "try:",
+                f"    a = {a}",
+                "except ValueError as err:",
+                f'    raise KeyError("{owner}", len(err.args)){cause}',
+                "return a",
+            ]
         if form == "finally" and me.effectful:
             a = self.expr(me, callees, names)
             return [
@@ -495,7 +508,6 @@ class _TreeWriter:
                 f'    log.append(("{owner}", "finally", v))',
                 "return a",
             ]
-        self.feature(f"callee body: {form}")
         if form == "genexp":
             e = self.expr(me, callees, loop_names)
             return [*lines, f"return sum({e} for w in range(v % 3 + 1)) % {MODULUS}"]
@@ -569,12 +581,20 @@ class _TreeWriter:
     def block(self, callees: Sequence[Unit], k: int) -> tuple[list[str], str]:
         r = f"r{k}"
         listers = [u for u in callees if u.kind == "lister" and not u.effectful]
-        forms = ["comp", "loop", "statements", "nested", "try", "effect_loop", "genexp"]
+        forms = ["comp", "loop", "statements", "nested", "try", "effect_loop", "genexp", "handler"]
         form = self.pick(forms + (["over_a_list"] if listers else []))
         self.feature(f"entry: {form}")
         names = ["x", "n"]
         if form == "genexp":
             return [f"{r} = sum({self.expr(None, callees, names)} for x in xs)"], r
+        if form == "handler":  # a region inside an except block: errors get __context__
+            e = self.expr(None, callees, names)
+            return [
+                "try:",
+                '    raise LookupError("primary", n)',
+                "except LookupError:",
+                f"    {r} = [{e} for x in xs]",
+            ], r
         if form == "over_a_list":
             lister = self.pick(listers)
             e = self.expr(None, callees, ["y", "x"])

@@ -33,6 +33,7 @@ import pytest
 from _programs import same
 from _tree_programs import (
     EFFECT_ORDER,
+    ModelError,
     TreeArgs,
     TreeConfig,
     TreeOutcome,
@@ -62,6 +63,15 @@ def _listing(source: str) -> str:
     return "\n".join(f"  {i:3} | {line}" for i, line in enumerate(source.splitlines(), 1))
 
 
+def _chain(error: BaseException | None) -> list[Any]:
+    """The ``__cause__``/``__context__`` chain of ``error``: types, args, suppression."""
+    chain: list[Any] = []
+    while error is not None and len(chain) < 8:
+        chain.append((type(error).__name__, error.args, error.__suppress_context__))
+        error = error.__cause__ or error.__context__
+    return chain
+
+
 def compare(what: str, args: TreeArgs, expected: TreeOutcome, got: TreeOutcome) -> list[str]:
     """Every way ``got`` (a jitted run) differs from ``expected`` (the plain run)."""
     problems: list[str] = []
@@ -75,8 +85,14 @@ def compare(what: str, args: TreeArgs, expected: TreeOutcome, got: TreeOutcome) 
         or got.error.args != expected.error.args
     ):
         problems.append(differs)
-    elif not any(e is got.error for e in got.raised):
+    elif not any(e is got.error for e in got.raised) and isinstance(
+        got.error, ValueError | ModelError
+    ):
         problems.append("jit raised an equal error, not the object the program raised")
+    elif _chain(got.error) != _chain(expected.error):
+        problems.append(
+            f"error chains differ: plain {_chain(expected.error)}, jit {_chain(got.error)}"
+        )
     if expected.error is not None or expected.raised:
         missing = expected.calls - got.calls
         if missing:
@@ -275,9 +291,10 @@ def prog(xs, n, log, store):
 
 
 @pytest.mark.xfail(
-    strict=True,
+    strict=False,  # not strict: an item a worker picks up starts a fresh stack, so it
+    # passes when the workers take the items (seen once in ~10 runs)
     reason="findings F6: each level of a recursion through a region costs ~12 frames "
-    "under jit (2 plain): RecursionError at depth ~85",
+    "under jit (2 plain) on the thread that runs it: RecursionError at depth ~85",
 )
 def test_recursion_through_a_region_as_deep_as_plain_python() -> None:
     plain_module = load_tree(DEEP_RECURSION, TreeConfig())
