@@ -7,11 +7,13 @@ compiled or measured before the call under test.
 Shapes not covered by ``test_call_tree.py`` and ``test_first_call.py``: a classmethod
 and a staticmethod in the tree, an operator's ``forward`` (xfail: findings F1), direct
 and mutual recursion whose every level issues a blocking call, ``@xcs.sequential``
-callees deeper in the tree, and ``xcs.explain`` of the tree (xfail: findings F4).
+callees deeper in the tree, functions in three other modules of the user's project,
+and ``xcs.explain`` of the tree (xfail: findings F4).
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -279,3 +281,56 @@ def test_explain_lists_callees_called_inside_regions() -> None:
     tree = xcs.explain(jitted)
     assert "Planner.plan: compiled" in tree
     assert "Planner.expand: compiled" in tree
+
+
+# -- functions in other modules of the user's project -------------------------------------
+
+PIPELINE_MODULE = """
+import steps
+
+
+def run(qs):
+    return [steps.draft_all(q) for q in qs]
+"""
+
+STEPS_MODULE = """
+from leaf import ask
+
+
+def draft_all(q):
+    return [ask(f"{q}-{i}") for i in range(2)]
+"""
+
+LEAF_MODULE = """
+MODEL = None
+
+
+def ask(prompt):
+    return MODEL(prompt)
+"""
+
+
+def test_functions_in_other_modules_of_the_project_overlap_on_the_first_call(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """entry (this file) -> pipeline.run -> steps.draft_all -> leaf.ask, three modules
+    imported from the user's own directory: 3 questions x 2 drafts in flight at once."""
+    import importlib
+
+    for name, source in [
+        ("pipeline_tree", PIPELINE_MODULE.replace("import steps", "import steps_tree as steps")),
+        ("steps_tree", STEPS_MODULE.replace("from leaf", "from leaf_tree")),
+        ("leaf_tree", LEAF_MODULE),
+    ]:
+        (tmp_path / f"{name}.py").write_text(source)
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    pipeline = importlib.import_module("pipeline_tree")
+    leaf = importlib.import_module("leaf_tree")
+    leaf.MODEL = Model(6)
+    try:
+        got = xcs.jit(pipeline.run)(["a", "b", "c"])
+    finally:
+        for name in ("pipeline_tree", "steps_tree", "leaf_tree"):
+            sys.modules.pop(name, None)
+    assert got == [[f"{q.upper()}-{i}" for i in range(2)] for q in "abc"]
