@@ -966,6 +966,7 @@ class _Writer:
                 "rebind",
                 "augmented",
                 "tuple_assign",
+                "comprehension_between",
             ]
         )
         self.feature(f"statements ({form})")
@@ -1017,6 +1018,17 @@ class _Writer:
         elif form == "tuple_assign":
             lines = [f"a, b = {self.call(names)}, {self.call(names)}"]
             value, kind = self.combine(["a", "b"])
+        elif form == "comprehension_between":
+            # A statement that is itself a region, reading the function's parameters,
+            # next to independent call statements (findings F2, issue 15: on 3.11 it is
+            # kept in order today; this guards the day it forks).
+            seq = self.pick(sc.seqs)
+            lines = [
+                f"a = {self.call(names)}",
+                f"c = [{self.call(['x', *names])} for x in {seq}]",
+                f"b = {self.call(names)}",
+            ]
+            value, kind = self.combine(["a", "b", "len(c)"])
         else:
             lines = [f"a = {self.call(names)}", f"a += {self.call(['a', *names])}"]
             value, kind = "a", "int"
