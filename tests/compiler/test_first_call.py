@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import xcs
+import xcs.testing
 
 N = 6
 TIMEOUT = 10.0
@@ -105,3 +106,40 @@ def test_an_error_from_a_region_carries_a_note_naming_the_site_and_item() -> Non
         " of test_an_error_from_a_region_carries_a_note_naming_the_site_and_item.<locals>"
         ".check_all"
     ]
+
+
+def test_a_comprehension_in_a_loop_body_does_not_keep_the_loop_in_order() -> None:
+    # Before Python 3.12 the comprehension is a closure, so the loop variable it reads
+    # is a cell; the comprehension runs where it stands, and the loop still overlaps.
+    call = Meet(2 * 3)
+
+    @xcs.jit
+    def vote(qs: list[str]) -> list[str]:
+        votes = []
+        for q in qs:
+            samples = [call(q + str(i)) for i in range(3)]
+            votes.append(max(samples))
+        return votes
+
+    assert vote(["a", "b"]) == ["a2", "b2"]
+
+
+def test_a_closure_made_in_a_loop_still_sees_the_variable_itself() -> None:
+    def plain(qs: list[int]) -> list[int]:
+        makers = []
+        for q in qs:
+            makers.append(lambda: q)  # noqa: B023 - the late binding under test
+            _ = [str(q) for _ in range(2)]
+        return [make() for make in makers]
+
+    def walrus(qs: list[int]) -> tuple[list[int], int]:
+        out = []
+        last = -1
+        for q in qs:
+            out.append(sum([(last := str(q + i)) and q for i in range(2)]))
+        return out, int(last)
+
+    for fn in (plain, walrus):
+        assert xcs.jit(fn)([1, 2, 3]) == fn([1, 2, 3])
+        with xcs.testing.force_overlap():
+            assert xcs.jit(fn)([1, 2, 3]) == fn([1, 2, 3])

@@ -559,6 +559,27 @@ class AsyncFork:
                     self._last = None
         self._items.append(_Done(value, None))
 
+    async def flow(
+        self, fn: Callable[..., Coroutine[Any, Any, Any]], inputs: tuple[int, ...], *args: Any
+    ) -> None:
+        """Start ``fn(<values of statements inputs>, *args)`` once those statements are
+        done (NOTE: [Statements in dataflow order] in _codegen). A statement after a
+        failed one never starts: ``spawn`` skips it, or the failure cancels its task."""
+        items = [self._items[number] for number in inputs]
+        if not any(isinstance(item, asyncio.Task) for item in items):
+            # Run in order so far: the values are there (or ``spawn`` skips it).
+            values = [item.value if isinstance(item, _Done) else None for item in items]
+            await self.spawn(fn, *values, *args)
+            return
+
+        async def run(*rest: Any) -> Any:
+            values = [
+                await item if isinstance(item, asyncio.Task) else item.value for item in items
+            ]
+            return await fn(*values, *rest)
+
+        await self.spawn(run, *args)
+
     @property
     def _where(self) -> str:
         return f"statements at line {self._site.line}"

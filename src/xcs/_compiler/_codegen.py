@@ -239,6 +239,10 @@ class _Rewriter:
         self._counter = 0
         self._fact_cache: dict[int, tuple[list[str] | None, set[str], bool, set[str]]] = {}
 
+    # A forked statement starts when the statements whose values it reads are done,
+    # not when every earlier one is (NOTE: [Statements in dataflow order]).
+    dataflow = True
+
     # -- bookkeeping -----------------------------------------------------------------------
 
     def _new_site(
@@ -783,32 +787,64 @@ class _Rewriter:
         return unsure
 
     def _fork_run(self, stmts: list[ast.stmt], start: int) -> tuple[int, list[Any]] | None:
-        """From ``start``, the longest run worth forking: (end, per-statement plan)."""
+        """From ``start``, the longest run worth forking: (end, per-statement plan).
+
+        NOTE: [Statements in dataflow order]
+        In ``a = f(x); b = g(x); c = h(a); d = k(x)``, ``c`` starts as soon as ``a`` is
+        done: the owner does not join ``a`` before spawning ``c`` (which would hold
+        back ``d`` until ``a`` is done, and ``c`` until ``b`` is, had ``b`` come
+        first), but passes the spawn of ``a`` to ``fork.flow``, which starts ``c``'s
+        task when that spawn finishes, given its value. The owner joins every spawn
+        in program order at the end of the run (or where a statement it runs itself
+        reads one), so the first error in program order is the one raised, and a
+        statement whose input failed never starts. Only a whole value flows: a name
+        bound by unpacking (``a, b = f(x)``) is joined first, as before.
+        """
         if self._facts(stmts[start])[0] is None:
             return None
         plan: list[Any] = []
         pending: dict[str, int] = {}  # name -> spawn number
         spawns = 0
+        joined = -1  # every spawn up to this one is joined when the statement starts
+        after: list[set[int]] = []  # per spawn: the spawns it starts after, transitively
+        whole: set[int] = set()  # spawns whose value is their target's (``a = ...``)
         overlapping = False
         position = start
         while position < len(stmts):
             names, reads, keepable, binds = self._facts(stmts[position])
             needed = [pending[n] for n in reads if n in pending]
             if names is not None:
-                clobbered = [pending[n] for n in names if n in pending]
-                join_to = max(needed + clobbered, default=-1)
-                if spawns > join_to + 1:
+                if self.dataflow:
+                    # NOTE: [Statements in dataflow order]
+                    inputs = {n: pending[n] for n in reads if pending.get(n) in whole}
+                    unpacked = [pending[n] for n in reads if n in pending and n not in inputs]
+                    join_to = max(unpacked, default=-1)  # ``a, b = ...``: joined
+                    inputs = {n: k for n, k in inputs.items() if k > join_to}
+                else:
+                    inputs = {}
+                    clobbered = [pending[n] for n in names if n in pending]
+                    join_to = max(needed + clobbered, default=-1)
+                joined = max(joined, join_to)
+                ancestors = set(inputs.values())
+                for number in inputs.values():
+                    ancestors |= after[number]
+                after.append(ancestors)
+                if any(n not in ancestors for n in range(joined + 1, spawns)):
                     overlapping = True  # an earlier spawn is still open beside this one
-                plan.append(("spawn", names, join_to, reads))
-                for number in [n for n in list(pending) if pending[n] <= join_to]:
-                    del pending[number]
+                plan.append(("spawn", names, join_to, reads, inputs))
+                for name in [n for n in list(pending) if pending[n] <= join_to]:
+                    del pending[name]
                 for name in names:
                     pending[name] = spawns
+                stmt = stmts[position]
+                if isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Name):
+                    whole.add(spawns)
                 spawns += 1
             elif keepable:
                 clobbered = [pending[n] for n in binds if n in pending]
                 join_to = max(needed + clobbered, default=-1)
-                plan.append(("keep", None, join_to, reads))
+                joined = max(joined, join_to)
+                plan.append(("keep", None, join_to, reads, {}))
                 for name in [n for n in list(pending) if pending[n] <= join_to]:
                     del pending[name]
             else:
@@ -856,7 +892,7 @@ class _Rewriter:
                 )
             joined = max(joined, limit)
 
-        for original, new, (action, names, join_to, reads) in zip(
+        for original, new, (action, names, join_to, reads, inputs) in zip(
             originals, rewritten, plan, strict=True
         ):
             join_until(join_to, original)
@@ -864,12 +900,27 @@ class _Rewriter:
                 body.append(new)
                 continue
             assert isinstance(new, ast.Assign)
-            params = sorted(n for n in reads if n in self.scope.local)
-            spawn = ast.Call(
-                func=ast.Attribute(value=_name(fork), attr="spawn", ctx=ast.Load()),
-                args=[_lambda(params, new.value), *(_name(p) for p in params)],
-                keywords=[],
-            )
+            params = sorted(n for n in reads if n in self.scope.local and n not in inputs)
+            if inputs:
+                # fork.flow(lambda a, x: h(a, x), (0,), x): starts when spawn 0 is done,
+                # given its value first (NOTE: [Statements in dataflow order]).
+                ready = sorted(inputs)
+                numbers = ast.Tuple(elts=[_const(inputs[n]) for n in ready], ctx=ast.Load())
+                spawn = ast.Call(
+                    func=ast.Attribute(value=_name(fork), attr="flow", ctx=ast.Load()),
+                    args=[
+                        _lambda([*ready, *params], new.value),
+                        numbers,
+                        *(_name(p) for p in params),
+                    ],
+                    keywords=[],
+                )
+            else:
+                spawn = ast.Call(
+                    func=ast.Attribute(value=_name(fork), attr="spawn", ctx=ast.Load()),
+                    args=[_lambda(params, new.value), *(_name(p) for p in params)],
+                    keywords=[],
+                )
             body.append(_located(ast.Expr(spawn), original))
             targets[spawn_number] = new.targets[0]
             info.statements.append(

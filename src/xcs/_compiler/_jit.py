@@ -21,6 +21,7 @@ import logging
 import threading
 import time
 import types
+import warnings
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from xcs._compiler._ir import Graph, Node
 from xcs._compiler._rt import FunctionRuntime
 from xcs._compiler._source import NoSource, function_node
 from xcs._observe import _counters, _stats
-from xcs.errors import CompilationError, ValidationError
+from xcs.errors import CompilationError, JitWarning, ValidationError
 
 __all__ = ["explain", "jit", "sequential"]
 
@@ -327,13 +328,22 @@ class _JitState:
         # own frame, so no second XCS frame stands in the way on the first call.
         self.call: Callable[..., Any] | None = None
 
-    def _install(self) -> Callable[..., Any]:
+    def _install(self, warn: bool = True) -> Callable[..., Any]:
         entry = compiled_for(self.original, self.window)
+        if warn and entry.fallback is not None and self.call is None:
+            # Called from the wrapper's frame: level 3 is the caller of the wrapper.
+            name = getattr(self.original, "__qualname__", repr(self.original))
+            warnings.warn(
+                JitWarning(
+                    f"xcs.jit cannot compile {name}, so it runs as written: {entry.fallback}"
+                ),
+                stacklevel=3,
+            )
         self.call = entry.target if entry.target is not None else self.original
         return self.call
 
     def compiled(self) -> Compiled:
-        self._install()
+        self._install(warn=False)  # explain says why; no warning
         return compiled_for(self.original, self.window)
 
 

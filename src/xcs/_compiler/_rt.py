@@ -1029,6 +1029,19 @@ class Fork:
         self._done = False
 
     def spawn(self, fn: Callable[..., Any], *args: Any) -> int:
+        return self._start(fn, args, ())
+
+    def flow(self, fn: Callable[..., Any], inputs: tuple[int, ...], *args: Any) -> int:
+        """Start ``fn(<values of statements inputs>, *args)`` once those statements
+        are done (NOTE: [Statements in dataflow order] in _codegen)."""
+        after = tuple(self._items[number] for number in inputs)
+
+        def run(*rest: Any) -> Any:
+            return fn(*(task.value for task in after), *rest)
+
+        return self._start(run, args, after)
+
+    def _start(self, fn: Callable[..., Any], args: tuple[Any, ...], after: tuple[Any, ...]) -> int:
         group = self._group
         shared = [a for a in args if hasattr(type(a), "__next__")]
         if shared:
@@ -1043,7 +1056,7 @@ class Fork:
                     group.wait(earlier[1])
         if self._probing:
             timing: list[tuple[float, float]] = []
-            task = group.spawn(_timing(fn, timing), *args)
+            task = group.spawn(_timing(fn, timing), *args, after=after)
             group.wait(task)
             if timing:
                 took, cpu = self._last_probe = timing[0]
@@ -1052,9 +1065,9 @@ class Fork:
                     self._probing = False
                     self._overlap = True
         elif self._overlap:
-            task = group.spawn(self._site.timed(fn), *args)
+            task = group.spawn(self._site.timed(fn), *args, after=after)
         else:
-            task = group.spawn(fn, *args)
+            task = group.spawn(fn, *args, after=after)
             group.wait(task)
         if shared:
             assert self._readers is not None
