@@ -6,7 +6,8 @@ compiled or measured before the call under test.
 
 Shapes not covered by ``test_call_tree.py`` and ``test_first_call.py``: a classmethod
 and a staticmethod in the tree, an operator's ``forward`` (xfail: findings F1), direct
-and mutual recursion whose every level issues a blocking call, ``@xcs.sequential``
+and mutual recursion whose every level issues a blocking call (also through a
+comprehension statement: findings F2, fixed), ``@xcs.sequential``
 callees deeper in the tree, functions in three other modules of the user's project,
 and ``xcs.explain`` of the tree (xfail: findings F4).
 """
@@ -163,16 +164,12 @@ def research_here(topic: str, depth: int) -> list[str]:
     return [summary, *[line for lines in found for line in lines]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=threading.BrokenBarrierError,
-    reason="findings F2: on 3.11 a comprehension statement that reads a parameter is not "
-    "forked with the statement before it (explain: 'it reads topic after a call ...')",
-)
 def test_recursion_through_a_comprehension_statement_overlaps_its_level_s_call() -> None:
+    """Findings F2 (fixed on main in c046171): on 3.11 the comprehension statement that
+    reads the parameters was kept in order, so each level's own call ran alone."""
     global model
-    model = Model(7, timeout=SHORT_TIMEOUT)
-    _fresh(research_here)("t", 2)
+    model = Model(7)
+    assert _fresh(research_here)("t", 2) == ["T", "T.0", "T.0.0", "T.0.1", "T.1", "T.1.0", "T.1.1"]
 
 
 # -- an operator's forward in the tree ---------------------------------------------------
