@@ -56,6 +56,7 @@ import linecache
 import threading
 import time
 import traceback
+import types
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -249,9 +250,14 @@ class Loaded:
     helpers: dict[str, Callable[..., Any]]
 
     def use_helpers(self, wrap: Callable[[Callable[..., Any]], Callable[..., Any]] | None) -> None:
-        """Make ``helper_*`` globals plain (wrap=None) or wrapped, e.g. by ``xcs.jit``."""
+        """Make ``helper_*`` globals plain (wrap=None) or wrapped, e.g. by ``xcs.jit``.
+
+        Only functions are wrapped: a helper that is a bound method stays as it is (the
+        call tree compiles it), since ``xcs.jit(obj.method)`` runs as written and warns
+        (findings F9)."""
         for name, helper in self.helpers.items():
-            self.namespace[name] = helper if wrap is None else wrap(helper)
+            plain = wrap is None or type(helper) is not types.FunctionType
+            self.namespace[name] = helper if plain else wrap(helper)
 
     def reset_state(self) -> None:
         if "TALLY" in self.namespace:

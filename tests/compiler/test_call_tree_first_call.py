@@ -331,3 +331,24 @@ def test_functions_in_other_modules_of_the_project_overlap_on_the_first_call(
         for name in ("pipeline_tree", "steps_tree", "leaf_tree"):
             sys.modules.pop(name, None)
     assert got == [[f"{q.upper()}-{i}" for i in range(2)] for q in "abc"]
+
+
+# -- xcs.jit of a bound method -------------------------------------------------------------
+
+
+class Tool:
+    def run(self, xs: list[str]) -> list[str]:
+        return [model(x) for x in xs]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=(threading.BrokenBarrierError, xcs.JitWarning),
+    reason="findings F9: xcs.jit(obj.method) runs as written ('it is a method, not a "
+    "Python function') and warns",
+)
+def test_jit_of_a_bound_method_overlaps_on_the_first_call() -> None:
+    global model
+    model = Model(3, timeout=SHORT_TIMEOUT)
+    Tool.run.__dict__.pop(_rt.DISPATCH_KEY, None)
+    assert xcs.jit(Tool().run)(["a", "b", "c"]) == ["A", "B", "C"]
