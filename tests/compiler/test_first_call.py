@@ -7,6 +7,7 @@ items as measured tasks, and only a region shown to compute goes in order.
 from __future__ import annotations
 
 import threading
+import warnings
 from typing import Any
 
 import pytest
@@ -143,3 +144,23 @@ def test_a_closure_made_in_a_loop_still_sees_the_variable_itself() -> None:
         assert xcs.jit(fn)([1, 2, 3]) == fn([1, 2, 3])
         with xcs.testing.force_overlap():
             assert xcs.jit(fn)([1, 2, 3]) == fn([1, 2, 3])
+
+
+def test_jit_of_a_bound_method_compiles_its_function() -> None:
+    call = Meet(N)
+
+    class Tool:
+        def __init__(self) -> None:
+            self.seen: list[int] = []
+
+        def run(self, xs: list[int]) -> list[int]:
+            self.seen.extend(xs)
+            return [call(x) for x in xs]
+
+    tool = Tool()
+    run = xcs.jit(tool.run)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no JitWarning: it compiles
+        assert run(list(range(N))) == list(range(N))
+    assert tool.seen == list(range(N))
+    assert "compiled in" in xcs.explain(run)

@@ -252,7 +252,8 @@ class _Rewriter:
         scan: ast.AST | None = None,
         deferred: frozenset[int] = frozenset(),
     ) -> SiteInfo:
-        callees = self._callees(scan if scan is not None else node, deferred)
+        scanned = scan if scan is not None else node
+        callees = self._callees(scanned, deferred)
         local_roots = tuple(sorted({root for root, _ in callees if root in self.scope.local}))
         site = Site(
             len(self.sites),
@@ -262,6 +263,7 @@ class _Rewriter:
             callees,
             local_roots,
         )
+        site.shared_args = _shared_arguments(scanned, deferred)
         info = SiteInfo(site)
         self.sites.append(info)
         return info
@@ -978,6 +980,45 @@ class _Rewriter:
                 first,
             )
         ]
+
+
+def _shared_arguments(
+    node: ast.AST, deferred: frozenset[int]
+) -> dict[tuple[str, tuple[str, ...]], frozenset[int | str]]:
+    """Per callee of the region ``node`` (as in ``_callees``): the arguments, by
+    position or keyword, that are a name the region does not bind, so one object is
+    passed to every item's call (``log`` in ``[ask(x, log) for x in xs]``). Checked
+    when the region runs: a callee of yours that changes such an argument keeps the
+    region in order (NOTE: [Arguments a callee changes] in _rt)."""
+    stored = {n.id for n in all_nodes(node) if isinstance(n, ast.Name) and not _loads(n)}
+    found: dict[tuple[str, tuple[str, ...]], set[int | str]] = {}
+    for call in all_nodes(node):
+        if not isinstance(call, ast.Call) or id(call) in deferred:
+            continue
+        keys: set[int | str] = set()
+        for position, arg in enumerate(call.args):
+            if isinstance(arg, ast.Starred):
+                break
+            if isinstance(arg, ast.Name) and arg.id not in stored:
+                keys.add(position)
+        for keyword in call.keywords:
+            value = keyword.value
+            if keyword.arg is not None and isinstance(value, ast.Name) and value.id not in stored:
+                keys.add(keyword.arg)
+        if not keys:
+            continue
+        func = call.func
+        path: list[str] = []
+        while isinstance(func, ast.Attribute):
+            path.append(func.attr)
+            func = func.value
+        if isinstance(func, ast.Name):
+            found.setdefault((func.id, tuple(reversed(path))), set()).update(keys)
+    return {callee: frozenset(keys) for callee, keys in found.items()}
+
+
+def _loads(name: ast.Name) -> bool:
+    return isinstance(name.ctx, ast.Load)
 
 
 def _rebuild(node: ast.AST, visit: Any) -> ast.AST:

@@ -82,9 +82,21 @@ _other_cache: weakref.WeakKeyDictionary[Callable[..., Any], dict[int | None, Com
 _compile_lock = threading.RLock()
 
 
+def _cached(fn: types.FunctionType) -> dict[int | None, Compiled] | None:
+    """``fn``'s own compiled forms (NOTE: [Cached on the function] in _rt)."""
+    entry = fn.__dict__.get(_CACHE_KEY)
+    if entry is None or entry[0] is not fn:
+        return None
+    store: dict[int | None, Compiled] = entry[1]
+    return store
+
+
 def _store_of(fn: Callable[..., Any]) -> dict[int | None, Compiled] | None:
     if isinstance(fn, types.FunctionType):
-        store: dict[int | None, Compiled] = fn.__dict__.setdefault(_CACHE_KEY, {})
+        store = _cached(fn)
+        if store is None:
+            store = {}
+            fn.__dict__[_CACHE_KEY] = (fn, store)
         return store
     try:
         return _other_cache.setdefault(fn, {})
@@ -95,7 +107,7 @@ def _store_of(fn: Callable[..., Any]) -> dict[int | None, Compiled] | None:
 def is_cached(fn: Callable[..., Any]) -> bool:
     """True if ``fn`` has been compiled (for tests and ``xcs.stats``)."""
     if isinstance(fn, types.FunctionType):
-        return bool(fn.__dict__.get(_CACHE_KEY))
+        return bool(_cached(fn))
     try:
         return fn in _other_cache
     except TypeError:
@@ -123,9 +135,7 @@ _MAX_REASONS = 100
 
 def compiled_for(fn: Callable[..., Any], window: int | None) -> Compiled:
     """The compiled form of ``fn`` for ``window`` (compiling it on first use)."""
-    cached: dict[int | None, Compiled] | None = (
-        fn.__dict__.get(_CACHE_KEY) if isinstance(fn, types.FunctionType) else None
-    )
+    cached = _cached(fn) if isinstance(fn, types.FunctionType) else None
     if cached is not None and window in cached:
         return cached[window]
     with _compile_lock:
@@ -213,7 +223,7 @@ def _try_compile(fn: Callable[..., Any], window: int | None) -> Compiled:
         AsyncFunctionRuntime(fn, sites, window) if is_async else FunctionRuntime(fn, sites, window)
     )
     function = build_function(fn, rewrite, runtime)
-    function.__dict__[_rt.DISPATCH_KEY] = function  # already compiled: calls itself
+    function.__dict__[_rt.DISPATCH_KEY] = (function, function)  # compiled: calls itself
     return Compiled(function, runtime, rewrite)
 
 
@@ -297,13 +307,18 @@ def jit(fn: Any = None, *, max_workers: int | None = None) -> Any:
         return classmethod(jit(fn.__func__, max_workers=window))
     if isinstance(fn, property):
         raise ValidationError("xcs.jit cannot compile a property; jit the getter function")
+    if isinstance(fn, types.MethodType) and isinstance(fn.__func__, types.FunctionType):
+        # A bound method (``xcs.jit(agent.run)``): its function, jitted, bound again.
+        return types.MethodType(jit(fn.__func__, max_workers=window), fn.__self__)
     # An object may say how it is jitted: an xcs.Operator class or instance compiles
     # its forward (xcs.operators._base). Looked up before the class check below.
     apply = getattr(fn, "__xcs_jit_apply__", None)
     if apply is not None:
         return apply(fn, window)
     state = getattr(fn, "__xcs_jit__", None)
-    if isinstance(state, _JitState):
+    if isinstance(state, _JitState) and getattr(fn, "__wrapped__", None) is state.original:
+        # fn is a jit wrapper (a function wrapping one, made with functools.wraps,
+        # carries a copy of its state but is not: it is jitted as itself)
         if state.window == window:
             return fn
         fn = state.original
@@ -513,8 +528,17 @@ def _call_tree(entry: Compiled, depth: int, seen: set[int]) -> list[str]:
     if target is None or depth > 8:
         return []
     lines: list[str] = []
-    for callee in sorted(_rt.callees_of.get(target.__code__, ()), key=lambda f: f.__qualname__):
-        compiled = callee.__dict__.get(_rt.DISPATCH_KEY)
+    # Calls made by a region's items come from the code the region runs them in,
+    # nested in the compiled function's code.
+    found: dict[int, Any] = {}
+    codes = [target.__code__]
+    while codes:
+        code = codes.pop()
+        for fn in _rt.callees_of.get(code, ()):
+            found.setdefault(id(fn), fn)
+        codes.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+    for callee in sorted(found.values(), key=lambda f: f.__qualname__):
+        compiled = _rt.dispatch_target(callee)
         indent = "    " * (depth + 1)
         if compiled is None or compiled is callee or id(callee) in seen:
             why = "runs as written" if compiled is callee else "(above)"
