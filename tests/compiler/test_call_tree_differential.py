@@ -206,12 +206,8 @@ def prog(xs, n, log, store):
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="findings F3: a callee's effects on a list passed in by every item of a "
-    "region land in completion order, not program order",
-)
 def test_a_callee_mutating_a_passed_in_list_keeps_program_order() -> None:
+    """Findings F3 (fixed in 09bf328): the appends landed in completion order."""
     config = TreeConfig()
     plain_module = load_tree(EFFECT_IN_A_REGION, config)
     expected = run_tree(plain_module, plain_module.prog, ([0, 1], 0))
@@ -259,10 +255,15 @@ def logged(fn):
 
 
 LOG = []
+helper_logged = None
+
+
+def wrap_now():
+    global helper_logged
+    helper_logged = logged(helper)
 
 
 def prog(xs, n, log, store):
-    helper_logged = logged(helper)
     out = [helper_logged(x) for x in xs]
     log.extend(LOG)
     LOG.clear()
@@ -270,19 +271,56 @@ def prog(xs, n, log, store):
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="findings F7: functools.wraps copies the compiled form XCS cached in the "
-    "wrapped function's __dict__; jit then calls it instead of the wrapper",
-)
 def test_a_wrapper_made_after_dispatch_runs_under_jit() -> None:
+    """Findings F7 (fixed in 59d6bc5): ``functools.wraps`` copied the compiled form
+    XCS had cached on ``helper`` to the wrapper, and jit skipped the wrapper."""
     plain_module = load_tree(WRAPPED_AFTER_DISPATCH, TreeConfig())
+    plain_module.namespace["wrap_now"]()
     expected = run_tree(plain_module, plain_module.prog, ([1, 2], 0))
     assert expected.log == [(1,), (2,)]
     loaded = load_tree(WRAPPED_AFTER_DISPATCH, TreeConfig())
     assert run_tree(loaded, xcs.jit(loaded.namespace["first"]), ([1, 2], 0)).error is None
+    loaded.namespace["wrap_now"]()  # after helper was dispatched: plain code wraps it
     got = run_tree(loaded, xcs.jit(loaded.prog), ([1, 2], 0))
     assert compare("after helper was dispatched", ([1, 2], 0), expected, got) == []
+
+
+DECORATED_INSIDE = """
+import functools
+
+
+def helper(v):
+    return model("helper", v)
+
+
+def logged(fn):
+    @functools.wraps(fn)  # the wrapper's __qualname__ becomes "helper"
+    def wrapper(*args):
+        log = args[-2]
+        log.append(("wrapper", args[0]))
+        return fn(args[0])
+
+    return wrapper
+
+
+def prog(xs, n, log, store):
+    h = logged(helper)  # made by compiled code when prog is jitted
+    return [h(x, log, store) for x in xs]
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="findings F11: a functools.wraps wrapper made by compiled code is compiled "
+    "again as a callee: CompilationError 'duplicate argument __xcs_rt__'",
+)
+def test_a_decorator_applied_inside_a_jitted_function() -> None:
+    plain_module = load_tree(DECORATED_INSIDE, TreeConfig())
+    expected = run_tree(plain_module, plain_module.prog, ([1, 2], 0))
+    assert expected.error is None
+    loaded = load_tree(DECORATED_INSIDE, TreeConfig())
+    got = run_tree(loaded, xcs.jit(loaded.prog), ([1, 2], 0))
+    assert compare("decorated inside prog", ([1, 2], 0), expected, got) == []
 
 
 DEEP_RECURSION = """

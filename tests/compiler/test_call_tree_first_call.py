@@ -5,11 +5,12 @@ meets N parties returns only if N calls are in flight at once. No test here uses
 compiled or measured before the call under test.
 
 Shapes not covered by ``test_call_tree.py`` and ``test_first_call.py``: a classmethod
-and a staticmethod in the tree, an operator's ``forward`` (xfail: findings F1), direct
+and a staticmethod in the tree, an operator's ``forward`` (findings F1), direct
 and mutual recursion whose every level issues a blocking call (also through a
 comprehension statement: findings F2, fixed), ``@xcs.sequential``
 callees deeper in the tree, functions in three other modules of the user's project,
-and ``xcs.explain`` of the tree (xfail: findings F4).
+``xcs.explain`` of the tree (F4) and ``xcs.jit`` of a bound method (F9). The findings
+named here were found by these tests and the call-tree suite and fixed on main.
 """
 
 from __future__ import annotations
@@ -26,8 +27,6 @@ import xcs
 from xcs._compiler import _rt
 
 TIMEOUT = 10.0
-#: For the barriers of xfail tests: they are expected to break, so fail them fast.
-SHORT_TIMEOUT = 2.0
 
 
 class Model:
@@ -191,16 +190,12 @@ def ask_all(qs: list[str]) -> list[list[str]]:
     return [ask(q) for q in qs]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=threading.BrokenBarrierError,
-    reason="findings F1: an operator's forward reached through the call tree is not "
-    "compiled; its comprehension runs in order",
-)
 def test_an_operator_forward_in_the_tree_overlaps_on_the_first_call() -> None:
+    """Findings F1 (fixed in 09bf328): forward ran as written, its calls in order."""
     global model
-    model = Model(6, timeout=SHORT_TIMEOUT)  # 3 questions x 2 drafts
-    _fresh(ask_all, ask, Drafts.forward)(["a", "b", "c"])
+    model = Model(6)  # 3 questions x 2 drafts
+    got = _fresh(ask_all, ask, Drafts.forward)(["a", "b", "c"])
+    assert got == [[f"{q.upper()}-{i}" for i in range(2)] for q in "abc"]
 
 
 def test_an_operator_forward_in_the_tree_gives_the_plain_values() -> None:
@@ -251,12 +246,8 @@ def test_a_sequential_callee_stays_in_order_below_an_overlapping_region() -> Non
         assert mine == [f"save:{x}" for x in batch]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="findings F5: a sequential callee reached through a helper is called from "
-    "overlapping items (peak in flight 5, not 1)",
-)
 def test_a_sequential_callee_behind_a_helper_stays_in_order() -> None:
+    """Findings F5 (fixed in 09bf328): 5 calls of ``save`` were in flight at once."""
     global model
     model = Model(sleep=0.01)
     assert _fresh(process_all, process)(list("abcde")) == [f"SAVE:{x}" for x in "ABCDE"]
@@ -266,12 +257,8 @@ def test_a_sequential_callee_behind_a_helper_stays_in_order() -> None:
 # -- xcs.explain shows the tree ------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="findings F4: callees first called from inside a region item are compiled "
-    "but missing from explain's call tree",
-)
 def test_explain_lists_callees_called_inside_regions() -> None:
+    """Findings F4 (fixed in 09bf328): only callees called outside regions were listed."""
     members = (Planner.plan, Planner.__dict__["expand"], Planner.__dict__["draft"])
     jitted = _fresh(plan_all, *members)
     jitted(["a"])
@@ -341,14 +328,9 @@ class Tool:
         return [model(x) for x in xs]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(threading.BrokenBarrierError, xcs.JitWarning),
-    reason="findings F9: xcs.jit(obj.method) runs as written ('it is a method, not a "
-    "Python function') and warns",
-)
 def test_jit_of_a_bound_method_overlaps_on_the_first_call() -> None:
+    """Findings F9 (fixed in 6fd9c93): it ran as written and warned."""
     global model
-    model = Model(3, timeout=SHORT_TIMEOUT)
+    model = Model(3)
     Tool.run.__dict__.pop(_rt.DISPATCH_KEY, None)
     assert xcs.jit(Tool().run)(["a", "b", "c"]) == ["A", "B", "C"]
