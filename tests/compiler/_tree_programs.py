@@ -69,8 +69,9 @@ TreeArgs = tuple[list[int], int]
 Call = tuple[str, tuple[int, ...]]
 MODULUS = 97
 #: ``XCS_TREE_STRICT=1`` checks what the suite relaxes for open findings: the order of
-#: effects on a mutable every item of a region passes in (F3: completion order today;
-#: DESIGN §1.6 does not say), with order-dependent ``store`` writes drawn too, and the
+#: effects on a mutable every item of a region passes in (F3b: completion order when
+#: the callee that changes it is two levels down), with order-dependent ``store``
+#: writes drawn too, and the
 #: whole error chain of an error raised through an ``except`` block of the entry (F10).
 STRICT = os.environ.get("XCS_TREE_STRICT") == "1"
 

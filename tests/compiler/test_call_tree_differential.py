@@ -16,8 +16,9 @@ speculation past a failure is allowed, §1.4); the same effects on ``log`` and
 
 Two checks are relaxed for open findings (``XCS_TREE_STRICT=1`` makes them exact):
 effects are compared as multisets (after a failure: at least the plain run's), because
-the effects of a callee on a mutable that every item of a region passes in land in
-completion order today (F3; DESIGN §1.6 does not say); and of an error raised through
+the effects on a mutable that every item of a region passes in land in completion
+order when the callee that changes it is two levels down (F3b; one level, F3, is
+fixed); and of an error raised through
 an ``except`` block of the entry only the head of its ``__context__`` chain is compared
 (F10: the chain loses the links the item built).
 ``XCS_TREE_EXAMPLES`` sets the number of examples (default 60, a modest CI budget).
@@ -193,7 +194,7 @@ second_called = threading.Event()
 
 def ask(v, log, store):
     if v == 0:
-        second_called.wait(1.0)  # the first item finishes last when items overlap
+        second_called.wait(0.5)  # the first item finishes last when items overlap
     a = model("ask", v)
     if v == 1:
         second_called.set()
@@ -205,14 +206,35 @@ def prog(xs, n, log, store):
     return [ask(x, log, store) for x in xs]
 """
 
+#: The same, with the mutation one level further down (findings F3b).
+EFFECT_TWO_LEVELS_DOWN = EFFECT_IN_A_REGION.replace(
+    "def prog(", "def pass_on(v, log, store):\n    return ask(v, log, store)\n\n\ndef prog("
+).replace("[ask(x, log, store)", "[pass_on(x, log, store)")
 
-def test_a_callee_mutating_a_passed_in_list_keeps_program_order() -> None:
-    """Findings F3 (fixed in 09bf328): the appends landed in completion order."""
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        pytest.param(EFFECT_IN_A_REGION, id="direct"),
+        pytest.param(
+            EFFECT_TWO_LEVELS_DOWN,
+            id="two_levels_down",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="findings F3b: a helper passing the shared list on to the callee "
+                "that mutates it still overlaps; the appends land in completion order",
+            ),
+        ),
+    ],
+)
+def test_a_callee_mutating_a_passed_in_list_keeps_program_order(source: str) -> None:
+    """Findings F3 (fixed in 09bf328 for a direct callee): the appends landed in
+    completion order."""
     config = TreeConfig()
-    plain_module = load_tree(EFFECT_IN_A_REGION, config)
+    plain_module = load_tree(source, config)
     expected = run_tree(plain_module, plain_module.prog, ([0, 1], 0))
     assert expected.log == [("ask", 0), ("ask", 1)]
-    shipped = load_tree(EFFECT_IN_A_REGION, config)
+    shipped = load_tree(source, config)
     got = run_tree(shipped, xcs.jit(shipped.prog), ([0, 1], 0))
     assert got.error is None
     assert same(got.value, expected.value)
