@@ -430,7 +430,7 @@ class _TreeWriter:
         ]
 
     def effect(self, owner: str, value: str) -> list[str]:
-        forms = ["log", "read_modify_write", "none"]
+        forms = ["log", "read_modify_write", "none", "log_iadd"]
         if STRICT:
             forms.append("store")  # the last writer wins: order-dependent
         form = self.pick(forms)
@@ -439,6 +439,8 @@ class _TreeWriter:
         self.feature(f"effect on a passed-in {form}")
         if form == "log":
             return [f'log.append(("{owner}", {value}))']
+        if form == "log_iadd":  # changes the caller's list too (findings F3c)
+            return [f'log += [("{owner}", {value}, "+=")]']
         if form == "store":
             return [f"store[{value} % 4] = {value}"]
         return [f"store[{value} % 3] = store.get({value} % 3, 0) + {value}"]
