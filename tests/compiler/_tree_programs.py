@@ -3,8 +3,10 @@
 A *tree program* is the source of a small module: several module-level *units* (plain
 functions, a class's instance method, classmethod and staticmethod, an
 ``xcs.Operator``'s ``forward``, ``@xcs.sequential`` functions, directly and mutually
-recursive functions with a base case) that call one another 2-3 levels deep, and an
-entry ``prog(xs, n, log, store)``. Only the entry is jitted by the test; every other
+recursive functions with a base case, keyword/default parameters, an override calling
+``super()``, a callable object, a function behind a user decorator, a generator, a
+function returning a list) that call one another, often 2-4 levels deep, and an entry
+``prog(xs, n, log, store)``. Only the entry is jitted by the test; every other
 unit is reached through the call tree (NOTE: [Call tree] in ``_compiler/_codegen.py``).
 
 The module's world::
@@ -18,10 +20,10 @@ The module's world::
 
 Units raise ``ValueError("<unit>", k, value)`` (through ``oops``) at data-dependent
 points (distinct args per unit and point, so the first error in program order is
-recognisable). *Effectful*
-units take the shared ``log`` (a list) and ``store`` (a dict) that ``prog`` receives,
-and append to / update them: the order of those effects is what the sequential
-program makes observable. Pure units take only ints and call only pure units.
+recognisable), and some re-raise it as ``KeyError`` (chained). *Effectful* units take
+the shared ``log`` (a list) and ``store`` (a dict) that ``prog`` receives, and append
+to / update them: the order of those effects is what the sequential program makes
+observable. Pure units take only ints and call only pure units.
 
 Units are numbered; a unit calls only units with a higher number (and itself or its
 partner, for recursion, with a depth argument that decreases), so every program

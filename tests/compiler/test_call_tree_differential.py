@@ -3,13 +3,16 @@ when ``prog`` reaches its work through the user's own functions, methods, class 
 static methods, an operator's ``forward``, ``@xcs.sequential`` callees and recursion
 (issue 15, DESIGN §1.9).
 
-Programs come from ``_tree_programs``. Only the entry ``prog`` is jitted; every other
-unit runs its compiled form through the call tree. Each example is loaded three times
+Programs come from ``_tree_programs`` (2-8 units, often 2-4 levels deep; also callable
+objects, user decorators, generators, ``super()``, keyword arguments). Only the entry
+``prog`` is jitted; every other unit runs its compiled form through the call tree (or
+as written, where XCS does not compile it). Each example is loaded three times
 from its own file, so each mode starts from fresh function objects (first-call
 behaviour): plain Python on two sets of arguments; ``xcs.jit`` as shipped on the first,
-the second and the first again; and ``xcs.jit`` under ``xcs.testing.force_overlap()``
-on both. Every jitted run must give the plain run's value (same types, same order) or
-its first error in program order (same type and args; the model's own error object);
+the second and the first again (``max_workers`` None, 1 or 2); and ``xcs.jit`` under
+``xcs.testing.force_overlap()`` on both. Every jitted run must give the plain run's
+value (same types, same order) or its first error in program order (same type and
+args, the very object raised, the same ``__cause__``/``__context__`` chain);
 the same multiset of model calls (where the plain run failed, at least its calls:
 speculation past a failure is allowed, §1.4); the same effects on ``log`` and
 ``store``; and no model call still running when it returns.
@@ -18,10 +21,11 @@ Two checks are relaxed for open findings (``XCS_TREE_STRICT=1`` makes them exact
 effects are compared as multisets (after a failure: at least the plain run's), because
 the effects on a mutable that every item of a region passes in land in completion
 order when the callee that changes it is two levels down (F3b; one level, F3, is
-fixed); and of an error raised through
-an ``except`` block of the entry only the head of its ``__context__`` chain is compared
-(F10: the chain loses the links the item built). An example that meets F12 (a
-``SystemError`` from ``ast.parse`` on two threads at once) is rejected, not failed.
+fixed); and of an error raised through an ``except`` block of the entry only the head
+of its ``__context__`` chain is compared (F10: the chain loses the links the item
+built). An example that meets F12 (a ``SystemError`` from ``ast.parse`` on two
+threads at once) is rejected, not failed. (F-numbers label the gaps; each test that
+pins one says what it is, and docs/reliability.md lists them.)
 ``XCS_TREE_EXAMPLES`` sets the number of examples (default 60, a modest CI budget).
 """
 
