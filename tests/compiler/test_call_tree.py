@@ -15,7 +15,7 @@ import pytest
 
 import xcs
 import xcs.testing
-from xcs._compiler import _rt
+from xcs._compiler import _jit, _rt
 
 TIMEOUT = 10.0
 
@@ -307,3 +307,28 @@ def _helper_global(x: int) -> int:
 
 
 _wrapped_global: Any = None  # set by the test above
+
+
+def test_a_helper_defined_inside_a_function_is_compiled_once_per_code(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = Model(2 * 3)
+    monkeypatch.setitem(globals(), "model", calls)
+
+    def outer(qs: list[str]) -> list[list[str]]:
+        prefix = "q"
+
+        def ask(q: str) -> list[str]:  # made anew at each call of outer
+            return [model(f"{prefix}{q}{i}") for i in range(3)]
+
+        return [ask(q) for q in qs]
+
+    @xcs.jit
+    def top(qs: list[str]) -> list[list[str]]:
+        return outer(qs)
+
+    expected = [[f"Q{q}{i}".upper() for i in range(3)] for q in "ab"]
+    assert top(["a", "b"]) == expected  # all 6 calls in flight: ask's region overlaps
+    assert top(["a", "b"]) == expected  # a new ask, the same compiled code
+    assert "outer.<locals>.ask: compiled, 1 region" in xcs.explain(top)
+    assert _jit.statistics.compiled >= 1

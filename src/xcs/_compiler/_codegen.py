@@ -1296,8 +1296,16 @@ def build_function(
 ) -> types.FunctionType:
     """Compile the rewritten ``def`` into a function that shares ``fn``'s globals,
     closure cells, defaults and metadata (DESIGN §5, keeping closures live)."""
+    return instantiate(fn, compile_rewrite(fn, rewrite), runtime)
+
+
+def compile_rewrite(fn: types.FunctionType, rewrite: Rewrite) -> types.CodeType:
+    """The code of the rewritten ``def``: the same for every function object made from
+    ``fn``'s code (``instantiate`` makes one of them)."""
     code = fn.__code__
-    freevars = list(code.co_freevars)
+    # A function defined in a compiled one may close over that one's runtime: its own
+    # replaces it.
+    freevars = [name for name in code.co_freevars if name != RT]
     outer_params = [*freevars, RT]
     inner: ast.stmt = rewrite.node
     class_name = _mangling_class(fn)
@@ -1335,21 +1343,28 @@ def build_function(
         ast.fix_missing_locations(module)
         compiled = compile(module, code.co_filename, "exec", dont_inherit=True)
     new_code = _find_code(compiled, rewrite.node.name, rewrite.node.lineno)
+    if code.co_name == "<lambda>":
+        return new_code.replace(co_name="<lambda>", co_qualname=code.co_qualname)
+    return new_code.replace(co_qualname=code.co_qualname)
+
+
+def instantiate(
+    fn: types.FunctionType, new_code: types.CodeType, runtime: Any
+) -> types.FunctionType:
+    """The compiled function of ``fn``: ``new_code`` with ``fn``'s globals, closure
+    cells, defaults and metadata, and ``runtime`` for its regions."""
+    code = fn.__code__
     cells: dict[str, types.CellType] = dict(
         zip(code.co_freevars, fn.__closure__ or (), strict=True)
     )
     closure = tuple(
-        cells[name]
-        if name in cells
-        else types.CellType(runtime)
+        types.CellType(runtime)
         if name == RT
+        else cells[name]
+        if name in cells
         else types.CellType()
         for name in new_code.co_freevars
     )
-    if code.co_name == "<lambda>":
-        new_code = new_code.replace(co_name="<lambda>", co_qualname=code.co_qualname)
-    else:
-        new_code = new_code.replace(co_qualname=code.co_qualname)
     function = types.FunctionType(new_code, fn.__globals__, fn.__name__, fn.__defaults__, closure)
     function.__kwdefaults__ = copy.copy(fn.__kwdefaults__)
     function.__dict__.update(

@@ -31,7 +31,13 @@ from xcs._compiler import _rt
 from xcs._compiler._analysis import code_parameter_names
 from xcs._compiler._async import rewrite_async_function
 from xcs._compiler._async_rt import AsyncFunctionRuntime
-from xcs._compiler._codegen import Rewrite, add_dispatch, build_function, rewrite_function
+from xcs._compiler._codegen import (
+    Rewrite,
+    add_dispatch,
+    compile_rewrite,
+    instantiate,
+    rewrite_function,
+)
 from xcs._compiler._ir import Graph, Node
 from xcs._compiler._rt import FunctionRuntime
 from xcs._compiler._source import NoSource, function_node
@@ -203,28 +209,53 @@ def _try_compile(fn: Callable[..., Any], window: int | None) -> Compiled:
         )
     if code.co_flags & inspect.CO_GENERATOR:
         raise _Fallback("it is a generator function (its calls interleave with its consumer)")
-    try:
-        node = function_node(fn)
-    except NoSource as missing:
-        raise _Fallback(str(missing)) from None
-    is_async = isinstance(node, ast.AsyncFunctionDef)
-    if is_async != bool(code.co_flags & inspect.CO_COROUTINE):  # pragma: no cover
-        raise _Fallback("its source does not match its code (async def or not)")
-    if isinstance(node, ast.AsyncFunctionDef):
-        rewrite = rewrite_async_function(node, code)
+    # NOTE: [Functions made per call] A function defined inside another is made anew
+    # at each call of that one, from one code object: it is compiled once per code
+    # object (and globals), and each new function object gets its own closure cells
+    # and runtime around the one compiled code. Its regions' measurements are shared.
+    nested = "<locals>" in fn.__qualname__
+    known = _by_code.get(code) if nested else None
+    if known is not None and known[0] is fn.__globals__:
+        _, rewrite, new_code = known
     else:
-        rewrite = rewrite_function(node, code)
-    rewrite = add_dispatch(rewrite, _builtin_only(fn))
+        try:
+            node = function_node(fn)
+        except NoSource as missing:
+            raise _Fallback(str(missing)) from None
+        is_async = isinstance(node, ast.AsyncFunctionDef)
+        if is_async != bool(code.co_flags & inspect.CO_COROUTINE):  # pragma: no cover
+            raise _Fallback("its source does not match its code (async def or not)")
+        if isinstance(node, ast.AsyncFunctionDef):
+            rewrite = rewrite_async_function(node, code)
+        else:
+            rewrite = rewrite_function(node, code)
+        rewrite = add_dispatch(rewrite, _builtin_only(fn))
+        new_code = None
+    if nested and known is None:
+        _by_code[code] = (fn.__globals__, rewrite, None)
     if not rewrite.sites and not rewrite.dispatches:
         # Nothing to overlap, no call to compile: the original is the fastest.
         return Compiled(None, rewrite=rewrite)
+    is_async = bool(code.co_flags & inspect.CO_COROUTINE)
     sites = [info.site for info in rewrite.sites]
     runtime = (
         AsyncFunctionRuntime(fn, sites, window) if is_async else FunctionRuntime(fn, sites, window)
     )
-    function = build_function(fn, rewrite, runtime)
+    if new_code is None:
+        new_code = compile_rewrite(fn, rewrite)
+        if nested:
+            _by_code[code] = (fn.__globals__, rewrite, new_code)
+            if len(_rt.per_call_sites) < 65536:
+                _rt.per_call_sites[code] = [sites, 0]
+    function = instantiate(fn, new_code, runtime)
     function.__dict__[_rt.DISPATCH_KEY] = (function, function)  # compiled: calls itself
     return Compiled(function, runtime, rewrite)
+
+
+# code object of a function made per call -> (its globals, its rewrite, compiled code)
+_by_code: weakref.WeakKeyDictionary[
+    types.CodeType, tuple[dict[str, Any], Rewrite, types.CodeType | None]
+] = weakref.WeakKeyDictionary()
 
 
 def _builtin_only(fn: types.FunctionType) -> frozenset[str]:
@@ -249,6 +280,16 @@ def _builtin_only(fn: types.FunctionType) -> frozenset[str]:
 def _compile_callee(fn: types.FunctionType) -> Callable[..., Any]:
     """What a compiled caller runs for ``fn`` (NOTE: [Call tree])."""
     entry = compiled_for(fn, None)
+    if (
+        "<locals>" in fn.__qualname__
+        and (entry.rewrite is None or not entry.rewrite.sites)
+        and len(_rt.as_written) < 65536
+    ):
+        # Made per call, with nothing to overlap: compiling each new object would cost
+        # more than its calls could gain; it runs as written (NOTE: [Functions made
+        # per call]), and so do its callees.
+        _rt.as_written[fn.__code__] = True
+        return fn
     return entry.target if entry.target is not None else fn
 
 

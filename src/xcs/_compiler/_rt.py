@@ -814,18 +814,38 @@ callees_of: weakref.WeakKeyDictionary[types.CodeType, weakref.WeakSet[Any]] = (
 )
 
 
+#: Code objects of functions made per call whose compiled form would have no region:
+#: each new function object made from one runs as written, at no cost (NOTE:
+#: [Functions made per call] in _jit).
+as_written: dict[types.CodeType, bool] = {}
+
+
+#: Code objects of functions made per call that have regions -> [their sites (shared
+#: by every object made from the code), objects seen since].
+per_call_sites: dict[types.CodeType, list[Any]] = {}
+
+
 def _new_callee(fn: types.FunctionType) -> Any:
+    code = fn.__code__
+    if code in as_written:
+        return fn
+    known = per_call_sites.get(code)
+    if known is not None and all(site.mode is not Mode.OVERLAP for site in known[0]):
+        # Its regions were measured in order: this new object runs as written, saving
+        # the per-object setup; one in 64 still runs compiled, so that its regions
+        # are probed again now and then.
+        known[1] += 1
+        if known[1] % 64:
+            return fn
     with contextlib.suppress(ValueError, TypeError):  # no such frame
         note_callee(fn, sys._getframe(2).f_code)  # the compiled code that made the call
     target: Any = fn
     attributes = fn.__dict__
-    code = fn.__code__
     if (
         compile_callee is not None
         and "__xcs_jit__" not in attributes  # already a jit wrapper
         and not attributes.get("__xcs_sequential__")
         and not code.co_flags & _NOT_COMPILED
-        and "<locals>" not in fn.__qualname__  # made per call: compiled per object
         and code.co_name != "<lambda>"
         and is_user_code(code)
     ):
