@@ -353,12 +353,9 @@ def prog(xs, n, log, store):
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="findings F11: a functools.wraps wrapper made by compiled code is compiled "
-    "again as a callee: CompilationError 'duplicate argument __xcs_rt__'",
-)
 def test_a_decorator_applied_inside_a_jitted_function() -> None:
+    """Findings F11 (fixed on main by bce1f3c): the functools.wraps wrapper that the
+    compiled ``logged`` made was compiled again and failed (CompilationError)."""
     plain_module = load_tree(DECORATED_INSIDE, TreeConfig())
     expected = run_tree(plain_module, plain_module.prog, ([1, 2], 0))
     assert expected.error is None
