@@ -164,3 +164,27 @@ def test_jit_of_a_bound_method_compiles_its_function() -> None:
         assert run(list(range(N))) == list(range(N))
     assert tool.seen == list(range(N))
     assert "compiled in" in xcs.explain(run)
+
+
+@pytest.mark.parametrize("work", [0, 2000])  # calls that do nothing; calls that compute
+def test_a_first_call_whose_calls_are_quick_or_compute_overlaps_at_most_one_window(
+    work: int,
+) -> None:
+    caller = threading.get_ident()
+    elsewhere: list[int] = []
+
+    def quick(x: int) -> int:
+        if threading.get_ident() != caller:
+            elsewhere.append(x)
+        return sum(range(work)) + x
+
+    @xcs.jit(max_workers=4)
+    def run(xs: list[int]) -> list[int]:
+        return [quick(x) for x in xs]
+
+    xs = list(range(2000))
+    assert run(xs) == [sum(range(work)) + x for x in xs]
+    # The tasks started before the finished ones showed the region does not pay (one
+    # window of 4, and the few that finished meanwhile), then the rest in order.
+    assert len(elsewhere) < 200
+    assert "        in order:" in xcs.explain(run)  # and later calls run in order

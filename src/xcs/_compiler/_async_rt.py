@@ -58,6 +58,7 @@ from xcs._compiler._rt import (
 from xcs._observe import _spans
 from xcs._runtime._deadline import current_deadline
 from xcs._runtime._measure import forced, worth_overlapping
+from xcs._runtime._scheduler import raise_with_its_chain
 
 __all__ = ["AsyncFork", "AsyncFunctionRuntime"]
 
@@ -601,14 +602,14 @@ class AsyncFork:
         if isinstance(item, _Done):
             if item.error is not None:
                 self._raised = item.error
-                raise item.error
+                raise_with_its_chain(item.error)
             value = item.value
         else:
             await _wait_for(item, self._where, self._tasks())
             error = None if item.cancelled() else item.exception()
             if error is not None:
                 self._raised = error
-                raise error
+                raise_with_its_chain(error)
             value = item.result()
         if number == len(self._items) - 1:
             self._finish()

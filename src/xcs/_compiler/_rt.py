@@ -102,6 +102,7 @@ class Site:
         "_task_cpu_max",
         "_task_n",
         "_task_wall",
+        "_task_wall_max",
         "blocked_s",
         "callees",
         "executions",
@@ -153,6 +154,7 @@ class Site:
         self._task_wall = 0.0  # overlapping: wall time of this execution's tasks
         self._task_cpu = 0.0  # ... their thread CPU time
         self._task_cpu_max = 0.0  # ... the most CPU one task took (a one-time cost)
+        self._task_wall_max = 0.0  # ... the longest one task took
         self._task_n = 0
         self._started = 0.0  # when this overlapping execution started its first task
 
@@ -226,7 +228,9 @@ class Site:
                 return fn(*args)
             finally:
                 used = time.thread_time() - cpu
-                self._task_wall += time.perf_counter() - start
+                took = time.perf_counter() - start
+                self._task_wall += took
+                self._task_wall_max = max(self._task_wall_max, took)
                 self._task_cpu += used
                 self._task_cpu_max = max(self._task_cpu_max, used)
                 self._task_n += 1
@@ -241,6 +245,11 @@ class Site:
         count = self._task_n
         if count < at_least or forced():
             return False
+        if count >= _SHORT_SAMPLES:
+            # Calls this short cost less than handing them to a thread does.
+            mean = (self._task_wall - self._task_wall_max) / (count - 1)
+            if mean < BLOCKED_SECONDS_MIN:
+                return True
         # The costliest task is left out, with the time it held the CPU: a one-time
         # cost (an import, a client) is paid by one task.
         elapsed = time.perf_counter() - self._started - self._task_cpu_max
@@ -261,6 +270,7 @@ class Site:
         cpu = self._task_cpu
         elapsed = time.perf_counter() - self._started
         self._task_n, self._task_wall, self._task_cpu, self._task_cpu_max = 0, 0.0, 0.0, 0.0
+        self._task_wall_max = 0.0
         if self.mode is not Mode.OVERLAP or count == 0 or forced():
             return
         if self.probes == 0:
@@ -319,8 +329,12 @@ class Site:
 # flight finish and the rest runs in order, so a region that computes pays at most
 # one window of overhead, once. Later executions are judged the same way, at their
 # end (``settle``), and a region in order is probed again now and then.
+# Calls so short (under BLOCKED_SECONDS_MIN each, the longest left out) that handing
+# them to threads costs more than it could save are judged the same way, from
+# _SHORT_SAMPLES finished tasks: fewer could be a few cache hits before the misses.
 _COMPUTING_SHARE = 0.9
 _GATE_SAMPLES = 2
+_SHORT_SAMPLES = 8
 
 
 class _Gate:

@@ -77,11 +77,12 @@ import enum
 import functools
 import itertools
 import logging
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NoReturn, TypeVar
 
 from xcs._observe import _spans
 from xcs._runtime._deadline import Deadline, current_deadline
@@ -255,6 +256,7 @@ class TaskGroup:
         self.failure_seq = -1
         self._closed = False
         self._raised: BaseException | None = None  # the task error result() raised
+        self._settling = False
         self._cancelled = 0  # tasks cancelled before they started
         # The group's "region" span, opened at the first spawn inside a trace.
         self._span: _spans.Span | None = None
@@ -407,11 +409,21 @@ class TaskGroup:
             if error is not None:
                 self._raised = error
                 _add_origin_note(error, head.index, self)
+                # NOTE: [The chain an error brought] raised here, inside an ``except``
+                # block of the caller's, an error would lose the ``__context__`` it was
+                # raised with (the exception it was handling): it is put back, and the
+                # exception the caller handles goes at the end of its chain, where the
+                # sequential program (which raised it inside that block) has it.
+                context = error.__context__
+                if context is not None and not self._settling:
+                    _extend_chain(error, sys.exc_info()[1])
                 try:
                     raise error
                 finally:
+                    if context is not None:
+                        error.__context__ = context
                     # Break the cycle error -> traceback -> this frame -> error.
-                    del error, head
+                    del error, head, context
         if task.state is not _FINISHED:
             raise RuntimeError(f"{task!r} never ran: its group stopped before it started")
         if task.error is not None:
@@ -507,6 +519,7 @@ class TaskGroup:
         if exc is self._raised or isinstance(exc, GeneratorExit):
             self._abandon(wait=True)
             return exc
+        self._settling = True  # the exception handled now is the owner's own
         try:
             while self._open:
                 self.next_result()
@@ -593,6 +606,33 @@ class TaskGroup:
 
 
 _NOTE_PREFIX = "xcs: raised by "
+
+
+def _extend_chain(error: BaseException, handled: BaseException | None) -> None:
+    if handled is None:
+        return
+    link: BaseException = error
+    for _ in range(100):
+        if link is handled:
+            return
+        following = link.__context__
+        if following is None:
+            link.__context__ = handled
+            return
+        link = following
+
+
+def raise_with_its_chain(error: BaseException) -> NoReturn:
+    """Raise ``error`` keeping the ``__context__`` it was raised with (NOTE: [The
+    chain an error brought]); a plain ``raise`` inside an ``except`` block replaces it
+    with the exception being handled there."""
+    context = error.__context__
+    try:
+        raise error
+    finally:
+        if context is not None:
+            error.__context__ = context
+        del error, context
 
 
 def _add_origin_note(error: BaseException, index: int, group: TaskGroup) -> None:
