@@ -73,8 +73,7 @@ MODULUS = 97
 #: ``XCS_TREE_STRICT=1`` checks what the suite relaxes for open findings: the order of
 #: effects on a mutable every item of a region passes in (F3b: completion order when
 #: the callee that changes it is two levels down), with order-dependent ``store``
-#: writes drawn too, and the
-#: whole error chain of an error raised through an ``except`` block of the entry (F10).
+#: writes drawn too; and it fails on F12 (``ast.parse`` on two threads at once).
 STRICT = os.environ.get("XCS_TREE_STRICT") == "1"
 
 
