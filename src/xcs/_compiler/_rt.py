@@ -97,12 +97,6 @@ class Site:
         "_countdown",
         "_interval",
         "_source",
-        "_started",
-        "_task_cpu",
-        "_task_cpu_max",
-        "_task_n",
-        "_task_wall",
-        "_task_wall_max",
         "blocked_s",
         "callees",
         "executions",
@@ -151,12 +145,6 @@ class Site:
         self.fraction = 0.0  # EWMA of a probe's blocked share of its wall time
         self._interval = 1
         self._countdown = 0  # in order: executions left before the next probe
-        self._task_wall = 0.0  # overlapping: wall time of this execution's tasks
-        self._task_cpu = 0.0  # ... their thread CPU time
-        self._task_cpu_max = 0.0  # ... the most CPU one task took (a one-time cost)
-        self._task_wall_max = 0.0  # ... the longest one task took
-        self._task_n = 0
-        self._started = 0.0  # when this overlapping execution started its first task
 
     @property
     def source(self) -> str:
@@ -215,48 +203,7 @@ class Site:
             + ("overlapping pays" if blocks else "it computes; overlapping would not pay")
         )
 
-    def timed(self, fn: Callable[..., Any], gate: _Gate | None = None) -> Callable[..., Any]:
-        """``fn``, timed as a task of an overlapping execution (see ``settle``). On a
-        first execution, ``gate`` is closed as soon as the finished tasks show that the
-        region computes: the rest of it then runs in order."""
-        self._started = time.perf_counter()
-
-        def task(*args: Any) -> Any:
-            start = time.perf_counter()
-            cpu = time.thread_time()
-            try:
-                return fn(*args)
-            finally:
-                used = time.thread_time() - cpu
-                took = time.perf_counter() - start
-                self._task_wall += took
-                self._task_wall_max = max(self._task_wall_max, took)
-                self._task_cpu += used
-                self._task_cpu_max = max(self._task_cpu_max, used)
-                self._task_n += 1
-                if gate is not None and not gate.closed and self._computes(_GATE_SAMPLES):
-                    gate.closed = True
-
-        return task
-
-    def _computes(self, at_least: int) -> bool:
-        """Do the tasks finished so far show a region that computes? (NOTE: [The first
-        execution overlaps])"""
-        count = self._task_n
-        if count < at_least or forced():
-            return False
-        if count >= _SHORT_SAMPLES:
-            # Calls this short cost less than handing them to a thread does.
-            mean = (self._task_wall - self._task_wall_max) / (count - 1)
-            if mean < BLOCKED_SECONDS_MIN:
-                return True
-        # The costliest task is left out, with the time it held the CPU: a one-time
-        # cost (an import, a client) is paid by one task.
-        elapsed = time.perf_counter() - self._started - self._task_cpu_max
-        busy = self._task_cpu - self._task_cpu_max
-        return elapsed > 0 and busy >= _COMPUTING_SHARE * elapsed
-
-    def settle(self) -> None:
+    def settle(self, measure: Measure) -> None:
         """After an overlapping execution: decide what the next one does.
 
         The first execution decides (NOTE: [The first execution overlaps]). Later, if
@@ -265,16 +212,14 @@ class Site:
         other share the GIL, so a task's own CPU time says little; what says it is
         a short wall time, or the region's CPU time filling its whole duration.
         """
-        count, wall = self._task_n, self._task_wall
-        computes = count and self._computes(2)
-        cpu = self._task_cpu
-        elapsed = time.perf_counter() - self._started
-        self._task_n, self._task_wall, self._task_cpu, self._task_cpu_max = 0, 0.0, 0.0, 0.0
-        self._task_wall_max = 0.0
+        count, wall = measure.n, measure.wall
+        computes = count and measure.computes(2)
+        cpu = measure.cpu
+        elapsed = time.perf_counter() - measure.started
         if self.mode is not Mode.OVERLAP or count == 0 or forced():
             return
-        if self.probes == 0:
-            self.probes = 1
+        if measure.first:
+            self.probes = max(self.probes, 1)
             if computes:
                 self.mode = Mode.IN_ORDER
                 self._countdown = self._interval = 1
@@ -289,7 +234,9 @@ class Site:
                 )
             return
         mean = wall / count
-        if mean < BLOCKED_SECONDS_MIN:
+        # From a few tasks, quick is not sure enough: the last calls to reach a
+        # rendezvous (a batch the server answers together, a barrier) barely wait.
+        if mean < BLOCKED_SECONDS_MIN and count >= _SHORT_SAMPLES:
             self.mode = Mode.IN_ORDER
             self._countdown = self._interval = 1
             self.reason = f"its calls now take {mean * 1e6:.0f} µs: overlapping no longer pays"
@@ -335,6 +282,64 @@ class Site:
 _COMPUTING_SHARE = 0.9
 _GATE_SAMPLES = 2
 _SHORT_SAMPLES = 8
+
+
+class Measure:
+    """The tasks of one overlapping execution of a site, measured (``settle`` judges
+    them). One per execution: executions of a site that run at once (a function called
+    from several threads, or made per call) must not mix their figures."""
+
+    __slots__ = ("cpu", "cpu_max", "first", "n", "started", "wall", "wall_max")
+
+    def __init__(self, site: Site) -> None:
+        # Started before any execution of the site was judged: judged as a first one.
+        self.first = site.probes == 0
+        self.started = time.perf_counter()
+        self.n = 0
+        self.wall = 0.0  # wall time of the finished tasks
+        self.cpu = 0.0  # ... their thread CPU time
+        self.cpu_max = 0.0  # ... the most CPU one task took (a one-time cost)
+        self.wall_max = 0.0  # ... the longest one task took
+
+    def timed(self, fn: Callable[..., Any], gate: _Gate | None = None) -> Callable[..., Any]:
+        """``fn``, timed as a task of this execution. On a first execution, ``gate`` is
+        closed as soon as the finished tasks show that the region does not pay: the
+        rest of it then runs in order."""
+
+        def task(*args: Any) -> Any:
+            start = time.perf_counter()
+            cpu = time.thread_time()
+            try:
+                return fn(*args)
+            finally:
+                used = time.thread_time() - cpu
+                took = time.perf_counter() - start
+                self.wall += took
+                self.wall_max = max(self.wall_max, took)
+                self.cpu += used
+                self.cpu_max = max(self.cpu_max, used)
+                self.n += 1
+                if gate is not None and not gate.closed and self.computes(_GATE_SAMPLES):
+                    gate.closed = True
+
+        return task
+
+    def computes(self, at_least: int) -> bool:
+        """Do the tasks finished so far show a region that computes, or whose calls
+        are too quick to pay? (NOTE: [The first execution overlaps])"""
+        count = self.n
+        if count < at_least or forced():
+            return False
+        if count >= _SHORT_SAMPLES:
+            # Calls this short cost less than handing them to a thread does.
+            mean = (self.wall - self.wall_max) / (count - 1)
+            if mean < BLOCKED_SECONDS_MIN:
+                return True
+        # The costliest task is left out, with the time it held the CPU: a one-time
+        # cost (an import, a client) is paid by one task.
+        elapsed = time.perf_counter() - self.started - self.cpu_max
+        busy = self.cpu - self.cpu_max
+        return elapsed > 0 and busy >= _COMPUTING_SHARE * elapsed
 
 
 class _Gate:
@@ -610,14 +615,15 @@ class FunctionRuntime:
         if overlap:
             site.overlapped += 1
             gate = _Gate(source) if site.probes == 0 else None
+            measure = Measure(site)
             try:
                 for result in _ordered(
-                    site.timed(body, gate), gate or source, self._window(), site
+                    measure.timed(body, gate), gate or source, self._window(), site
                 ):
                     if result is not SKIP:
                         yield result
             finally:
-                site.settle()
+                site.settle(measure)
             if gate is None or not gate.closed:
                 return
         for args in source:  # in order (or the rest of a first execution that computes)
@@ -705,12 +711,13 @@ class FunctionRuntime:
         if overlap:
             site.overlapped += 1
             gate = _Gate(source) if site.probes == 0 else None
+            measure = Measure(site)
             try:
                 yield from _ordered_loop(
-                    site.timed(body, gate), gate or source, self._window(), site
+                    measure.timed(body, gate), gate or source, self._window(), site
                 )
             finally:
-                site.settle()
+                site.settle(measure)
             if gate is None or not gate.closed:
                 return
         for item in source:  # in order (or the rest of a first execution that computes)
@@ -744,6 +751,8 @@ _BUILDERS: tuple[Callable[[Iterable[Any]], Any], ...] = (list, set, dict)
 DISPATCH_KEY = "__xcs_callee__"
 #: Set by ``_jit``: compiles a function (or falls back) and returns what to call.
 compile_callee: Callable[[types.FunctionType], Callable[..., Any]] | None = None
+#: Set by ``_jit``: a function's syntax tree, parsed safely from any thread.
+parse_function: Callable[[types.FunctionType], ast.AST] | None = None
 _library_files: dict[str, bool] = {}
 _LIBRARY_DIRS: tuple[str, ...] = ()
 _NOT_COMPILED = inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR
@@ -1036,31 +1045,79 @@ def _changed_argument(target: Any, receiver: Any, shared: frozenset[int | str]) 
     return None
 
 
-def _changed_parameters(fn: types.FunctionType) -> dict[str, str]:
-    """Parameter -> how ``fn`` changes the object passed as it (``log.append``)."""
-    from xcs._compiler._source import NoSource, function_node
+def _changed_by(fn: Any, depth: int) -> tuple[dict[str, str], int]:
+    """(parameter -> how, positional parameters to skip) of a callee found by name."""
+    skip = 0
+    if isinstance(fn, classmethod | types.MethodType):
+        fn, skip = fn.__func__, 1
+    elif isinstance(fn, staticmethod):
+        fn = fn.__func__
+    if type(fn) is not types.FunctionType or not is_user_code(fn.__code__):
+        return {}, 0
+    entry = fn.__dict__.get(_CHANGED_PARAMETERS)
+    if entry is not None and entry[0] is fn:
+        return entry[1], skip
+    if depth > 4:
+        return {}, 0
+    fn.__dict__[_CHANGED_PARAMETERS] = (fn, {})  # recursion ends here
+    changed = _changed_parameters(fn, depth + 1)
+    fn.__dict__[_CHANGED_PARAMETERS] = (fn, changed)
+    return changed, skip
 
+
+def _changed_parameters(fn: types.FunctionType, depth: int = 0) -> dict[str, str]:
+    """Parameter -> how ``fn`` changes the object passed as it (``log.append``),
+    itself or by passing it on to a function of the user's that does."""
+    from xcs._compiler._source import NoSource
+
+    if parse_function is None:
+        return {}
     try:
-        node = function_node(fn)
+        node = parse_function(fn)
     except (NoSource, SyntaxError, OSError):
         return {}
     code = fn.__code__
     count = code.co_argcount + code.co_kwonlyargcount
     params = set(code.co_varnames[:count])
+    augmented = {
+        n.target.id
+        for n in ast.walk(node)
+        if isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name)
+    }
     rebound = {
         n.id for n in ast.walk(node) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)
     }
-    params -= rebound
+    params -= rebound - augmented
     found: dict[str, str] = {}
+    for param in sorted(params & augmented):
+        found[param] = f"{param} += ..."  # in place, for a list or a dict
 
     def root(expr: ast.expr) -> str | None:
+        while isinstance(expr, ast.Attribute | ast.Subscript):
+            expr = expr.value  # ``p.seen.append(x)`` changes p too
         return expr.id if isinstance(expr, ast.Name) and expr.id in params else None
 
     for inner in ast.walk(node):
         if isinstance(inner, ast.Call) and isinstance(inner.func, ast.Attribute):
             name = root(inner.func.value)
             if name is not None and inner.func.attr in _MUTATING_METHODS:
-                found.setdefault(name, f"{name}.{inner.func.attr}()")
+                found.setdefault(name, f"{ast.unparse(inner.func)}()")
+        if isinstance(inner, ast.Call) and isinstance(inner.func, ast.Name):
+            passed = [
+                (position, arg.id)
+                for position, arg in enumerate(inner.args)
+                if isinstance(arg, ast.Name) and arg.id in params and arg.id not in found
+            ]
+            if passed:
+                callee = fn.__globals__.get(inner.func.id)
+                changed, skip = _changed_by(callee, depth)
+                callee_code = getattr(getattr(callee, "__func__", callee), "__code__", None)
+                if changed and callee_code is not None:
+                    positional = callee_code.co_varnames[: callee_code.co_argcount][skip:]
+                    for position, name in passed:
+                        if position < len(positional) and positional[position] in changed:
+                            how = changed[positional[position]]
+                            found[name] = f"{inner.func.id}() {how}"
         targets: list[ast.expr] = []
         if isinstance(inner, ast.Assign | ast.Delete):
             targets = list(inner.targets)
@@ -1078,9 +1135,7 @@ def _changed_parameters(fn: types.FunctionType) -> dict[str, str]:
                     shown = (
                         f"{name}[...]" if isinstance(part, ast.Subscript) else f"{name}.{part.attr}"
                     )
-                    found.setdefault(name, shown)
-                else:
-                    targets.append(part.value)  # ``p.items[k] = v`` changes p too
+                    found.setdefault(name, shown)  # also ``p.items[k] = v``
     return found
 
 
@@ -1254,6 +1309,7 @@ class Fork:
         "_group",
         "_items",
         "_last_probe",
+        "_measure",
         "_overlap",
         "_probing",
         "_readers",
@@ -1273,6 +1329,7 @@ class Fork:
             self._group.span_mode = "probe" if probe else "in order"
         self._items: list[Task[Any]] = []
         self._done = False
+        self._measure = Measure(site)
 
     def spawn(self, fn: Callable[..., Any], *args: Any) -> int:
         return self._start(fn, args, ())
@@ -1311,7 +1368,7 @@ class Fork:
                     self._probing = False
                     self._overlap = True
         elif self._overlap:
-            task = group.spawn(self._site.timed(fn), *args, after=after)
+            task = group.spawn(self._measure.timed(fn), *args, after=after)
         else:
             task = group.spawn(fn, *args, after=after)
             group.wait(task)
@@ -1326,7 +1383,7 @@ class Fork:
         if self._probing and self._last_probe is not None:
             self._probing = False
             self._site.record_probe(*self._last_probe)  # no statement blocked
-        self._site.settle()
+        self._site.settle(self._measure)
         if not self._done:
             self._done = True
             if self._overlap:
