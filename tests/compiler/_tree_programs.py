@@ -71,8 +71,8 @@ TreeArgs = tuple[list[int], int]
 Call = tuple[str, tuple[int, ...]]
 MODULUS = 97
 #: ``XCS_TREE_STRICT=1`` checks what the suite relaxes for open findings: the order of
-#: effects on a mutable every item of a region passes in (F3b: completion order when
-#: the callee that changes it is two levels down), with order-dependent ``store``
+#: effects on a mutable every item of a region passes in (F3d: completion order when
+#: the callee that changes it is an operator's forward), with order-dependent ``store``
 #: writes drawn too; and it fails on F12 (``ast.parse`` on two threads at once).
 STRICT = os.environ.get("XCS_TREE_STRICT") == "1"
 

@@ -20,10 +20,10 @@ speculation past a failure is allowed, §1.4); the same effects on ``log`` and
 One check is relaxed for an open finding (``XCS_TREE_STRICT=1`` makes it exact):
 effects are compared as multisets (after a failure: at least the plain run's), because
 the effects on a mutable that every item of a region passes in land in completion
-order when the callee that changes it is two levels down (F3b; one level, F3, is
-fixed). An example that meets F12 (a ``SystemError`` from ``ast.parse`` on two
-threads at once) is rejected, not failed. (F-numbers label the gaps; each test that
-pins one says what it is, and docs/reliability.md lists them.)
+order when the callee that changes it is an operator's ``forward`` (F3d; a helper, at
+any depth, is fixed: F3, F3b). An example that meets F12 (a ``SystemError`` from
+``ast.parse`` on two threads at once) is rejected, not failed. (F-numbers label the
+gaps; each test that pins one says what it is, and docs/reliability.md lists them.)
 ``XCS_TREE_EXAMPLES`` sets the number of examples (default 60, a modest CI budget).
 """
 
@@ -226,25 +226,33 @@ EFFECT_TWO_LEVELS_DOWN = EFFECT_IN_A_REGION.replace(
     "def prog(", "def pass_on(v, log, store):\n    return ask(v, log, store)\n\n\ndef prog("
 ).replace("[ask(x, log, store)", "[pass_on(x, log, store)")
 
+#: The same, with the mutation in an operator's forward (findings F3d).
+EFFECT_IN_AN_OPERATOR = EFFECT_IN_A_REGION.replace(
+    "def prog(",
+    "class Ask(xcs.Operator):\n    def forward(self, v, log, store):\n"
+    "        return ask(v, log, store)\n\n\nask_op = Ask()\n\n\ndef prog(",
+).replace("[ask(x, log, store)", "[ask_op(x, log, store)")
+
 
 @pytest.mark.parametrize(
     "source",
     [
         pytest.param(EFFECT_IN_A_REGION, id="direct"),
+        pytest.param(EFFECT_TWO_LEVELS_DOWN, id="two_levels_down"),
         pytest.param(
-            EFFECT_TWO_LEVELS_DOWN,
-            id="two_levels_down",
+            EFFECT_IN_AN_OPERATOR,
+            id="operator",
             marks=pytest.mark.xfail(
                 strict=True,
-                reason="findings F3b: a helper passing the shared list on to the callee "
-                "that mutates it still overlaps; the appends land in completion order",
+                reason="findings F3d: an operator whose forward changes a list every item "
+                "passes in still overlaps; the appends land in completion order",
             ),
         ),
     ],
 )
 def test_a_callee_mutating_a_passed_in_list_keeps_program_order(source: str) -> None:
-    """Findings F3 (fixed in 09bf328 for a direct callee): the appends landed in
-    completion order."""
+    """Findings F3 (fixed in 09bf328 for a direct callee) and F3b (two levels down,
+    fixed in b8337d6): the appends landed in completion order."""
     config = TreeConfig()
     plain_module = load_tree(source, config)
     expected = run_tree(plain_module, plain_module.prog, ([0, 1], 0))
