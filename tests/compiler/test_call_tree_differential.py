@@ -17,13 +17,13 @@ the same multiset of model calls (where the plain run failed, at least its calls
 speculation past a failure is allowed, §1.4); the same effects on ``log`` and
 ``store``; and no model call still running when it returns.
 
-One check is relaxed for an open finding (``XCS_TREE_STRICT=1`` makes it exact):
-effects are compared as multisets (after a failure: at least the plain run's), because
-the effects on a mutable that every item of a region passes in land in completion
-order when the callee that changes it is an operator's ``forward`` (F3d; a helper, at
-any depth, is fixed: F3, F3b). An example that meets F12 (a ``SystemError`` from
-``ast.parse`` on two threads at once) is rejected, not failed. (F-numbers label the
-gaps; each test that pins one says what it is, and docs/reliability.md lists them.)
+Effects are compared in order (F3, F3b, F3d fixed: a callee, a helper at any depth,
+an operator's ``forward``, a callable object or a decorated function that changes a
+mutable every item of a region passes in keeps the region in order), and an example
+that meets F12 (a ``SystemError`` from ``ast.parse`` on two threads at once, fixed by
+parsing one thread at a time) fails. ``XCS_TREE_STRICT=0`` relaxes both: effects as
+multisets (after a failure: at least the plain run's), F12 examples rejected.
+(F-numbers label the gaps; docs/reliability.md lists them.)
 ``XCS_TREE_EXAMPLES`` sets the number of examples (default 60, a modest CI budget).
 """
 
@@ -239,15 +239,7 @@ EFFECT_IN_AN_OPERATOR = EFFECT_IN_A_REGION.replace(
     [
         pytest.param(EFFECT_IN_A_REGION, id="direct"),
         pytest.param(EFFECT_TWO_LEVELS_DOWN, id="two_levels_down"),
-        pytest.param(
-            EFFECT_IN_AN_OPERATOR,
-            id="operator",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="findings F3d: an operator whose forward changes a list every item "
-                "passes in still overlaps; the appends land in completion order",
-            ),
-        ),
+        pytest.param(EFFECT_IN_AN_OPERATOR, id="operator"),
     ],
 )
 def test_a_callee_mutating_a_passed_in_list_keeps_program_order(source: str) -> None:

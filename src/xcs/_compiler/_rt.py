@@ -1014,26 +1014,45 @@ def _ordered_receiver(receiver: Any, method: str | None, target: Any) -> str | N
 _CHANGED_PARAMETERS = "__xcs_changed_parameters__"
 
 
-def _changed_argument(target: Any, receiver: Any, shared: frozenset[int | str]) -> str | None:
-    """How ``target`` changes one of the ``shared`` arguments of its call, or None."""
-    fn = target
+def _as_function(target: Any, receiver: Any) -> tuple[types.FunctionType | None, int]:
+    """The Python function a call of ``target`` runs (found on ``receiver``, or
+    _MISSING), and how many of its positional parameters the call does not pass
+    (``self``, ``cls``): a function, a method, a class or static method, an
+    ``xcs.Operator`` (its ``forward``), an object with a ``__call__``."""
+    fn: Any = target
     skip = 0
-    if isinstance(fn, classmethod):
+    if isinstance(fn, classmethod | types.MethodType):
         fn, skip = fn.__func__, 1
     elif isinstance(fn, staticmethod):
         fn = fn.__func__
-    elif isinstance(fn, types.MethodType):
-        fn, skip = fn.__func__, 1
     elif isinstance(fn, types.FunctionType):
         if receiver is not _MISSING and not isinstance(receiver, types.ModuleType | type):
             skip = 1  # a function found on an instance: a method
     elif hasattr(type(fn), "__xcs_callee__") and hasattr(fn, "_forward_function"):
-        try:  # an xcs.Operator: what its forward changes
+        try:  # an xcs.Operator: its forward
             fn, takes_self = fn._forward_function()
         except Exception:
-            return None
+            return None, 0
         skip = 1 if takes_self else 0
+    elif not isinstance(fn, type):
+        fn, skip = inspect.getattr_static(type(fn), "__call__", None), 1
     if type(fn) is not types.FunctionType:
+        return None, 0
+    for _ in range(4):
+        wrapped = fn.__dict__.get("__wrapped__")
+        if type(wrapped) is not types.FunctionType or not fn.__code__.co_flags & _PASSES_ON:
+            break
+        fn = wrapped  # a decorator's ``wrapper(*args, **kwargs)``: what it wraps
+    return fn, skip
+
+
+_PASSES_ON = inspect.CO_VARARGS | inspect.CO_VARKEYWORDS
+
+
+def _changed_argument(target: Any, receiver: Any, shared: frozenset[int | str]) -> str | None:
+    """How ``target`` changes one of the ``shared`` arguments of its call, or None."""
+    fn, skip = _as_function(target, receiver)
+    if fn is None:
         return None
     entry = fn.__dict__.get(_CHANGED_PARAMETERS)
     if entry is not None and entry[0] is fn:  # NOTE: [Cached on the function]
@@ -1052,24 +1071,64 @@ def _changed_argument(target: Any, receiver: Any, shared: frozenset[int | str]) 
     return None
 
 
-def _changed_by(fn: Any, depth: int) -> tuple[dict[str, str], int]:
-    """(parameter -> how, positional parameters to skip) of a callee found by name."""
-    skip = 0
-    if isinstance(fn, classmethod | types.MethodType):
-        fn, skip = fn.__func__, 1
-    elif isinstance(fn, staticmethod):
-        fn = fn.__func__
-    if type(fn) is not types.FunctionType or not is_user_code(fn.__code__):
-        return {}, 0
+def _changed_by(
+    fn: Any, receiver: Any, depth: int
+) -> tuple[dict[str, str], int, types.CodeType | None]:
+    """(parameter -> how, positional parameters to skip, the code of the function)
+    of a callee found by name (``receiver``: the object it was found on, or _MISSING)."""
+    fn, skip = _as_function(fn, receiver)
+    if fn is None or not is_user_code(fn.__code__):
+        return {}, 0, None
     entry = fn.__dict__.get(_CHANGED_PARAMETERS)
     if entry is not None and entry[0] is fn:
-        return entry[1], skip
+        return entry[1], skip, fn.__code__
     if depth > 4:
-        return {}, 0
+        return {}, 0, None
     fn.__dict__[_CHANGED_PARAMETERS] = (fn, {})  # recursion ends here
     changed = _changed_parameters(fn, depth + 1)
     fn.__dict__[_CHANGED_PARAMETERS] = (fn, changed)
-    return changed, skip
+    return changed, skip, fn.__code__
+
+
+_AN_INSTANCE = object()  # a receiver that is an instance (for method calls resolved)
+
+
+def _static_callee(func: ast.expr, fn: types.FunctionType, params: set[str]) -> tuple[Any, Any]:
+    """(what ``func`` names, the object it was found on or _MISSING), resolved from
+    ``fn``'s globals without running anything: ``helper``, ``module.helper``,
+    ``instance.method``; (None, None) when it cannot be told."""
+    if (
+        isinstance(func, ast.Attribute)
+        and isinstance(func.value, ast.Call)
+        and isinstance(func.value.func, ast.Name)
+        and func.value.func.id == "super"
+        and not func.value.args
+    ):
+        # ``super().step(...)`` in a method: the next class after the method's own
+        # (its ``__class__`` cell) that defines it, called on the same instance.
+        cells = dict(zip(fn.__code__.co_freevars, fn.__closure__ or (), strict=True))
+        with contextlib.suppress(KeyError, ValueError):
+            owner = cells["__class__"].cell_contents
+            for base in owner.__mro__[1:]:
+                if func.attr in base.__dict__:
+                    return base.__dict__[func.attr], _AN_INSTANCE
+        return None, None
+    path: list[str] = []
+    while isinstance(func, ast.Attribute):
+        path.append(func.attr)
+        func = func.value
+    if not isinstance(func, ast.Name) or func.id in params or len(path) > 3:
+        return None, None
+    target = fn.__globals__.get(func.id, _MISSING)
+    receiver: Any = _MISSING
+    for attribute in reversed(path):
+        if target is _MISSING:
+            break
+        receiver = target
+        target = inspect.getattr_static(target, attribute, _MISSING)
+    if target is _MISSING:
+        return None, None
+    return target, receiver
 
 
 def _changed_parameters(fn: types.FunctionType, depth: int = 0) -> dict[str, str]:
@@ -1109,22 +1168,30 @@ def _changed_parameters(fn: types.FunctionType, depth: int = 0) -> dict[str, str
             name = root(inner.func.value)
             if name is not None and inner.func.attr in _MUTATING_METHODS:
                 found.setdefault(name, f"{ast.unparse(inner.func)}()")
-        if isinstance(inner, ast.Call) and isinstance(inner.func, ast.Name):
-            passed = [
+        if isinstance(inner, ast.Call):
+            passed: list[tuple[int | str, str]] = [
                 (position, arg.id)
                 for position, arg in enumerate(inner.args)
                 if isinstance(arg, ast.Name) and arg.id in params and arg.id not in found
             ]
-            if passed:
-                callee = fn.__globals__.get(inner.func.id)
-                changed, skip = _changed_by(callee, depth)
-                callee_code = getattr(getattr(callee, "__func__", callee), "__code__", None)
+            passed.extend(
+                (keyword.arg, keyword.value.id)
+                for keyword in inner.keywords
+                if keyword.arg is not None
+                and isinstance(keyword.value, ast.Name)
+                and keyword.value.id in params
+                and keyword.value.id not in found
+            )
+            callee, receiver = _static_callee(inner.func, fn, params) if passed else (None, None)
+            if callee is not None:
+                changed, skip, callee_code = _changed_by(callee, receiver, depth)
                 if changed and callee_code is not None:
                     positional = callee_code.co_varnames[: callee_code.co_argcount][skip:]
-                    for position, name in passed:
-                        if position < len(positional) and positional[position] in changed:
-                            how = changed[positional[position]]
-                            found[name] = f"{inner.func.id}() {how}"
+                    for key, name in passed:
+                        if isinstance(key, int):
+                            key = positional[key] if key < len(positional) else ""
+                        if key in changed:
+                            found[name] = f"{ast.unparse(inner.func)}() {changed[key]}"
         targets: list[ast.expr] = []
         if isinstance(inner, ast.Assign | ast.Delete):
             targets = list(inner.targets)
