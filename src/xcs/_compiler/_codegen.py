@@ -996,7 +996,13 @@ def _shared_arguments(
         if not isinstance(call, ast.Call) or id(call) in deferred:
             continue
         keys: set[int | str] = set()
-        for position, arg in enumerate(call.args):
+        args: list[ast.expr] = []
+        for arg in call.args:
+            if isinstance(arg, ast.Starred) and isinstance(arg.value, ast.List | ast.Tuple):
+                args.extend(arg.value.elts)  # ``f(*[x, log])``: positions known
+            else:
+                args.append(arg)
+        for position, arg in enumerate(args):
             if isinstance(arg, ast.Starred):
                 break
             if isinstance(arg, ast.Name) and arg.id not in stored:

@@ -1093,6 +1093,17 @@ def _changed_by(
 _AN_INSTANCE = object()  # a receiver that is an instance (for method calls resolved)
 
 
+def _defining_class(fn: types.FunctionType) -> type | None:
+    """The module-level class whose body defined ``fn`` (by its qualified name)."""
+    parts = fn.__qualname__.split(".")
+    if len(parts) < 2 or "<locals>" in parts:
+        return None
+    owner: Any = fn.__globals__.get(parts[0])
+    for part in parts[1:-1]:
+        owner = inspect.getattr_static(owner, part, None)
+    return owner if isinstance(owner, type) else None
+
+
 def _static_callee(func: ast.expr, fn: types.FunctionType, params: set[str]) -> tuple[Any, Any]:
     """(what ``func`` names, the object it was found on or _MISSING), resolved from
     ``fn``'s globals without running anything: ``helper``, ``module.helper``,
@@ -1112,6 +1123,20 @@ def _static_callee(func: ast.expr, fn: types.FunctionType, params: set[str]) -> 
             for base in owner.__mro__[1:]:
                 if func.attr in base.__dict__:
                     return base.__dict__[func.attr], _AN_INSTANCE
+        return None, None
+    code = fn.__code__
+    if (
+        isinstance(func, ast.Attribute)
+        and isinstance(func.value, ast.Name)
+        and code.co_argcount
+        and func.value.id == code.co_varnames[0]
+    ):
+        # ``self.helper(...)`` in a method: the helper of the class it is defined in.
+        owner = _defining_class(fn)
+        if owner is not None:
+            member = inspect.getattr_static(owner, func.attr, _MISSING)
+            if member is not _MISSING:
+                return member, _AN_INSTANCE
         return None, None
     path: list[str] = []
     while isinstance(func, ast.Attribute):
