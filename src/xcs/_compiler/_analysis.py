@@ -32,6 +32,8 @@ __all__ = [
     "free_loads",
     "has_call",
     "late_capture",
+    "mark_comprehension_targets",
+    "mark_target",
     "memoized",
     "node_fields",
     "own_nodes",
@@ -327,9 +329,14 @@ def mark_comprehension_targets(tree: ast.AST) -> None:
     """Tag the Name nodes that comprehension clauses bind (call once per tree)."""
     for node in _walk(tree):  # once, unmemoized: most subtrees are never asked about
         if isinstance(node, ast.comprehension):
-            for name in _walk(node.target):
-                if isinstance(name, ast.Name):
-                    name._xcs_comp_target = True  # type: ignore[attr-defined]
+            mark_target(node.target)
+
+
+def mark_target(target: ast.AST) -> None:
+    """Tag the Name nodes of one comprehension clause's target."""
+    for name in _walk(target):
+        if isinstance(name, ast.Name):
+            name._xcs_comp_target = True  # type: ignore[attr-defined]
 
 
 def free_loads(node: ast.AST) -> set[str]:
