@@ -151,14 +151,26 @@ def _located(node: ast.AST, like: ast.AST) -> Any:
 
 
 def _position(node: ast.AST, position: tuple[int, int, int | None, int | None]) -> None:
-    stack = [node]
+    lineno, col_offset, end_lineno, end_col_offset = position
+    stack: list[Any] = [node]
+    placed = _placed
     while stack:
         node = stack.pop()
-        if "lineno" in node._attributes:
+        cls = node.__class__
+        has_position = placed.get(cls)
+        if has_position is None:
+            has_position = placed[cls] = "lineno" in cls._attributes
+        if has_position:
             if hasattr(node, "lineno"):
                 continue  # the user's node (or one already placed): not entered
-            node.lineno, node.col_offset, node.end_lineno, node.end_col_offset = position  # type: ignore[attr-defined]
+            node.lineno = lineno  # type: ignore[attr-defined]
+            node.col_offset = col_offset  # type: ignore[attr-defined]
+            node.end_lineno = end_lineno  # type: ignore[attr-defined]
+            node.end_col_offset = end_col_offset  # type: ignore[attr-defined]
         stack.extend(children(node))
+
+
+_placed: dict[type, bool] = {}  # AST class -> whether its nodes have a position
 
 
 def _source(node: ast.AST, limit: int = 70) -> str:
@@ -171,8 +183,11 @@ def _may_spawn(stmt: ast.stmt) -> bool:
     return (
         isinstance(stmt, ast.Assign)
         and len(stmt.targets) == 1
-        and not isinstance(stmt.value, ast.Constant | ast.Name)
+        and not isinstance(stmt.value, _CONSTANT_OR_NAME)
     )
+
+
+_CONSTANT_OR_NAME = (ast.Constant, ast.Name)  # a tuple: a union would be built per call
 
 
 def _loop_header(loop: ast.For) -> str:
@@ -1280,6 +1295,9 @@ def _undispatched(node: ast.AST) -> ast.AST:
     return node
 
 
+_ITEM_OR_ATTRIBUTE = (ast.Attribute, ast.Subscript)
+
+
 def _dispatchable(func: ast.expr) -> bool:
     if (
         isinstance(func, ast.Call)
@@ -1290,7 +1308,7 @@ def _dispatchable(func: ast.expr) -> bool:
     ):
         return False  # dispatched already
     root: ast.AST = func
-    while isinstance(root, ast.Attribute | ast.Subscript):
+    while isinstance(root, _ITEM_OR_ATTRIBUTE):
         root = root.value
     if isinstance(root, ast.Name):
         return not root.id.startswith("__xcs_")  # the compiler's own calls
