@@ -115,6 +115,7 @@ _SCALAR_FIELDS = frozenset(
     | {"module", "conversion", "asname", "simple", "tag", "type_ignores"}
 )
 _node_fields: dict[type, tuple[str, ...]] = {}
+NODE_FIELDS = _node_fields  # the table ``node_fields`` fills, for walks that read it inline
 
 
 def node_fields(cls: type) -> tuple[str, ...]:
@@ -199,13 +200,22 @@ def own_nodes(node: ast.AST) -> list[ast.AST]:
         # A function or lambda itself: only what is evaluated where it is defined.
         found.extend(_definition_parts(node))
     else:
-        for child in _children(node, memo):
+        # Pre-order, by a stack (children pushed last first): one list per question,
+        # not one per node under it.
+        stack = children(node)
+        stack.reverse()
+        while stack:
+            child = stack.pop()
             if isinstance(child, _SCOPES):
                 # Defaults and decorators are evaluated here; bodies are not.
                 found.extend(_definition_parts(child))
                 found.append(child)  # the definition itself binds a name here
-            else:
-                found.extend(own_nodes(child))
+                continue
+            found.append(child)
+            grandchildren = children(child)
+            if grandchildren:
+                grandchildren.reverse()
+                stack.extend(grandchildren)
     if memo is not None:
         memo.own[id(node)] = found
         memo.keep.append(node)

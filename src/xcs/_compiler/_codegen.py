@@ -33,6 +33,7 @@ from typing import Any
 
 from xcs._compiler._analysis import (
     MARKERS,
+    NODE_FIELDS,
     RECORD_STEM,
     EffectKind,
     FunctionScope,
@@ -1170,6 +1171,7 @@ def _scan(node: ast.FunctionDef | ast.Lambda) -> tuple[list[ast.Call], bool]:
             stack.append(node.returns)
         candidate = _forkable(node.body)
     call, comprehension, stmt, ast_node = ast.Call, ast.comprehension, ast.stmt, ast.AST
+    fields_of = NODE_FIELDS.get
     while stack:
         current = stack.pop()
         if current is None:
@@ -1182,7 +1184,10 @@ def _scan(node: ast.FunctionDef | ast.Lambda) -> tuple[list[ast.Call], bool]:
             candidate = True
         elif not candidate and isinstance(current, _NOT_PLAIN):
             candidate = True
-        for name in node_fields(cls):
+        names = fields_of(cls)
+        if names is None:
+            names = node_fields(cls)
+        for name in names:
             value = getattr(current, name, None)
             if value.__class__ is list:
                 if not value or value[0].__class__ is str:
@@ -1258,16 +1263,20 @@ def _calls_in(tree: ast.AST) -> list[ast.Call]:
     calls: list[ast.Call] = []
     stack: list[Any] = [tree]
     seen: set[int] = set()
-    call, ast_node = ast.Call, ast.AST
+    call, ast_node, fields_of = ast.Call, ast.AST, NODE_FIELDS.get
     while stack:
         node = stack.pop()
-        if node is None or id(node) in seen:
+        key = id(node)
+        if key in seen or node is None:
             continue
-        seen.add(id(node))
+        seen.add(key)
         cls = node.__class__
         if cls is call:
             calls.append(node)
-        for name in node_fields(cls):
+        names = fields_of(cls)
+        if names is None:
+            names = node_fields(cls)
+        for name in names:
             value = getattr(node, name, None)
             if value.__class__ is list:
                 if value and value[0].__class__ is not str:
