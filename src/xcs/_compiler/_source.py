@@ -7,11 +7,14 @@ from __future__ import annotations
 import ast
 import inspect
 import linecache
+import operator
 import types
 
 from xcs._compiler._analysis import code_parameter_names, parameter_names
 
 __all__ = ["NoSource", "function_node"]
+
+_third = operator.itemgetter(2)  # the line of a ``co_lines()`` entry
 
 
 class NoSource(Exception):
@@ -96,7 +99,7 @@ def _parse_function(
         ast.increment_lineno(tree, shift)
     if node.name != code.co_name or parameter_names(node.args) != code_parameter_names(code):
         raise NoSource("its source does not match its code (was the file edited after import?)")
-    last = max((line for _, _, line in code.co_lines() if line is not None), default=0)
+    last = max(filter(None, map(_third, code.co_lines())), default=0)
     if node.end_lineno is not None and last > node.end_lineno:
         raise NoSource("its source was cut short")
     return node
