@@ -22,7 +22,10 @@ def test_hierarchy() -> None:
     assert issubclass(xcs.AuthenticationError, xcs.ProviderError)
 
 
-@pytest.mark.parametrize("name", errors.__all__)
+ERRORS = [name for name in errors.__all__ if issubclass(getattr(errors, name), errors.XCSError)]
+
+
+@pytest.mark.parametrize("name", ERRORS)
 def test_every_error_says_when_it_is_raised(name: str) -> None:
     cls = getattr(errors, name)
     doc = inspect.getdoc(cls) or ""
@@ -30,7 +33,15 @@ def test_every_error_says_when_it_is_raised(name: str) -> None:
     assert name in errors.__doc__  # drawn in the module's tree  # type: ignore[operator]
 
 
-@pytest.mark.parametrize("name", errors.__all__)
+def test_the_one_warning_says_when_it_is_warned() -> None:
+    assert [n for n in errors.__all__ if n not in ERRORS] == ["JitWarning"]
+    assert issubclass(xcs.JitWarning, UserWarning)
+    assert not issubclass(xcs.JitWarning, xcs.XCSError)  # never raised by XCS itself
+    assert (inspect.getdoc(xcs.JitWarning) or "").startswith("Warned once")
+    assert "JitWarning" in (errors.__doc__ or "")
+
+
+@pytest.mark.parametrize("name", ERRORS)
 def test_errors_pickle_with_their_context(name: str) -> None:
     cls = getattr(errors, name)
     err = cls("something failed", nodes=("a", "b"), provider="sim")

@@ -5,7 +5,7 @@
      +-- ValidationError           bad input: a graph, an argument, a spec (also a ValueError)
      +-- ExecutionTimeout          an xcs.deadline expired (also a TimeoutError)
      +-- ExtraNotInstalledError    an optional feature's package is missing (also an ImportError)
- +-- MaxTurnsError             an Agent still called tools when its turns ran out
+     +-- MaxTurnsError             an Agent still called tools when its turns ran out
      +-- ProviderError             a model provider failed after the model layer gave up
           +-- RateLimitError       the provider kept answering 429
           +-- AuthenticationError  no key, or the provider refused the key
@@ -13,6 +13,8 @@
           +-- InvalidRequestError  the provider rejected the request itself; not retried
           +-- CircuitOpenError     the model's breaker at the endpoint is open; failed fast
           +-- ProviderNotInstalledError  the provider's package is missing (also an ImportError)
+
+    JitWarning (a UserWarning)     xcs.jit cannot compile a function: it runs as written
 
 User exceptions are never wrapped: when a function run by XCS raises, the caller sees
 the original exception object, the one the sequential program would have raised first
@@ -34,6 +36,7 @@ __all__ = [
     "ExecutionTimeout",
     "ExtraNotInstalledError",
     "InvalidRequestError",
+    "JitWarning",
     "MaxTurnsError",
     "ProviderError",
     "ProviderNotInstalledError",
@@ -182,4 +185,16 @@ class ProviderNotInstalledError(ProviderError, ImportError):
     """Raised on the first call to a provider whose optional package is not
     installed; the message names the extra to install (``pip install
     'xcs-jit[openai]'``). Also an ``ImportError``.
+    """
+
+
+class JitWarning(UserWarning):
+    """Warned once per jitted function that ``xcs.jit`` cannot compile, at its first call:
+    it has no source (defined under ``python -c`` or in an interactive session without
+    one), it is a generator or a builtin. The function then runs as written, in program
+    order, so the warning says why ``@xcs.jit`` does nothing there; ``xcs.explain``
+    says the same. A callee reached through the call tree that cannot compile does not
+    warn (it runs as written; ``explain`` lists it).
+
+    Filter it like any warning: ``warnings.filterwarnings("ignore", category=xcs.JitWarning)``.
     """

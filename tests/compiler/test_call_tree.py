@@ -5,6 +5,8 @@ DESIGN §1.9): helpers, methods, class and static methods, recursion; not librar
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import threading
 from typing import Any
@@ -13,7 +15,7 @@ import pytest
 
 import xcs
 import xcs.testing
-from xcs._compiler import _rt
+from xcs._compiler import _jit, _rt
 
 TIMEOUT = 10.0
 
@@ -143,7 +145,7 @@ def test_a_sequential_callee_stays_in_order_and_uncompiled() -> None:
     with xcs.testing.force_overlap():
         assert _fresh(saves)(list("abcdef")) == list("ABCDEF")
     assert model.peak == 1
-    assert save.__dict__.get(_rt.DISPATCH_KEY) in (None, save)
+    assert _rt.dispatch_target(save) in (None, save)
 
 
 def test_library_code_runs_as_written() -> None:
@@ -152,7 +154,7 @@ def test_library_code_runs_as_written() -> None:
         return json.dumps(obj)
 
     assert dump({"a": [1, 2]}) == '{"a": [1, 2]}'
-    assert json.dumps.__dict__.get(_rt.DISPATCH_KEY) in (None, json.dumps)
+    assert _rt.dispatch_target(json.dumps) in (None, json.dumps)
     assert not _rt.is_user_code(json.dumps.__code__)
     assert _rt.is_user_code(top.__code__)
 
@@ -176,3 +178,157 @@ def test_first_errors_and_values_equal_the_plain_call_tree() -> None:
     with xcs.testing.force_overlap(), pytest.raises(ValueError) as jitted:
         xcs.jit(entry)(list("abcdef"))
     assert jitted.value.args == plain.value.args == ("c",)
+
+
+# -- what a callee does decides for the caller's region ---------------------------------
+
+
+@xcs.sequential
+def _save(x: str) -> str:
+    return model(x)
+
+
+def _process(x: str) -> str:
+    return _save(x)
+
+
+class _Store:
+    def put(self, x: str) -> str:
+        return self.write(x)
+
+    def write(self, x: str) -> str:
+        return _save(x)
+
+
+def _ask(q: str, log: list[str]) -> str:
+    answer = model(q)
+    log.append(q)
+    return answer
+
+
+def _enrich(doc: dict[str, str]) -> dict[str, str]:
+    doc["answer"] = model(doc["q"])
+    return doc
+
+
+@pytest.mark.parametrize("mode", ["as shipped", "forced"])
+def test_a_sequential_function_behind_helpers_keeps_the_region_in_order(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = Model(None)
+    monkeypatch.setitem(globals(), "model", calls)
+
+    @xcs.jit
+    def through_function(xs: list[str]) -> list[str]:
+        return [_process(x) for x in xs]
+
+    @xcs.jit
+    def through_methods(xs: list[str]) -> list[str]:
+        store = _Store()
+        return [store.put(x) for x in xs]
+
+    for jitted in (through_function, through_methods):
+        with xcs.testing.force_overlap() if mode == "forced" else contextlib.nullcontext():
+            assert jitted(["a", "b", "c", "d"]) == ["A", "B", "C", "D"]
+        assert calls.peak == 1
+        assert "which calls _save, marked @xcs.sequential" in xcs.explain(jitted)
+
+
+@pytest.mark.parametrize("mode", ["as shipped", "forced"])
+def test_a_callee_that_changes_an_argument_every_item_shares_keeps_order(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(globals(), "model", Model(None))
+
+    @xcs.jit
+    def ask_all(qs: list[str], log: list[str]) -> list[str]:
+        return [_ask(q, log) for q in qs]
+
+    qs = [f"q{i}" for i in range(8)]
+    log: list[str] = []
+    with xcs.testing.force_overlap() if mode == "forced" else contextlib.nullcontext():
+        assert ask_all(qs, log) == [q.upper() for q in qs]
+    assert log == qs
+    assert "changes its argument log (log.append())" in xcs.explain(ask_all)
+
+
+def test_a_callee_that_changes_only_its_own_item_still_overlaps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(globals(), "model", Model(4))
+
+    @xcs.jit
+    def enrich_all(docs: list[dict[str, str]]) -> list[dict[str, str]]:
+        return [_enrich(doc) for doc in docs]
+
+    docs = [{"q": f"q{i}"} for i in range(4)]
+    assert enrich_all(docs) == [{"q": f"q{i}", "answer": f"Q{i}"} for i in range(4)]
+
+
+def test_a_wrapper_made_with_functools_wraps_runs_its_own_code() -> None:
+    log: list[Any] = []
+
+    def helper(x: int) -> int:
+        return x * 10
+
+    def logged(fn: Any) -> Any:
+        @functools.wraps(fn)  # copies fn.__dict__, where XCS caches compiled forms
+        def wrapper(*args: Any) -> Any:
+            log.append(args)
+            return fn(*args)
+
+        return wrapper
+
+    @xcs.jit
+    def first(xs: list[int]) -> list[int]:
+        return [_helper_global(x) for x in xs]
+
+    assert first([1, 2]) == [10, 20]  # _helper_global's compiled form is cached on it
+    wrapped = logged(_helper_global)
+    globals()["_wrapped_global"] = wrapped
+
+    @xcs.jit
+    def second(xs: list[int]) -> list[int]:
+        return [_wrapped_global(x) for x in xs]
+
+    assert second([3, 4]) == [30, 40]
+    assert log == [(3,), (4,)]
+    log.clear()
+    assert xcs.jit(wrapped)(5) == 50  # the entry too
+    assert log == [(5,)]
+    log.clear()
+    rejitted = xcs.jit(logged(xcs.jit(helper)), max_workers=2)
+    assert rejitted(6) == 60
+    assert log == [(6,)]
+
+
+def _helper_global(x: int) -> int:
+    return x * 10
+
+
+_wrapped_global: Any = None  # set by the test above
+
+
+def test_a_helper_defined_inside_a_function_is_compiled_once_per_code(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = Model(2 * 3)
+    monkeypatch.setitem(globals(), "model", calls)
+
+    def outer(qs: list[str]) -> list[list[str]]:
+        prefix = "q"
+
+        def ask(q: str) -> list[str]:  # made anew at each call of outer
+            return [model(f"{prefix}{q}{i}") for i in range(3)]
+
+        return [ask(q) for q in qs]
+
+    @xcs.jit
+    def top(qs: list[str]) -> list[list[str]]:
+        return outer(qs)
+
+    expected = [[f"Q{q}{i}".upper() for i in range(3)] for q in "ab"]
+    assert top(["a", "b"]) == expected  # all 6 calls in flight: ask's region overlaps
+    assert top(["a", "b"]) == expected  # a new ask, the same compiled code
+    assert "outer.<locals>.ask: compiled, 1 region" in xcs.explain(top)
+    assert _jit.statistics.compiled >= 1

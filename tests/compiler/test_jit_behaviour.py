@@ -6,8 +6,11 @@ import functools
 import gc
 import linecache
 import logging
+import subprocess
+import sys
 import threading
 import time
+import warnings
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -60,9 +63,14 @@ def test_known_unsupported_functions_run_as_written(
     target: Any, args: tuple[Any, ...], reason: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     jitted = xcs.jit(target)
-    with caplog.at_level(logging.INFO, logger="xcs"):
+    with caplog.at_level(logging.INFO, logger="xcs"), warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
         first = jitted(*args)
         jitted(*args)
+    assert [str(w.message) for w in seen] == [  # once
+        f"xcs.jit cannot compile {getattr(target, '__qualname__', repr(target))}, so it "
+        f"runs as written: {_jit.compiled_for(target, None).fallback}"
+    ]
     expected = target(*args)
     if hasattr(expected, "__next__"):
         assert list(first) == list(expected)
@@ -455,3 +463,48 @@ def test_effects_before_a_failure_are_made_whichever_item_fails(failing: int) ->
         with pytest.raises(KeyError):
             jitted(list(range(6)), got)
         assert got == plain
+
+
+def test_a_function_jit_cannot_compile_warns_once_at_its_first_call() -> None:
+    @xcs.jit
+    def count(n: int) -> Any:
+        yield from range(n)
+
+    with pytest.warns(xcs.JitWarning, match=r"cannot compile .*count.* generator") as seen:
+        assert list(count(2)) == [0, 1]
+    assert seen[0].filename == __file__  # points at the call, not into xcs
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert list(count(3)) == [0, 1, 2]  # once per function
+
+
+def test_a_function_without_source_warns_as_under_python_c() -> None:
+    script = (
+        "import warnings, xcs\n"
+        "warnings.simplefilter('error', xcs.JitWarning)\n"
+        "f = xcs.jit(lambda xs: [x * 2 for x in xs])\n"
+        "try:\n"
+        "    f([1])\n"
+        "except xcs.JitWarning as w:\n"
+        "    print('warned:', w)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert "warned: xcs.jit cannot compile <lambda>" in done.stdout
+    assert "source" in done.stdout
+
+
+def test_explain_and_callees_that_cannot_compile_do_not_warn() -> None:
+    def pairs(n: int) -> Any:
+        yield from range(n)
+
+    @xcs.jit
+    def top(n: int) -> list[int]:
+        return [sum(pairs(k)) for k in range(n)]
+
+    gen = xcs.jit(pairs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert "generator" in xcs.explain(gen)
+        assert top(3) == [0, 0, 1]

@@ -503,3 +503,61 @@ def test_user_notes_are_kept_and_the_origin_note_follows_them() -> None:
     with pytest.raises(RuntimeError) as caught:
         ordered_map(call, range(2), name="m")
     assert caught.value.__notes__ == ["from the user", "xcs: raised by item 0 of m"]
+
+
+# -- tasks that start after others (NOTE: [Tasks that start after others]) ---------------
+
+
+def test_a_task_starts_after_its_inputs_and_not_after_every_earlier_task() -> None:
+    from xcs._runtime._pool import WorkerPool
+
+    pool = WorkerPool(4, name="xcs-after")
+    try:
+        meet = threading.Barrier(2, timeout=10)
+        with TaskGroup(name="after", pool=pool) as group:
+            slow = group.spawn(lambda: (meet.wait(), 1)[1])  # waits for the dependent
+            first = group.spawn(lambda: 5)
+            then = group.spawn(lambda: (meet.wait(), first.value * 2)[1], after=(first,))
+            assert group.result(then) == 10
+            assert group.result(slow) == 1
+    finally:
+        pool.close()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_chain_of_dependent_tasks_finishes_on_a_small_pool(workers: int) -> None:
+    from xcs._runtime._pool import WorkerPool
+
+    pool = WorkerPool(workers, name="xcs-chain")
+    try:
+        with TaskGroup(name="chain", pool=pool) as group:
+            tasks = [group.spawn(lambda: 0)]
+            for _ in range(50):
+                before = tasks[-1]
+                tasks.append(group.spawn(lambda t=before: t.value + 1, after=(before,)))
+            assert group.result(tasks[-1]) == 50
+    finally:
+        pool.close()
+
+
+def test_a_task_after_a_failed_input_or_a_known_failure_never_runs() -> None:
+    ran: list[str] = []
+    failed = threading.Event()
+
+    def boom() -> None:
+        failed.set()
+        raise ValueError("boom")
+
+    def slow() -> int:
+        failed.wait(10)
+        time.sleep(0.05)
+        return 1
+
+    with pytest.raises(ValueError, match="boom"), TaskGroup(name="failing") as group:
+        bad = group.spawn(boom)
+        group.spawn(lambda: ran.append("after bad"), after=(bad,))
+        good = group.spawn(slow)
+        late = group.spawn(lambda: ran.append("after good"), after=(good,))
+        group.wait(late)
+        assert late.state is TaskState.CANCELLED
+    assert ran == []

@@ -1148,6 +1148,8 @@ class FunctionScope:
         params = _params(node.args)
         cells = frozenset(code.co_cellvars)
         local = frozenset(code.co_varnames) | cells
+        if cells:
+            cells = _closed_over(node, cells)
         if isinstance(node, ast.Lambda):
             return cls(params, local, frozenset(), cells, node=node)
         declared: set[str] = set()
@@ -1165,6 +1167,37 @@ class FunctionScope:
             ):
                 rebinders.add(stmt.name)
         return cls(params, local - declared, frozenset(declared), cells, frozenset(rebinders), node)
+
+
+_CLOSURES = (ast.Lambda, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.GeneratorExp)
+_INLINE_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp)
+
+
+def _closed_over(function: ast.FunctionDef | ast.Lambda, cells: frozenset[str]) -> frozenset[str]:
+    """The ``cells`` of ``function`` that a closure may read or write at another time.
+
+    Before Python 3.12 a list, set or dict comprehension is a nested function too, so
+    the variables it reads are cells; but it runs where
+    it stands, reading them then, as an inlined comprehension does on 3.12. Only a
+    real closure (``def``, ``lambda``, class body, generator expression, which may run
+    later) or an assignment expression in a comprehension (which writes the enclosing
+    function's variable) makes a cell matter to the regions.
+    """
+    found: set[str] = set()
+    stack: list[ast.AST] = list(ast.iter_child_nodes(function))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, _CLOSURES):
+            found.update(n.id for n in ast.walk(node) if isinstance(n, ast.Name))
+            continue
+        if isinstance(node, _INLINE_COMPREHENSIONS):
+            found.update(
+                n.target.id
+                for n in ast.walk(node)
+                if isinstance(n, ast.NamedExpr) and isinstance(n.target, ast.Name)
+            )
+        stack.extend(ast.iter_child_nodes(node))
+    return cells & found
 
 
 def rebinder_called(node: ast.AST, rebinders: frozenset[str]) -> str | None:

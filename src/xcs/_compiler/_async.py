@@ -386,7 +386,9 @@ class _AsyncRewriter(_Rewriter):
         assert isinstance(attempt, ast.Try)
         statement_helpers: list[ast.stmt] = []
         for stmt in attempt.body:
-            if isinstance(stmt, ast.Expr) and _is_fork_call(stmt.value, "spawn"):
+            if isinstance(stmt, ast.Expr) and (
+                _is_fork_call(stmt.value, "spawn") or _is_fork_call(stmt.value, "flow")
+            ):
                 call = stmt.value
                 assert isinstance(call, ast.Call)
                 spawned = call.args[0]

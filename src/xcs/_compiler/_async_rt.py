@@ -58,6 +58,7 @@ from xcs._compiler._rt import (
 from xcs._observe import _spans
 from xcs._runtime._deadline import current_deadline
 from xcs._runtime._measure import forced, worth_overlapping
+from xcs._runtime._scheduler import raise_with_its_chain
 
 __all__ = ["AsyncFork", "AsyncFunctionRuntime"]
 
@@ -559,6 +560,27 @@ class AsyncFork:
                     self._last = None
         self._items.append(_Done(value, None))
 
+    async def flow(
+        self, fn: Callable[..., Coroutine[Any, Any, Any]], inputs: tuple[int, ...], *args: Any
+    ) -> None:
+        """Start ``fn(<values of statements inputs>, *args)`` once those statements are
+        done (NOTE: [Statements in dataflow order] in _codegen). A statement after a
+        failed one never starts: ``spawn`` skips it, or the failure cancels its task."""
+        items = [self._items[number] for number in inputs]
+        if not any(isinstance(item, asyncio.Task) for item in items):
+            # Run in order so far: the values are there (or ``spawn`` skips it).
+            values = [item.value if isinstance(item, _Done) else None for item in items]
+            await self.spawn(fn, *values, *args)
+            return
+
+        async def run(*rest: Any) -> Any:
+            values = [
+                await item if isinstance(item, asyncio.Task) else item.value for item in items
+            ]
+            return await fn(*values, *rest)
+
+        await self.spawn(run, *args)
+
     @property
     def _where(self) -> str:
         return f"statements at line {self._site.line}"
@@ -580,14 +602,14 @@ class AsyncFork:
         if isinstance(item, _Done):
             if item.error is not None:
                 self._raised = item.error
-                raise item.error
+                raise_with_its_chain(item.error)
             value = item.value
         else:
             await _wait_for(item, self._where, self._tasks())
             error = None if item.cancelled() else item.exception()
             if error is not None:
                 self._raised = error
-                raise error
+                raise_with_its_chain(error)
             value = item.result()
         if number == len(self._items) - 1:
             self._finish()

@@ -258,6 +258,10 @@ class _Rewriter:
         self._counter = 0
         self._fact_cache: dict[int, tuple[list[str] | None, set[str], bool, set[str]]] = {}
 
+    # A forked statement starts when the statements whose values it reads are done,
+    # not when every earlier one is (NOTE: [Statements in dataflow order]).
+    dataflow = True
+
     # -- bookkeeping -----------------------------------------------------------------------
 
     def _new_site(
@@ -267,7 +271,8 @@ class _Rewriter:
         scan: ast.AST | None = None,
         deferred: frozenset[int] = frozenset(),
     ) -> SiteInfo:
-        callees = self._callees(scan if scan is not None else node, deferred)
+        scanned = scan if scan is not None else node
+        callees = self._callees(scanned, deferred)
         local_roots = tuple(sorted({root for root, _ in callees if root in self.scope.local}))
         site = Site(
             len(self.sites),
@@ -277,6 +282,7 @@ class _Rewriter:
             callees,
             local_roots,
         )
+        site.shared_args = _shared_arguments(scanned, deferred)
         info = SiteInfo(site)
         self.sites.append(info)
         return info
@@ -802,32 +808,64 @@ class _Rewriter:
         return unsure
 
     def _fork_run(self, stmts: list[ast.stmt], start: int) -> tuple[int, list[Any]] | None:
-        """From ``start``, the longest run worth forking: (end, per-statement plan)."""
+        """From ``start``, the longest run worth forking: (end, per-statement plan).
+
+        NOTE: [Statements in dataflow order]
+        In ``a = f(x); b = g(x); c = h(a); d = k(x)``, ``c`` starts as soon as ``a`` is
+        done: the owner does not join ``a`` before spawning ``c`` (which would hold
+        back ``d`` until ``a`` is done, and ``c`` until ``b`` is, had ``b`` come
+        first), but passes the spawn of ``a`` to ``fork.flow``, which starts ``c``'s
+        task when that spawn finishes, given its value. The owner joins every spawn
+        in program order at the end of the run (or where a statement it runs itself
+        reads one), so the first error in program order is the one raised, and a
+        statement whose input failed never starts. Only a whole value flows: a name
+        bound by unpacking (``a, b = f(x)``) is joined first, as before.
+        """
         if self._facts(stmts[start])[0] is None:
             return None
         plan: list[Any] = []
         pending: dict[str, int] = {}  # name -> spawn number
         spawns = 0
+        joined = -1  # every spawn up to this one is joined when the statement starts
+        after: list[set[int]] = []  # per spawn: the spawns it starts after, transitively
+        whole: set[int] = set()  # spawns whose value is their target's (``a = ...``)
         overlapping = False
         position = start
         while position < len(stmts):
             names, reads, keepable, binds = self._facts(stmts[position])
             needed = [pending[n] for n in reads if n in pending]
             if names is not None:
-                clobbered = [pending[n] for n in names if n in pending]
-                join_to = max(needed + clobbered, default=-1)
-                if spawns > join_to + 1:
+                if self.dataflow:
+                    # NOTE: [Statements in dataflow order]
+                    inputs = {n: pending[n] for n in reads if pending.get(n) in whole}
+                    unpacked = [pending[n] for n in reads if n in pending and n not in inputs]
+                    join_to = max(unpacked, default=-1)  # ``a, b = ...``: joined
+                    inputs = {n: k for n, k in inputs.items() if k > join_to}
+                else:
+                    inputs = {}
+                    clobbered = [pending[n] for n in names if n in pending]
+                    join_to = max(needed + clobbered, default=-1)
+                joined = max(joined, join_to)
+                ancestors = set(inputs.values())
+                for number in inputs.values():
+                    ancestors |= after[number]
+                after.append(ancestors)
+                if any(n not in ancestors for n in range(joined + 1, spawns)):
                     overlapping = True  # an earlier spawn is still open beside this one
-                plan.append(("spawn", names, join_to, reads))
-                for number in [n for n in list(pending) if pending[n] <= join_to]:
-                    del pending[number]
+                plan.append(("spawn", names, join_to, reads, inputs))
+                for name in [n for n in list(pending) if pending[n] <= join_to]:
+                    del pending[name]
                 for name in names:
                     pending[name] = spawns
+                stmt = stmts[position]
+                if isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Name):
+                    whole.add(spawns)
                 spawns += 1
             elif keepable:
                 clobbered = [pending[n] for n in binds if n in pending]
                 join_to = max(needed + clobbered, default=-1)
-                plan.append(("keep", None, join_to, reads))
+                joined = max(joined, join_to)
+                plan.append(("keep", None, join_to, reads, {}))
                 for name in [n for n in list(pending) if pending[n] <= join_to]:
                     del pending[name]
             else:
@@ -875,7 +913,7 @@ class _Rewriter:
                 )
             joined = max(joined, limit)
 
-        for original, new, (action, names, join_to, reads) in zip(
+        for original, new, (action, names, join_to, reads, inputs) in zip(
             originals, rewritten, plan, strict=True
         ):
             join_until(join_to, original)
@@ -883,12 +921,27 @@ class _Rewriter:
                 body.append(new)
                 continue
             assert isinstance(new, ast.Assign)
-            params = sorted(n for n in reads if n in self.scope.local)
-            spawn = ast.Call(
-                func=ast.Attribute(value=_name(fork), attr="spawn", ctx=ast.Load()),
-                args=[_lambda(params, new.value), *(_name(p) for p in params)],
-                keywords=[],
-            )
+            params = sorted(n for n in reads if n in self.scope.local and n not in inputs)
+            if inputs:
+                # fork.flow(lambda a, x: h(a, x), (0,), x): starts when spawn 0 is done,
+                # given its value first (NOTE: [Statements in dataflow order]).
+                ready = sorted(inputs)
+                numbers = ast.Tuple(elts=[_const(inputs[n]) for n in ready], ctx=ast.Load())
+                spawn = ast.Call(
+                    func=ast.Attribute(value=_name(fork), attr="flow", ctx=ast.Load()),
+                    args=[
+                        _lambda([*ready, *params], new.value),
+                        numbers,
+                        *(_name(p) for p in params),
+                    ],
+                    keywords=[],
+                )
+            else:
+                spawn = ast.Call(
+                    func=ast.Attribute(value=_name(fork), attr="spawn", ctx=ast.Load()),
+                    args=[_lambda(params, new.value), *(_name(p) for p in params)],
+                    keywords=[],
+                )
             body.append(_located(ast.Expr(spawn), original))
             targets[spawn_number] = new.targets[0]
             info.statements.append(
@@ -946,6 +999,45 @@ class _Rewriter:
                 first,
             )
         ]
+
+
+def _shared_arguments(
+    node: ast.AST, deferred: frozenset[int]
+) -> dict[tuple[str, tuple[str, ...]], frozenset[int | str]]:
+    """Per callee of the region ``node`` (as in ``_callees``): the arguments, by
+    position or keyword, that are a name the region does not bind, so one object is
+    passed to every item's call (``log`` in ``[ask(x, log) for x in xs]``). Checked
+    when the region runs: a callee of yours that changes such an argument keeps the
+    region in order (NOTE: [Arguments a callee changes] in _rt)."""
+    stored = {n.id for n in all_nodes(node) if isinstance(n, ast.Name) and not _loads(n)}
+    found: dict[tuple[str, tuple[str, ...]], set[int | str]] = {}
+    for call in all_nodes(node):
+        if not isinstance(call, ast.Call) or id(call) in deferred:
+            continue
+        keys: set[int | str] = set()
+        for position, arg in enumerate(call.args):
+            if isinstance(arg, ast.Starred):
+                break
+            if isinstance(arg, ast.Name) and arg.id not in stored:
+                keys.add(position)
+        for keyword in call.keywords:
+            value = keyword.value
+            if keyword.arg is not None and isinstance(value, ast.Name) and value.id not in stored:
+                keys.add(keyword.arg)
+        if not keys:
+            continue
+        func = call.func
+        path: list[str] = []
+        while isinstance(func, ast.Attribute):
+            path.append(func.attr)
+            func = func.value
+        if isinstance(func, ast.Name):
+            found.setdefault((func.id, tuple(reversed(path))), set()).update(keys)
+    return {callee: frozenset(keys) for callee, keys in found.items()}
+
+
+def _loads(name: ast.Name) -> bool:
+    return isinstance(name.ctx, ast.Load)
 
 
 def _rebuild(node: ast.AST, visit: Any) -> ast.AST:
@@ -1331,8 +1423,16 @@ def build_function(
 ) -> types.FunctionType:
     """Compile the rewritten ``def`` into a function that shares ``fn``'s globals,
     closure cells, defaults and metadata (DESIGN §5, keeping closures live)."""
+    return instantiate(fn, compile_rewrite(fn, rewrite), runtime)
+
+
+def compile_rewrite(fn: types.FunctionType, rewrite: Rewrite) -> types.CodeType:
+    """The code of the rewritten ``def``: the same for every function object made from
+    ``fn``'s code (``instantiate`` makes one of them)."""
     code = fn.__code__
-    freevars = list(code.co_freevars)
+    # A function defined in a compiled one may close over that one's runtime: its own
+    # replaces it.
+    freevars = [name for name in code.co_freevars if name != RT]
     outer_params = [*freevars, RT]
     inner: ast.stmt = rewrite.node
     class_name = _mangling_class(fn)
@@ -1370,21 +1470,28 @@ def build_function(
         ast.fix_missing_locations(module)
         compiled = compile(module, code.co_filename, "exec", dont_inherit=True)
     new_code = _find_code(compiled, rewrite.node.name, rewrite.node.lineno)
+    if code.co_name == "<lambda>":
+        return new_code.replace(co_name="<lambda>", co_qualname=code.co_qualname)
+    return new_code.replace(co_qualname=code.co_qualname)
+
+
+def instantiate(
+    fn: types.FunctionType, new_code: types.CodeType, runtime: Any
+) -> types.FunctionType:
+    """The compiled function of ``fn``: ``new_code`` with ``fn``'s globals, closure
+    cells, defaults and metadata, and ``runtime`` for its regions."""
+    code = fn.__code__
     cells: dict[str, types.CellType] = dict(
         zip(code.co_freevars, fn.__closure__ or (), strict=True)
     )
     closure = tuple(
-        cells[name]
-        if name in cells
-        else types.CellType(runtime)
+        types.CellType(runtime)
         if name == RT
+        else cells[name]
+        if name in cells
         else types.CellType()
         for name in new_code.co_freevars
     )
-    if code.co_name == "<lambda>":
-        new_code = new_code.replace(co_name="<lambda>", co_qualname=code.co_qualname)
-    else:
-        new_code = new_code.replace(co_qualname=code.co_qualname)
     function = types.FunctionType(new_code, fn.__globals__, fn.__name__, fn.__defaults__, closure)
     function.__kwdefaults__ = copy.copy(fn.__kwdefaults__)
     function.__dict__.update(

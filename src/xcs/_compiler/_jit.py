@@ -21,6 +21,7 @@ import logging
 import threading
 import time
 import types
+import warnings
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,12 +31,18 @@ from xcs._compiler import _rt
 from xcs._compiler._analysis import code_parameter_names
 from xcs._compiler._async import rewrite_async_function
 from xcs._compiler._async_rt import AsyncFunctionRuntime
-from xcs._compiler._codegen import Rewrite, add_dispatch, build_function, rewrite_function
+from xcs._compiler._codegen import (
+    Rewrite,
+    add_dispatch,
+    compile_rewrite,
+    instantiate,
+    rewrite_function,
+)
 from xcs._compiler._ir import Graph, Node
 from xcs._compiler._rt import FunctionRuntime
 from xcs._compiler._source import NoSource, function_node
 from xcs._observe import _counters, _stats
-from xcs.errors import CompilationError, ValidationError
+from xcs.errors import CompilationError, JitWarning, ValidationError
 
 __all__ = ["explain", "jit", "sequential"]
 
@@ -81,9 +88,21 @@ _other_cache: weakref.WeakKeyDictionary[Callable[..., Any], dict[int | None, Com
 _compile_lock = threading.RLock()
 
 
+def _cached(fn: types.FunctionType) -> dict[int | None, Compiled] | None:
+    """``fn``'s own compiled forms (NOTE: [Cached on the function] in _rt)."""
+    entry = fn.__dict__.get(_CACHE_KEY)
+    if entry is None or entry[0] is not fn:
+        return None
+    store: dict[int | None, Compiled] = entry[1]
+    return store
+
+
 def _store_of(fn: Callable[..., Any]) -> dict[int | None, Compiled] | None:
     if isinstance(fn, types.FunctionType):
-        store: dict[int | None, Compiled] = fn.__dict__.setdefault(_CACHE_KEY, {})
+        store = _cached(fn)
+        if store is None:
+            store = {}
+            fn.__dict__[_CACHE_KEY] = (fn, store)
         return store
     try:
         return _other_cache.setdefault(fn, {})
@@ -94,7 +113,7 @@ def _store_of(fn: Callable[..., Any]) -> dict[int | None, Compiled] | None:
 def is_cached(fn: Callable[..., Any]) -> bool:
     """True if ``fn`` has been compiled (for tests and ``xcs.stats``)."""
     if isinstance(fn, types.FunctionType):
-        return bool(fn.__dict__.get(_CACHE_KEY))
+        return bool(_cached(fn))
     try:
         return fn in _other_cache
     except TypeError:
@@ -122,9 +141,7 @@ _MAX_REASONS = 100
 
 def compiled_for(fn: Callable[..., Any], window: int | None) -> Compiled:
     """The compiled form of ``fn`` for ``window`` (compiling it on first use)."""
-    cached: dict[int | None, Compiled] | None = (
-        fn.__dict__.get(_CACHE_KEY) if isinstance(fn, types.FunctionType) else None
-    )
+    cached = _cached(fn) if isinstance(fn, types.FunctionType) else None
     if cached is not None and window in cached:
         return cached[window]
     with _compile_lock:
@@ -192,28 +209,53 @@ def _try_compile(fn: Callable[..., Any], window: int | None) -> Compiled:
         )
     if code.co_flags & inspect.CO_GENERATOR:
         raise _Fallback("it is a generator function (its calls interleave with its consumer)")
-    try:
-        node = function_node(fn)
-    except NoSource as missing:
-        raise _Fallback(str(missing)) from None
-    is_async = isinstance(node, ast.AsyncFunctionDef)
-    if is_async != bool(code.co_flags & inspect.CO_COROUTINE):  # pragma: no cover
-        raise _Fallback("its source does not match its code (async def or not)")
-    if isinstance(node, ast.AsyncFunctionDef):
-        rewrite = rewrite_async_function(node, code)
+    # NOTE: [Functions made per call] A function defined inside another is made anew
+    # at each call of that one, from one code object: it is compiled once per code
+    # object (and globals), and each new function object gets its own closure cells
+    # and runtime around the one compiled code. Its regions' measurements are shared.
+    nested = "<locals>" in fn.__qualname__
+    known = _by_code.get(code) if nested else None
+    if known is not None and known[0] is fn.__globals__:
+        _, rewrite, new_code = known
     else:
-        rewrite = rewrite_function(node, code)
-    rewrite = add_dispatch(rewrite, _builtin_only(fn))
+        try:
+            node = function_node(fn)
+        except NoSource as missing:
+            raise _Fallback(str(missing)) from None
+        is_async = isinstance(node, ast.AsyncFunctionDef)
+        if is_async != bool(code.co_flags & inspect.CO_COROUTINE):  # pragma: no cover
+            raise _Fallback("its source does not match its code (async def or not)")
+        if isinstance(node, ast.AsyncFunctionDef):
+            rewrite = rewrite_async_function(node, code)
+        else:
+            rewrite = rewrite_function(node, code)
+        rewrite = add_dispatch(rewrite, _builtin_only(fn))
+        new_code = None
+    if nested and known is None:
+        _by_code[code] = (fn.__globals__, rewrite, None)
     if not rewrite.sites and not rewrite.dispatches:
         # Nothing to overlap, no call to compile: the original is the fastest.
         return Compiled(None, rewrite=rewrite)
+    is_async = bool(code.co_flags & inspect.CO_COROUTINE)
     sites = [info.site for info in rewrite.sites]
     runtime = (
         AsyncFunctionRuntime(fn, sites, window) if is_async else FunctionRuntime(fn, sites, window)
     )
-    function = build_function(fn, rewrite, runtime)
-    function.__dict__[_rt.DISPATCH_KEY] = function  # already compiled: calls itself
+    if new_code is None:
+        new_code = compile_rewrite(fn, rewrite)
+        if nested:
+            _by_code[code] = (fn.__globals__, rewrite, new_code)
+            if len(_rt.per_call_sites) < 65536:
+                _rt.per_call_sites[code] = [sites, 0]
+    function = instantiate(fn, new_code, runtime)
+    function.__dict__[_rt.DISPATCH_KEY] = (function, function)  # compiled: calls itself
     return Compiled(function, runtime, rewrite)
+
+
+# code object of a function made per call -> (its globals, its rewrite, compiled code)
+_by_code: weakref.WeakKeyDictionary[
+    types.CodeType, tuple[dict[str, Any], Rewrite, types.CodeType | None]
+] = weakref.WeakKeyDictionary()
 
 
 def _builtin_only(fn: types.FunctionType) -> frozenset[str]:
@@ -238,6 +280,16 @@ def _builtin_only(fn: types.FunctionType) -> frozenset[str]:
 def _compile_callee(fn: types.FunctionType) -> Callable[..., Any]:
     """What a compiled caller runs for ``fn`` (NOTE: [Call tree])."""
     entry = compiled_for(fn, None)
+    if (
+        "<locals>" in fn.__qualname__
+        and (entry.rewrite is None or not entry.rewrite.sites)
+        and len(_rt.as_written) < 65536
+    ):
+        # Made per call, with nothing to overlap: compiling each new object would cost
+        # more than its calls could gain; it runs as written (NOTE: [Functions made
+        # per call]), and so do its callees.
+        _rt.as_written[fn.__code__] = True
+        return fn
     return entry.target if entry.target is not None else fn
 
 
@@ -296,13 +348,18 @@ def jit(fn: Any = None, *, max_workers: int | None = None) -> Any:
         return classmethod(jit(fn.__func__, max_workers=window))
     if isinstance(fn, property):
         raise ValidationError("xcs.jit cannot compile a property; jit the getter function")
+    if isinstance(fn, types.MethodType) and isinstance(fn.__func__, types.FunctionType):
+        # A bound method (``xcs.jit(agent.run)``): its function, jitted, bound again.
+        return types.MethodType(jit(fn.__func__, max_workers=window), fn.__self__)
     # An object may say how it is jitted: an xcs.Operator class or instance compiles
     # its forward (xcs.operators._base). Looked up before the class check below.
     apply = getattr(fn, "__xcs_jit_apply__", None)
     if apply is not None:
         return apply(fn, window)
     state = getattr(fn, "__xcs_jit__", None)
-    if isinstance(state, _JitState):
+    if isinstance(state, _JitState) and getattr(fn, "__wrapped__", None) is state.original:
+        # fn is a jit wrapper (a function wrapping one, made with functools.wraps,
+        # carries a copy of its state but is not: it is jitted as itself)
         if state.window == window:
             return fn
         fn = state.original
@@ -327,13 +384,22 @@ class _JitState:
         # own frame, so no second XCS frame stands in the way on the first call.
         self.call: Callable[..., Any] | None = None
 
-    def _install(self) -> Callable[..., Any]:
+    def _install(self, warn: bool = True) -> Callable[..., Any]:
         entry = compiled_for(self.original, self.window)
+        if warn and entry.fallback is not None and self.call is None:
+            # Called from the wrapper's frame: level 3 is the caller of the wrapper.
+            name = getattr(self.original, "__qualname__", repr(self.original))
+            warnings.warn(
+                JitWarning(
+                    f"xcs.jit cannot compile {name}, so it runs as written: {entry.fallback}"
+                ),
+                stacklevel=3,
+            )
         self.call = entry.target if entry.target is not None else self.original
         return self.call
 
     def compiled(self) -> Compiled:
-        self._install()
+        self._install(warn=False)  # explain says why; no warning
         return compiled_for(self.original, self.window)
 
 
@@ -503,8 +569,17 @@ def _call_tree(entry: Compiled, depth: int, seen: set[int]) -> list[str]:
     if target is None or depth > 8:
         return []
     lines: list[str] = []
-    for callee in sorted(_rt.callees_of.get(target.__code__, ()), key=lambda f: f.__qualname__):
-        compiled = callee.__dict__.get(_rt.DISPATCH_KEY)
+    # Calls made by a region's items come from the code the region runs them in,
+    # nested in the compiled function's code.
+    found: dict[int, Any] = {}
+    codes = [target.__code__]
+    while codes:
+        code = codes.pop()
+        for fn in _rt.callees_of.get(code, ()):
+            found.setdefault(id(fn), fn)
+        codes.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+    for callee in sorted(found.values(), key=lambda f: f.__qualname__):
+        compiled = _rt.dispatch_target(callee)
         indent = "    " * (depth + 1)
         if compiled is None or compiled is callee or id(callee) in seen:
             why = "runs as written" if compiled is callee else "(above)"

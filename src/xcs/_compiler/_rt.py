@@ -26,8 +26,10 @@ item at once and checks, at its end, that overlapping still pays.
 
 from __future__ import annotations
 
+import ast
 import builtins
 import collections
+import contextlib
 import enum
 import inspect
 import io
@@ -100,6 +102,7 @@ class Site:
         "_task_cpu_max",
         "_task_n",
         "_task_wall",
+        "_task_wall_max",
         "blocked_s",
         "callees",
         "executions",
@@ -113,6 +116,7 @@ class Site:
         "overlapped",
         "probes",
         "reason",
+        "shared_args",
         "shares_iterable",
     )
 
@@ -134,6 +138,8 @@ class Site:
         self.callees = callees
         self.local_roots = local_roots
         self.shares_iterable = False  # a loop whose body reads its iterable's names
+        # callee -> the arguments every item passes the same object as (by name)
+        self.shared_args: dict[tuple[str, tuple[str, ...]], frozenset[int | str]] = {}
         # Optimistic until measured: an I/O-bound region overlaps from the first call.
         self.mode = Mode.OVERLAP
         self.reason = "not run yet: its first execution overlaps, measured"
@@ -148,6 +154,7 @@ class Site:
         self._task_wall = 0.0  # overlapping: wall time of this execution's tasks
         self._task_cpu = 0.0  # ... their thread CPU time
         self._task_cpu_max = 0.0  # ... the most CPU one task took (a one-time cost)
+        self._task_wall_max = 0.0  # ... the longest one task took
         self._task_n = 0
         self._started = 0.0  # when this overlapping execution started its first task
 
@@ -221,7 +228,9 @@ class Site:
                 return fn(*args)
             finally:
                 used = time.thread_time() - cpu
-                self._task_wall += time.perf_counter() - start
+                took = time.perf_counter() - start
+                self._task_wall += took
+                self._task_wall_max = max(self._task_wall_max, took)
                 self._task_cpu += used
                 self._task_cpu_max = max(self._task_cpu_max, used)
                 self._task_n += 1
@@ -236,6 +245,11 @@ class Site:
         count = self._task_n
         if count < at_least or forced():
             return False
+        if count >= _SHORT_SAMPLES:
+            # Calls this short cost less than handing them to a thread does.
+            mean = (self._task_wall - self._task_wall_max) / (count - 1)
+            if mean < BLOCKED_SECONDS_MIN:
+                return True
         # The costliest task is left out, with the time it held the CPU: a one-time
         # cost (an import, a client) is paid by one task.
         elapsed = time.perf_counter() - self._started - self._task_cpu_max
@@ -256,6 +270,7 @@ class Site:
         cpu = self._task_cpu
         elapsed = time.perf_counter() - self._started
         self._task_n, self._task_wall, self._task_cpu, self._task_cpu_max = 0, 0.0, 0.0, 0.0
+        self._task_wall_max = 0.0
         if self.mode is not Mode.OVERLAP or count == 0 or forced():
             return
         if self.probes == 0:
@@ -314,8 +329,12 @@ class Site:
 # flight finish and the rest runs in order, so a region that computes pays at most
 # one window of overhead, once. Later executions are judged the same way, at their
 # end (``settle``), and a region in order is probed again now and then.
+# Calls so short (under BLOCKED_SECONDS_MIN each, the longest left out) that handing
+# them to threads costs more than it could save are judged the same way, from
+# _SHORT_SAMPLES finished tasks: fewer could be a few cache hits before the misses.
 _COMPUTING_SHARE = 0.9
 _GATE_SAMPLES = 2
+_SHORT_SAMPLES = 8
 
 
 class _Gate:
@@ -536,6 +555,17 @@ class FunctionRuntime:
             name = ".".join((root, *path))
             if _is_sequential(target):
                 return f"calls {name}, which is marked @xcs.sequential"
+            inner = _sequential_within(target, receiver)
+            if inner is not None:
+                return f"calls {name}, which calls {inner}, marked @xcs.sequential"
+            shared = site.shared_args.get((root, path))
+            if shared:
+                changed = _changed_argument(target, receiver, shared)
+                if changed is not None:
+                    return (
+                        f"calls {name}, which changes its argument {changed}, one object "
+                        "passed to every call: the changes must land in program order"
+                    )
             kind = _ordered_receiver(receiver, path[-1] if path else None, target)
             if kind is not None:
                 return f"calls {name} on {kind}, whose calls must stay in program order"
@@ -706,7 +736,11 @@ _BUILDERS: tuple[Callable[[Iterable[Any]], Any], ...] = (list, set, dict)
 # ---------------------------------------------------------------------------
 # The call tree (NOTE: [Call tree] in _codegen)
 
-#: Where a function's dispatch target is cached, on the function itself.
+#: Where a function's dispatch target is cached, on the function itself, as
+#: ``(the function, target)``. NOTE: [Cached on the function] ``functools.wraps``
+#: copies a function's ``__dict__`` into its wrapper: an entry whose first item is not
+#: the function it was found on was copied, and is ignored (the wrapper's own code
+#: must run). The compiled forms (``_jit._CACHE_KEY``) are kept the same way.
 DISPATCH_KEY = "__xcs_callee__"
 #: Set by ``_jit``: compiles a function (or falls back) and returns what to call.
 compile_callee: Callable[[types.FunctionType], Callable[..., Any]] | None = None
@@ -748,16 +782,43 @@ def callee(fn: Any) -> Any:
     kind = type(fn)
     if kind is types.FunctionType:
         try:
-            return fn.__dict__[DISPATCH_KEY]
+            owner, target = fn.__dict__[DISPATCH_KEY]
         except KeyError:
             return _new_callee(fn)
+        # NOTE: [Cached on the function] a copied entry belongs to another function
+        return target if owner is fn else _new_callee(fn)
     if kind is types.MethodType:
         function = fn.__func__
         if type(function) is types.FunctionType:
-            target = function.__dict__.get(DISPATCH_KEY) or _new_callee(function)
+            entry = function.__dict__.get(DISPATCH_KEY)
+            target = entry[1] if entry is not None and entry[0] is function else None
+            if target is None:
+                target = _new_callee(function)
             if target is not function:
                 return types.MethodType(target, fn.__self__)
-    return fn
+        return fn
+    # An object may say what compiled callers run for it (an xcs.Operator: itself,
+    # with its forward compiled). Looked up once per type.
+    try:
+        hook = _hooks[kind]
+    except KeyError:
+        hook = getattr(kind, "__xcs_callee__", None)
+        if len(_hooks) < 4096:  # types made per call (rare) are not remembered
+            _hooks[kind] = hook
+    return fn if hook is None else hook(fn)
+
+
+# type -> its ``__xcs_callee__`` or None.
+_hooks: dict[type, Any] = {}
+
+
+def note_callee(fn: Any, caller: types.CodeType) -> None:
+    """Record that compiled ``caller`` calls ``fn`` (for ``xcs.explain``)."""
+    callers = callees_of.get(caller)
+    if callers is None:
+        callers = callees_of.setdefault(caller, weakref.WeakSet())
+    if fn not in callers:
+        callers.add(fn)
 
 
 # Which functions each compiled function was first seen to call (by its code), for
@@ -767,27 +828,50 @@ callees_of: weakref.WeakKeyDictionary[types.CodeType, weakref.WeakSet[Any]] = (
 )
 
 
+#: Code objects of functions made per call whose compiled form would have no region:
+#: each new function object made from one runs as written, at no cost (NOTE:
+#: [Functions made per call] in _jit).
+as_written: dict[types.CodeType, bool] = {}
+
+
+#: Code objects of functions made per call that have regions -> [their sites (shared
+#: by every object made from the code), objects seen since].
+per_call_sites: dict[types.CodeType, list[Any]] = {}
+
+
 def _new_callee(fn: types.FunctionType) -> Any:
-    try:
-        caller = sys._getframe(2).f_code  # the compiled code that made the call
-        callees_of.setdefault(caller, weakref.WeakSet()).add(fn)
-    except (ValueError, TypeError):  # pragma: no cover - no such frame
-        pass
+    code = fn.__code__
+    if code in as_written:
+        return fn
+    known = per_call_sites.get(code)
+    if known is not None and all(site.mode is not Mode.OVERLAP for site in known[0]):
+        # Its regions were measured in order: this new object runs as written, saving
+        # the per-object setup; one in 64 still runs compiled, so that its regions
+        # are probed again now and then.
+        known[1] += 1
+        if known[1] % 64:
+            return fn
+    with contextlib.suppress(ValueError, TypeError):  # no such frame
+        note_callee(fn, sys._getframe(2).f_code)  # the compiled code that made the call
     target: Any = fn
     attributes = fn.__dict__
-    code = fn.__code__
     if (
         compile_callee is not None
         and "__xcs_jit__" not in attributes  # already a jit wrapper
         and not attributes.get("__xcs_sequential__")
         and not code.co_flags & _NOT_COMPILED
-        and "<locals>" not in fn.__qualname__  # made per call: compiled per object
         and code.co_name != "<lambda>"
         and is_user_code(code)
     ):
         target = compile_callee(fn)
-    attributes[DISPATCH_KEY] = target
+    attributes[DISPATCH_KEY] = (fn, target)
     return target
+
+
+def dispatch_target(fn: types.FunctionType) -> Any:
+    """What compiled callers run for ``fn`` so far (None: not called from one yet)."""
+    entry = fn.__dict__.get(DISPATCH_KEY)
+    return entry[1] if entry is not None and entry[0] is fn else None
 
 
 FunctionRuntime.callee = staticmethod(callee)  # type: ignore[attr-defined]
@@ -905,6 +989,168 @@ def _ordered_receiver(receiver: Any, method: str | None, target: Any) -> str | N
         cls = getattr(module, class_name, None) if module is not None else None
         if isinstance(cls, type) and isinstance(receiver, cls):
             return kind
+    return None
+
+
+# NOTE: [Arguments a callee changes]
+# ``[ask(x, log) for x in xs]`` where ``ask`` does ``log.append(x)``: every item's call
+# changes the one ``log``, and overlapped, the appends would land in completion order.
+# A region that passes a name it does not bind to a function of yours that changes
+# that parameter (calls a mutating method of it, stores into an item or attribute of
+# it, deletes one) runs in order. Judged from the callee's source, once per function;
+# a parameter the function rebinds is its own object from then on, and the method's
+# own receiver (``self``) is the user's side (DESIGN §1.6: calls to one stateful
+# object). Changes made deeper (``ask`` passing ``log`` on to another function) are
+# not followed: ``xcs.testing.force_overlap()`` shows them.
+_CHANGED_PARAMETERS = "__xcs_changed_parameters__"
+
+
+def _changed_argument(target: Any, receiver: Any, shared: frozenset[int | str]) -> str | None:
+    """How ``target`` changes one of the ``shared`` arguments of its call, or None."""
+    fn = target
+    skip = 0
+    if isinstance(fn, classmethod):
+        fn, skip = fn.__func__, 1
+    elif isinstance(fn, staticmethod):
+        fn = fn.__func__
+    elif isinstance(fn, types.MethodType):
+        fn, skip = fn.__func__, 1
+    elif receiver is not _MISSING and not isinstance(receiver, types.ModuleType):
+        skip = 1  # a function found on an instance or a class: a method
+    if type(fn) is not types.FunctionType:
+        return None
+    entry = fn.__dict__.get(_CHANGED_PARAMETERS)
+    if entry is not None and entry[0] is fn:  # NOTE: [Cached on the function]
+        changed = entry[1]
+    else:
+        changed = _changed_parameters(fn) if is_user_code(fn.__code__) else {}
+        fn.__dict__[_CHANGED_PARAMETERS] = (fn, changed)
+    if not changed:
+        return None
+    code = fn.__code__
+    positional = code.co_varnames[: code.co_argcount][skip:]
+    for key in shared:
+        parameter = positional[key] if isinstance(key, int) and key < len(positional) else key
+        if isinstance(parameter, str) and parameter in changed:
+            return f"{parameter} ({changed[parameter]})"
+    return None
+
+
+def _changed_parameters(fn: types.FunctionType) -> dict[str, str]:
+    """Parameter -> how ``fn`` changes the object passed as it (``log.append``)."""
+    from xcs._compiler._source import NoSource, function_node
+
+    try:
+        node = function_node(fn)
+    except (NoSource, SyntaxError, OSError):
+        return {}
+    code = fn.__code__
+    count = code.co_argcount + code.co_kwonlyargcount
+    params = set(code.co_varnames[:count])
+    rebound = {
+        n.id for n in ast.walk(node) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)
+    }
+    params -= rebound
+    found: dict[str, str] = {}
+
+    def root(expr: ast.expr) -> str | None:
+        return expr.id if isinstance(expr, ast.Name) and expr.id in params else None
+
+    for inner in ast.walk(node):
+        if isinstance(inner, ast.Call) and isinstance(inner.func, ast.Attribute):
+            name = root(inner.func.value)
+            if name is not None and inner.func.attr in _MUTATING_METHODS:
+                found.setdefault(name, f"{name}.{inner.func.attr}()")
+        targets: list[ast.expr] = []
+        if isinstance(inner, ast.Assign | ast.Delete):
+            targets = list(inner.targets)
+        elif isinstance(inner, ast.AugAssign | ast.AnnAssign):
+            targets = [inner.target]
+        while targets:
+            part = targets.pop()
+            if isinstance(part, ast.Tuple | ast.List):
+                targets.extend(part.elts)
+            elif isinstance(part, ast.Starred):
+                targets.append(part.value)
+            elif isinstance(part, ast.Subscript | ast.Attribute):
+                name = root(part.value)
+                if name is not None:
+                    shown = (
+                        f"{name}[...]" if isinstance(part, ast.Subscript) else f"{name}.{part.attr}"
+                    )
+                    found.setdefault(name, shown)
+                else:
+                    targets.append(part.value)  # ``p.items[k] = v`` changes p too
+    return found
+
+
+_SEQUENTIAL_WITHIN = "__xcs_sequential_within__"
+
+
+def _sequential_within(target: Any, receiver: Any, depth: int = 0) -> str | None:
+    """The ``@xcs.sequential`` function that the user's function ``target`` calls,
+    directly or through more of the user's functions, or None (cached per function
+    and receiver type). A region that calls ``target`` must then keep its calls in
+    order, as if it called the marked function itself.
+
+    Judged from the names the code reads: its globals and closure, and, for a method
+    (``receiver`` given), attributes of the receiver's class. Reading a name is taken
+    as calling it: in doubt, in order.
+    """
+    fn = target
+    if isinstance(fn, staticmethod | classmethod | types.MethodType):
+        fn = fn.__func__
+    if type(fn) is not types.FunctionType or depth > 6:
+        return None
+    owner = (
+        None
+        if receiver is _MISSING or isinstance(receiver, type | types.ModuleType)
+        else type(receiver)
+    )
+    entry = fn.__dict__.get(_SEQUENTIAL_WITHIN)  # NOTE: [Cached on the function]
+    cache = entry[1] if entry is not None and entry[0] is fn else None
+    if cache is not None and owner in cache:
+        return cache[owner]  # type: ignore[no-any-return]
+    if not is_user_code(fn.__code__):
+        return None
+    if cache is None:
+        cache = {}
+        fn.__dict__[_SEQUENTIAL_WITHIN] = (fn, cache)
+    cache[owner] = None  # recursion ends here
+    found = _find_sequential(fn, owner, receiver, depth)
+    cache[owner] = found
+    return found
+
+
+def _find_sequential(
+    fn: types.FunctionType, owner: type | None, receiver: Any, depth: int
+) -> str | None:
+    cells = dict(zip(fn.__code__.co_freevars, fn.__closure__ or (), strict=True))
+    codes = [fn.__code__]
+    names: set[str] = set()
+    while codes:
+        code = codes.pop()
+        names.update(code.co_names)
+        names.update(code.co_freevars)
+        codes.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+    for name in sorted(names):
+        candidates: list[tuple[Any, Any]] = []
+        cell = cells.get(name)
+        if cell is not None:
+            with contextlib.suppress(ValueError):
+                candidates.append((cell.cell_contents, _MISSING))
+        elif name in fn.__globals__:
+            candidates.append((fn.__globals__[name], _MISSING))
+        if owner is not None:
+            member = inspect.getattr_static(owner, name, _MISSING)
+            if member is not _MISSING:
+                candidates.append((member, receiver))
+        for value, through in candidates:
+            if _is_sequential(value):
+                return getattr(value, "__qualname__", name)
+            inner = _sequential_within(value, through, depth + 1)
+            if inner is not None:
+                return inner
     return None
 
 
@@ -1029,6 +1275,19 @@ class Fork:
         self._done = False
 
     def spawn(self, fn: Callable[..., Any], *args: Any) -> int:
+        return self._start(fn, args, ())
+
+    def flow(self, fn: Callable[..., Any], inputs: tuple[int, ...], *args: Any) -> int:
+        """Start ``fn(<values of statements inputs>, *args)`` once those statements
+        are done (NOTE: [Statements in dataflow order] in _codegen)."""
+        after = tuple(self._items[number] for number in inputs)
+
+        def run(*rest: Any) -> Any:
+            return fn(*(task.value for task in after), *rest)
+
+        return self._start(run, args, after)
+
+    def _start(self, fn: Callable[..., Any], args: tuple[Any, ...], after: tuple[Any, ...]) -> int:
         group = self._group
         shared = [a for a in args if hasattr(type(a), "__next__")]
         if shared:
@@ -1043,7 +1302,7 @@ class Fork:
                     group.wait(earlier[1])
         if self._probing:
             timing: list[tuple[float, float]] = []
-            task = group.spawn(_timing(fn, timing), *args)
+            task = group.spawn(_timing(fn, timing), *args, after=after)
             group.wait(task)
             if timing:
                 took, cpu = self._last_probe = timing[0]
@@ -1052,9 +1311,9 @@ class Fork:
                     self._probing = False
                     self._overlap = True
         elif self._overlap:
-            task = group.spawn(self._site.timed(fn), *args)
+            task = group.spawn(self._site.timed(fn), *args, after=after)
         else:
-            task = group.spawn(fn, *args)
+            task = group.spawn(fn, *args, after=after)
             group.wait(task)
         if shared:
             assert self._readers is not None

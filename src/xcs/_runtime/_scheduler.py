@@ -51,6 +51,15 @@ aimed at it. One delivered to the waiting thread itself while it blocks stops th
 wait at once. Either way, once one is raised out of a group, the group does not wait
 for running tasks: the program is stopping.
 
+NOTE: [Tasks that start after others]
+A task may be spawned ``after`` earlier tasks of its group (the forked statement
+``c = h(a)`` after the one that computes ``a``): it is queued only when the last of
+them finishes, so it starts as soon as its inputs are ready and not when every
+earlier task is done. It keeps its place in program order: its error counts where it
+stands, and if a task it starts after fails, it never starts (its index is past the
+failure, so the claim cancels it). Nobody may claim it before it is ready, and a
+thread that waits for it waits for those tasks first, so a waiter still blocks only
+on a task that is running.
 NOTE: [Where a task's error came from]
 When a task's exception is raised to the owner, it gets one note (``add_note``)
 naming the group and the task's index, e.g. ``xcs: raised by item 3 of f:12
@@ -68,11 +77,12 @@ import enum
 import functools
 import itertools
 import logging
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NoReturn, TypeVar
 
 from xcs._observe import _spans
 from xcs._runtime._deadline import Deadline, current_deadline
@@ -126,7 +136,10 @@ class Task(Generic[R]):
         "_done",
         "_fn",
         "abandoned",
+        "after",
+        "blockers",
         "deadline",
+        "dependents",
         "error",
         "group",
         "index",
@@ -165,6 +178,11 @@ class Task(Generic[R]):
         self.value: R | None = None
         self.error: BaseException | None = None
         self.start_seq = -1
+        # NOTE: [Tasks that start after others] The tasks this one starts after, how
+        # many of them are not done yet, and the tasks that start after this one.
+        self.after: tuple[Task[Any], ...] = ()
+        self.blockers = 0
+        self.dependents: list[Task[Any]] | None = None
 
     def run_from_pool(self) -> None:
         """Entry point for pool workers: run unless a waiter claimed it or it was cancelled."""
@@ -238,6 +256,7 @@ class TaskGroup:
         self.failure_seq = -1
         self._closed = False
         self._raised: BaseException | None = None  # the task error result() raised
+        self._settling = False
         self._cancelled = 0  # tasks cancelled before they started
         # The group's "region" span, opened at the first spawn inside a trace.
         self._span: _spans.Span | None = None
@@ -258,6 +277,8 @@ class TaskGroup:
                 task.state = _CANCELLED
                 task._done.release()
                 return False
+            if task.blockers:
+                return False  # a task it starts after is not done yet
             limit = task.deadline
             if limit is None or not limit.expired():
                 task.state = _RUNNING
@@ -270,6 +291,7 @@ class TaskGroup:
         return False
 
     def _finish(self, task: Task[Any], value: Any, error: BaseException | None) -> None:
+        ready: list[Task[Any]] = []
         with self._lock:
             task.value = value
             task.error = error
@@ -279,7 +301,16 @@ class TaskGroup:
                 self._stop = task.index
                 self.failure_seq = next(_sequence)
             stranded = task.runner if task.abandoned else None
+            if task.dependents is not None:
+                for dependent in task.dependents:
+                    dependent.blockers -= 1
+                    if not dependent.blockers and dependent.state is _PENDING:
+                        ready.append(dependent)
+                task.dependents = None
         task._done.release()
+        for dependent in ready:
+            # After a failure before it, a worker's claim cancels it.
+            self._pool.submit(dependent)
         if stranded is not None:
             stranded.unstrand()
         if discarded:
@@ -294,11 +325,20 @@ class TaskGroup:
 
     # -- the owner's API ----------------------------------------------------------
 
-    def spawn(self, fn: Callable[..., R], *args: Any, name: str | None = None) -> Task[R]:
+    def spawn(
+        self,
+        fn: Callable[..., R],
+        *args: Any,
+        name: str | None = None,
+        after: tuple[Task[Any], ...] = (),
+    ) -> Task[R]:
         """Start ``fn(*args)`` as the next task in program order.
 
         Returns at once. A task spawned after an earlier task failed is created
         cancelled and never runs: the sequential program would not have reached it.
+        With ``after`` (earlier tasks of this group), it starts only once they are
+        all done, and never if one of them failed (NOTE: [Tasks that start after
+        others]).
 
         Raises:
             ExecutionTimeout: the deadline in force has expired.
@@ -313,6 +353,15 @@ class TaskGroup:
         self._next_index = index + 1
         task: Task[R] = Task(self, index, name or self.name, fn, args)
         self._open.append(task)
+        if after:
+            task.after = after
+            with self._lock:
+                for earlier in after:
+                    if earlier.state is _PENDING or earlier.state is _RUNNING:
+                        if earlier.dependents is None:
+                            earlier.dependents = []
+                        earlier.dependents.append(task)
+                        task.blockers += 1
         if index > self._stop:
             with self._lock:
                 task.state = _CANCELLED
@@ -320,7 +369,8 @@ class TaskGroup:
         else:
             if _spans.active:  # NOTE: [Tracing costs nothing when off]
                 self._trace_task(task)
-            self._pool.submit(task)
+            if not task.blockers:
+                self._pool.submit(task)
         return task
 
     # What shows in a trace as this group's "mode" (owners that run tasks one at a
@@ -359,11 +409,21 @@ class TaskGroup:
             if error is not None:
                 self._raised = error
                 _add_origin_note(error, head.index, self)
+                # NOTE: [The chain an error brought] raised here, inside an ``except``
+                # block of the caller's, an error would lose the ``__context__`` it was
+                # raised with (the exception it was handling): it is put back, and the
+                # exception the caller handles goes at the end of its chain, where the
+                # sequential program (which raised it inside that block) has it.
+                context = error.__context__
+                if context is not None and not self._settling:
+                    _extend_chain(error, sys.exc_info()[1])
                 try:
                     raise error
                 finally:
+                    if context is not None:
+                        error.__context__ = context
                     # Break the cycle error -> traceback -> this frame -> error.
-                    del error, head
+                    del error, head, context
         if task.state is not _FINISHED:
             raise RuntimeError(f"{task!r} never ran: its group stopped before it started")
         if task.error is not None:
@@ -393,6 +453,10 @@ class TaskGroup:
         """Block until ``task`` is done, helping with the group's unstarted tasks."""
         if task.state is _FINISHED or task.state is _CANCELLED:
             return
+        for earlier in task.after:
+            # It can start only after these: waiting for them first keeps "a thread
+            # blocks only on a running task" (NOTE: [Waiting threads help]).
+            self._join(earlier)
         active = current_deadline()
         if active is not None and active.expired():
             # NOTE: [No start after the deadline]
@@ -455,6 +519,7 @@ class TaskGroup:
         if exc is self._raised or isinstance(exc, GeneratorExit):
             self._abandon(wait=True)
             return exc
+        self._settling = True  # the exception handled now is the owner's own
         try:
             while self._open:
                 self.next_result()
@@ -541,6 +606,33 @@ class TaskGroup:
 
 
 _NOTE_PREFIX = "xcs: raised by "
+
+
+def _extend_chain(error: BaseException, handled: BaseException | None) -> None:
+    if handled is None:
+        return
+    link: BaseException = error
+    for _ in range(100):
+        if link is handled:
+            return
+        following = link.__context__
+        if following is None:
+            link.__context__ = handled
+            return
+        link = following
+
+
+def raise_with_its_chain(error: BaseException) -> NoReturn:
+    """Raise ``error`` keeping the ``__context__`` it was raised with (NOTE: [The
+    chain an error brought]); a plain ``raise`` inside an ``except`` block replaces it
+    with the exception being handled there."""
+    context = error.__context__
+    try:
+        raise error
+    finally:
+        if context is not None:
+            error.__context__ = context
+        del error, context
 
 
 def _add_origin_note(error: BaseException, index: int, group: TaskGroup) -> None:

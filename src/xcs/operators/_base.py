@@ -30,7 +30,9 @@ the window travels.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import sys
 import threading
 import types
 import weakref
@@ -39,6 +41,7 @@ from typing import Any, ClassVar, TypeVar, overload
 
 import pydantic
 
+from xcs._compiler import _rt
 from xcs._compiler._jit import jit
 from xcs._observe import _spans
 from xcs.errors import ValidationError
@@ -180,6 +183,9 @@ class Operator:
         Raises:
             ValidationError: see the class docstring.
         """
+        return self._run(args, kwargs, False)
+
+    def _run(self, args: tuple[Any, ...], kwargs: dict[str, Any], in_tree: bool) -> Any:
         spec = self.spec()
         name = self.name
         call_args, call_kwargs = spec.check_input(name, args, kwargs)
@@ -187,6 +193,8 @@ class Operator:
         window = self._xcs_jit_window_
         if window:
             fn = _jitted_function(fn, window[0])
+        elif in_tree:
+            fn = _rt.callee(fn)  # its compiled form, if it is the user's own code
         if takes_self:
             call_args = (self, *call_args)
         if _spans.active:  # inside xcs.trace(): an "operator" span around forward
@@ -197,6 +205,20 @@ class Operator:
         return spec.check_output(name, out)
 
     # -- xcs.jit --------------------------------------------------------------------
+
+    def __xcs_callee__(self) -> Callable[..., Any]:
+        """What a compiled caller runs for this operator (NOTE: [Call tree] in
+        ``_compiler._codegen``): the operator with ``forward`` compiled as part of the
+        caller's call tree. An operator whose class defines its own ``__call__`` runs
+        as written."""
+        if type(self).__call__ is not Operator.__call__:
+            return self
+        fn, _ = self._forward_function()
+        if isinstance(fn, types.FunctionType):
+            # Called by _rt.callee, called by the compiled code that calls the operator.
+            with contextlib.suppress(ValueError):
+                _rt.note_callee(fn, sys._getframe(2).f_code)
+        return functools.partial(_call_in_tree, self)
 
     @staticmethod
     def __xcs_jit_apply__(target: Any, window: int | None) -> Any:
@@ -233,6 +255,10 @@ class Operator:
 
     def __repr__(self) -> str:
         return render(self)
+
+
+def _call_in_tree(operator: Operator, /, *args: Any, **kwargs: Any) -> Any:
+    return operator._run(args, kwargs, True)
 
 
 def render(value: Any, indent: int = 0) -> str:
