@@ -1184,19 +1184,21 @@ def _closed_over(function: ast.FunctionDef | ast.Lambda, cells: frozenset[str]) 
     function's variable) makes a cell matter to the regions.
     """
     found: set[str] = set()
-    stack: list[ast.AST] = list(ast.iter_child_nodes(function))
+    # The fast walks (``children``, ``_walk``): no markers, which are neither
+    # closures nor names.
+    stack: list[ast.AST] = children(function)
     while stack:
         node = stack.pop()
         if isinstance(node, _CLOSURES):
-            found.update(n.id for n in ast.walk(node) if isinstance(n, ast.Name))
+            found.update(n.id for n in _walk(node) if n.__class__ is ast.Name)
             continue
         if isinstance(node, _INLINE_COMPREHENSIONS):
             found.update(
                 n.target.id
-                for n in ast.walk(node)
+                for n in _walk(node)
                 if isinstance(n, ast.NamedExpr) and isinstance(n.target, ast.Name)
             )
-        stack.extend(ast.iter_child_nodes(node))
+        stack.extend(children(node))
     return cells & found
 
 
