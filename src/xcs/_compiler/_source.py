@@ -8,6 +8,7 @@ import ast
 import inspect
 import linecache
 import operator
+import threading
 import types
 
 from xcs._compiler._analysis import code_parameter_names, parameter_names
@@ -15,6 +16,18 @@ from xcs._compiler._analysis import code_parameter_names, parameter_names
 __all__ = ["NoSource", "function_node"]
 
 _third = operator.itemgetter(2)  # the line of a ``co_lines()`` entry
+
+# CPython 3.11 keeps the AST constructor's recursion depth in interpreter state, not
+# per thread: two threads in ast.parse at once (a garbage collection in one runs a
+# finalizer, which lets the other in) fail with "SystemError: AST constructor
+# recursion depth mismatch" (python/cpython#106905). XCS parses from worker threads
+# too (``_rt`` reads a callee's source while a region runs), so its parses take turns.
+_parse_lock = threading.RLock()
+
+
+def _parse(source: str, filename: str) -> ast.Module:
+    with _parse_lock:
+        return ast.parse(source, filename=filename)
 
 
 class NoSource(Exception):
@@ -87,7 +100,7 @@ def _parse_function(
     head = "if 1:\n" if indented else ""
     padding = max(start - 1 - len(head.splitlines()), 0)
     try:
-        tree = ast.parse("\n" * padding + head + text, filename=code.co_filename)
+        tree = _parse("\n" * padding + head + text, code.co_filename)
     except SyntaxError as exc:
         raise NoSource(f"its source does not parse on its own ({exc.msg})") from None
     body = tree.body[0].body if indented else tree.body  # type: ignore[attr-defined]
@@ -110,7 +123,7 @@ def _lambda_node(code: types.CodeType) -> ast.Lambda:
     if not lines:
         raise NoSource("its source is not available")
     try:
-        tree = ast.parse("".join(lines), filename=code.co_filename)
+        tree = _parse("".join(lines), code.co_filename)
     except SyntaxError as exc:
         raise NoSource(f"the file containing it does not parse ({exc.msg})") from None
     # The first instruction after RESUME is the start of the lambda's body.
