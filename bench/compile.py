@@ -18,9 +18,13 @@ Run::
     python bench/compile.py --compare OTHER/src   # this tree and another, in turns
     python bench/compile.py --profile realcode    # cProfile of one workload
     python bench/compile.py --once pipeline       # compile it once (for callgrind)
+    python bench/compile.py --once pipeline --cpython   # the same with compile()
 
 ``--compare`` runs the two trees in alternating child processes (the same inputs,
-the same minute of machine load) and prints each one's medians and their ratio.
+the same minute of machine load) and prints each one's medians and their ratio
+(``--write``: and writes them to bench/results/compile.json). Under load the medians
+move; ``valgrind --tool=callgrind`` over ``--once`` counts instructions instead
+(the difference between ``--scale N`` and ``--scale 0``, divided by N).
 """
 
 from __future__ import annotations
@@ -211,7 +215,7 @@ def _child(src: str, names: list[str], scale: float) -> dict[str, Any]:
     return result
 
 
-def compare(other: str, names: list[str], rounds: int, scale: float) -> str:
+def compare(other: str, names: list[str], rounds: int, scale: float, write: bool = False) -> str:
     mine = str(HERE.parent / "src")
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {"other": {}, "this": {}}
     for _ in range(rounds):
@@ -219,6 +223,7 @@ def compare(other: str, names: list[str], rounds: int, scale: float) -> str:
             for name, figures in _child(src, names, scale).items():
                 runs[label].setdefault(name, []).append(figures)
     lines = [f"{'workload':10} {'tree':6} {'xcs ms':>9} {'compile() ms':>13} {'x compile()':>12}"]
+    figures: dict[str, Any] = {"other": other, "rounds": rounds, "workloads": {}}
     for name in names:
         medians = {}
         for label in ("other", "this"):
@@ -226,12 +231,26 @@ def compare(other: str, names: list[str], rounds: int, scale: float) -> str:
             xcs_ms = statistics.median(r["xcs_ms"] for r in rows)
             cpy_ms = statistics.median(r["cpython_ms"] for r in rows)
             medians[label] = xcs_ms
+            figures["workloads"].setdefault(name, {})[label] = {
+                "cpu_median_ms": xcs_ms,
+                "cpython_compile_ms": cpy_ms,
+                "vs_cpython_compile": xcs_ms / cpy_ms,
+                "functions": rows[0]["functions"],
+                "compiled": rows[0]["compiled"],
+                "regions": rows[0]["regions"],
+                "runs": rows,
+            }
             lines.append(
                 f"{name:10} {label:6} {xcs_ms:9.2f} {cpy_ms:13.2f} {xcs_ms / cpy_ms:12.2f}"
                 f"   (functions {rows[0]['functions']}, compiled {rows[0]['compiled']},"
                 f" regions {rows[0]['regions']})"
             )
         lines.append(f"{name:10} this/other: {medians['this'] / medians['other']:.3f}")
+        figures["workloads"][name]["this_vs_other"] = medians["this"] / medians["other"]
+    if write:
+        from _report import write_results
+
+        write_results("compile", figures)
     return "\n".join(lines)
 
 
@@ -246,7 +265,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--once", metavar="WORKLOAD", help="compile it (1 + --scale times), and exit"
     )
+    parser.add_argument(
+        "--cpython", action="store_true", help="with --once: CPython's compile() instead"
+    )
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--write", action="store_true", help="with --compare: bench/results/compile.json"
+    )
     args = parser.parse_args(argv)
     if args.profile:
         repeats = max(1, int(REPEATS[args.profile] * args.scale) // 3)
@@ -254,12 +279,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.once:
         pairs = workload(args.once)
+        if args.cpython:
+            texts = [text for _, text in pairs]
+            for _ in range(1 + int(args.scale)):
+                for text in texts:
+                    compile(text, "<bench>", "exec", dont_inherit=True)
+            return 0
         _compile_all(pairs)  # warm
         for _ in range(int(args.scale)):
             _compile_all(pairs)
         return 0
     if args.compare:
-        print(compare(args.compare, args.workloads, args.rounds, args.scale))
+        print(compare(args.compare, args.workloads, args.rounds, args.scale, args.write))
         return 0
     results = {
         name: measure(name, max(1, int(REPEATS[name] * args.scale))) for name in args.workloads
