@@ -439,13 +439,18 @@ def check(approach: Approach, workload: Workload, result: Any, expected: Any) ->
 
 
 def render(
-    rows: list[Row], chosen: list[Approach], skipped: list[str], turns: int, date: str
+    rows: list[Row],
+    chosen: list[Approach],
+    skipped: list[str],
+    turns: int,
+    date: str,
+    workloads: list[Workload] = WORKLOADS,
 ) -> str:
     names = [a.name for a in chosen]
     by_key = {(r.workload, r.approach): r for r in rows}
     table = []
     flights = []
-    for workload in WORKLOADS:
+    for workload in workloads:
         flights.append(
             [workload.name, workload.calls]
             + [by_key[(workload.name, name)].in_flight for name in names]
@@ -458,7 +463,7 @@ def render(
             else:
                 cells.append(f"{row.median:.3f} ({row.ratio:.2f}x)")
         table.append(cells)
-    first = [by_key[(w.name, "xcs.jit, first call")].ratio for w in WORKLOADS]
+    first = [by_key[(w.name, "xcs.jit, first call")].ratio for w in workloads]
     met = all(r <= TARGET_FIRST_CALL for r in first)
     lines = [
         f"Measured {date}: {turns} turns, 100 ms per request, seconds (median) and, in",
@@ -490,7 +495,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--skip", action="append", default=[], choices=sorted(OPTIONAL), help="leave a peer out"
     )
+    parser.add_argument(
+        "--workload",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="run only the workloads whose name contains TEXT (repeatable); writes nothing",
+    )
     args = parser.parse_args(argv)
+    workloads = [
+        w for w in WORKLOADS if not args.workload or any(t in w.name for t in args.workload)
+    ]
+    if not workloads:
+        parser.error(f"--workload matches none of {[w.name for w in WORKLOADS]}")
     turns = args.turns or (2 if args.quick else 7)
     date = utc_now()
     started = time.perf_counter()
@@ -502,7 +519,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         chosen, skipped = approaches(server.base_url, directory, set(args.skip))
         print(f"approaches: {', '.join(a.name for a in chosen)}", file=sys.stderr)
         rows: list[Row] = []
-        for workload in WORKLOADS:
+        for workload in workloads:
             print(f"  {workload.name}...", file=sys.stderr)
             rows += bench_workload(workload, chosen, turns, server)
             gc.collect()
@@ -513,12 +530,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 approach.close()
         server.stop()
         shutil.rmtree(directory, ignore_errors=True)
-    body = render(rows, chosen, skipped, turns, date)
+    body = render(rows, chosen, skipped, turns, date, workloads)
     print(body)
     took = time.perf_counter() - started
     print(f"\n({took:.0f} s; the server answered {stats['served']} requests)", file=sys.stderr)
-    if args.quick:
-        print("(quick run: results and docs not written)", file=sys.stderr)
+    if args.quick or args.workload:
+        print("(quick or partial run: results and docs not written)", file=sys.stderr)
         return 0
     path = write_results(
         NAME,

@@ -11,7 +11,9 @@ the model asks for three lookups in one turn, ``Agent`` runs them concurrently a
 the turn takes one latency, not three (the printed trace shows the overlap).
 ``sim:echo`` is a deterministic simulator: it calls every tool once with made-up
 arguments, then answers with the tools' results. ``local:smollm2`` is a real, very
-small model: which tools it calls, and with what, is up to it.
+small model, which would rather answer at once: ``CallThenAnswer`` makes its first
+turn call tools and its second answer (``tool_choice=``, enforced by llama.cpp's
+grammar); which tools it calls, and with what, is up to it.
 """
 
 from __future__ import annotations
@@ -71,11 +73,32 @@ def flight_hours(origin: str, destination: str) -> float:
 TOOLS = [weather, population, flight_hours]
 
 
+class CallThenAnswer:
+    """The turns of a very small model: the first must call tools, the next must
+    answer (``tool_choice="required"``, then ``"none"``). On ``local:`` llama.cpp's
+    grammar holds the model to it, so its calls are always well-formed; which tools
+    it calls, with what, and what it makes of their results is still up to it."""
+
+    def __init__(self, model: xcs.models.ModelBinding) -> None:
+        self.model = model
+
+    def __call__(self, messages: list[Any], tools: Any) -> xcs.models.Response:
+        first = not any(m.role == "tool" for m in messages)
+        choice = "required" if first else "none"
+        return self.model(messages, tools=tools, tool_choice=choice)
+
+    def __repr__(self) -> str:
+        return f"CallThenAnswer({self.model!r})"
+
+
 def build(model: str, max_tokens: int = 160) -> Agent:
     if model == "sim":
         return Agent("sim:echo", tools=TOOLS, max_turns=4)
-    model_id = "local:smollm2" if model == "local" else model
-    binding = xcs.models.bind(model_id, temperature=0, max_tokens=max_tokens)
+    if model == "local":
+        # SmolLM2-135M answers at once if it may: tell it when to call tools.
+        small = xcs.models.bind("local:smollm2", temperature=0, max_tokens=max(max_tokens, 200))
+        return Agent(CallThenAnswer(small), tools=TOOLS, max_turns=2)
+    binding = xcs.models.bind(model, temperature=0, max_tokens=max_tokens)
     return Agent(binding, tools=TOOLS, max_turns=4)
 
 
@@ -97,12 +120,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     elapsed = time.perf_counter() - start
     print(trace.timeline())
     spans = [s for s in trace.spans if s.kind == "span"]  # the agent's turns and tools
-    calls = [s.attrs["tool"] for s in spans if "tool" in s.attrs]
+    tools = [s for s in spans if "tool" in s.attrs]
+    calls = [s.attrs["tool"] for s in tools]
+    results = [s.attrs.get("result", "") for s in tools]
     turns = sum(1 for s in spans if s.name.startswith("Agent turn"))
     print(f"tool calls: {', '.join(calls) or 'none'} in {turns} turns")
+    for call, result in zip(calls, results, strict=True):
+        print(f"  {call} -> {result}")
     print(f"answer: {' / '.join(answer.strip().splitlines())}")
     print(f"time: {elapsed:.2f} s")
-    return {"answer": answer, "tool_calls": calls, "turns": turns, "seconds": elapsed}
+    return {
+        "answer": answer,
+        "tool_calls": calls,
+        "tool_results": results,
+        "turns": turns,
+        "seconds": elapsed,
+    }
 
 
 if __name__ == "__main__":

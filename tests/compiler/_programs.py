@@ -33,7 +33,10 @@ earlier results, and names like ``a``, ``x`` are reused across blocks on purpose
     straight       independent statements, chains, diamonds, if/else branches, call-free
                    and call statements in between, rebinding, tuple assignment
     mixed          all of the above, wrapped in try/except/else/finally or with, and
-                   jitted helper functions (``helper_1``...) called inside regions
+                   helpers (``helper_1``...: functions, or bound methods, classmethods,
+                   staticmethods of a ``Tool_i`` class; ``helper_2`` may call
+                   ``helper_1``) called inside regions, jitted or reached through the
+                   call tree (test_differential draws which)
 
 Iterables are lists, slices, ranges, ``reversed``, and lazy ones that call
 (``map(op_a, xs)``, ``(op_b(v) for v in xs)``); expressions include calls nested in
@@ -53,6 +56,7 @@ import linecache
 import threading
 import time
 import traceback
+import types
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -246,9 +250,14 @@ class Loaded:
     helpers: dict[str, Callable[..., Any]]
 
     def use_helpers(self, wrap: Callable[[Callable[..., Any]], Callable[..., Any]] | None) -> None:
-        """Make ``helper_*`` globals plain (wrap=None) or wrapped, e.g. by ``xcs.jit``."""
+        """Make ``helper_*`` globals plain (wrap=None) or wrapped, e.g. by ``xcs.jit``.
+
+        Only functions are wrapped: a helper that is a bound method stays as it is (the
+        call tree compiles it), since ``xcs.jit(obj.method)`` runs as written and warns
+        (findings F9)."""
         for name, helper in self.helpers.items():
-            self.namespace[name] = helper if wrap is None else wrap(helper)
+            plain = wrap is None or type(helper) is not types.FunctionType
+            self.namespace[name] = helper if plain else wrap(helper)
 
     def reset_state(self) -> None:
         if "TALLY" in self.namespace:
@@ -963,6 +972,7 @@ class _Writer:
                 "rebind",
                 "augmented",
                 "tuple_assign",
+                "comprehension_between",
             ]
         )
         self.feature(f"statements ({form})")
@@ -1014,21 +1024,48 @@ class _Writer:
         elif form == "tuple_assign":
             lines = [f"a, b = {self.call(names)}, {self.call(names)}"]
             value, kind = self.combine(["a", "b"])
+        elif form == "comprehension_between":
+            # A statement that is itself a region, reading the function's parameters,
+            # next to independent call statements (findings F2, issue 15: on 3.11 it is
+            # kept in order today; this guards the day it forks).
+            seq = self.pick(sc.seqs)
+            lines = [
+                f"a = {self.call(names)}",
+                f"c = [{self.call(['x', *names])} for x in {seq}]",
+                f"b = {self.call(names)}",
+            ]
+            value, kind = self.combine(["a", "b", "len(c)"])
         else:
             lines = [f"a = {self.call(names)}", f"a += {self.call(['a', *names])}"]
             value, kind = "a", "int"
         return [*lines, f"{r} = {value}"], [(r, kind)]
 
 
-def _helper_source(draw: st.DrawFn, name: str, writer: _Writer) -> str:
-    sub = _Writer(draw)
+#: How a helper is defined: ``helper_i`` is a function, or a method of a class ``Tool_i``
+#: bound to the global name (``helper_i = Tool_i().run``), so the call tree meets bound
+#: methods, classmethods and staticmethods (issue 15) under the same call sites.
+HELPER_FORMS = ("function", "method", "classmethod", "staticmethod")
+
+
+def _helper_source(draw: st.DrawFn, name: str, writer: _Writer, callable_helpers: list[str]) -> str:
+    """``name``'s definition; it may call the helpers defined before it (a call tree)."""
+    sub = _Writer(draw, callable_helpers)
     sub.out_prefix = "h"
     sc = Scope(ints=["v"], seqs=["vs"])
     lines = ["vs = [v, v + 1, v + 2][: v % 3 + 1]", *sub.block(sc, HELPER_BLOCKS, wrappers=False)]
     first = sc.outs[0]
     lines.append(f"return {first}" if first in sc.ints else f"return len({first})")
     writer.features |= {f"helper: {f}" for f in sub.features}
-    return "\n".join([f"def {name}(v):", *indent(lines)]) + "\n"
+    form = draw(st.sampled_from(HELPER_FORMS))
+    writer.feature(f"helper defined as a {form}")
+    if form == "function":
+        return "\n".join([f"def {name}(v):", *indent(lines)]) + "\n"
+    owner = f"Tool_{name.rsplit('_', 1)[1]}"
+    head = {"method": "def run(self, v):", "classmethod": "def run(cls, v):"}
+    decorator = {"classmethod": ["@classmethod"], "staticmethod": ["@staticmethod"]}
+    method = [*decorator.get(form, []), head.get(form, "def run(v):"), *indent(lines)]
+    bound = f"{owner}().run" if form == "method" else f"{owner}.run"
+    return "\n".join([f"class {owner}:", *indent(method), "", "", f"{name} = {bound}"]) + "\n"
 
 
 @st.composite
@@ -1038,7 +1075,9 @@ def programs(draw: st.DrawFn, family: str) -> Program:
     if family == "mixed":
         helper_names = [f"helper_{i}" for i in range(1, draw(st.integers(0, 2)) + 1)]
     writer = _Writer(draw, helper_names)
-    helpers = [_helper_source(draw, name, writer) for name in helper_names]
+    helpers = [
+        _helper_source(draw, name, writer, helper_names[:i]) for i, name in enumerate(helper_names)
+    ]
     sc = Scope(ints=["n"], seqs=["xs", "ys"])
     body: list[str] = []
     for _ in range(draw(st.integers(1, 3))):

@@ -206,6 +206,27 @@ def _ask(q: str, log: list[str]) -> str:
     return answer
 
 
+def _ask_deeper(q: str, log: list[str]) -> str:
+    return _ask(q, log)  # passes the shared list on to the function that changes it
+
+
+class _Seen:
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+
+def _ask_into(q: str, state: _Seen) -> str:
+    answer = model(q)
+    state.items.append(q)  # an attribute of the argument
+    return answer
+
+
+def _ask_extend(q: str, log: list[str]) -> str:
+    answer = model(q)
+    log += [q]  # in place
+    return answer
+
+
 def _enrich(doc: dict[str, str]) -> dict[str, str]:
     doc["answer"] = model(doc["q"])
     return doc
@@ -244,12 +265,30 @@ def test_a_callee_that_changes_an_argument_every_item_shares_keeps_order(
     def ask_all(qs: list[str], log: list[str]) -> list[str]:
         return [_ask(q, log) for q in qs]
 
+    @xcs.jit
+    def deeper(qs: list[str], log: list[str]) -> list[str]:
+        return [_ask_deeper(q, log) for q in qs]
+
+    @xcs.jit
+    def extend(qs: list[str], log: list[str]) -> list[str]:
+        return [_ask_extend(q, log) for q in qs]
+
+    @xcs.jit
+    def into(qs: list[str], state: _Seen) -> list[str]:
+        return [_ask_into(q, state) for q in qs]
+
     qs = [f"q{i}" for i in range(8)]
-    log: list[str] = []
+    for program in (ask_all, deeper, extend):
+        log: list[str] = []
+        with xcs.testing.force_overlap() if mode == "forced" else contextlib.nullcontext():
+            assert program(qs, log) == [q.upper() for q in qs]
+        assert log == qs
+    state = _Seen()
     with xcs.testing.force_overlap() if mode == "forced" else contextlib.nullcontext():
-        assert ask_all(qs, log) == [q.upper() for q in qs]
-    assert log == qs
+        assert into(qs, state) == [q.upper() for q in qs]
+    assert state.items == qs
     assert "changes its argument log (log.append())" in xcs.explain(ask_all)
+    assert "changes its argument log (_ask() log.append())" in xcs.explain(deeper)
 
 
 def test_a_callee_that_changes_only_its_own_item_still_overlaps(
@@ -332,3 +371,41 @@ def test_a_helper_defined_inside_a_function_is_compiled_once_per_code(
     assert top(["a", "b"]) == expected  # a new ask, the same compiled code
     assert "outer.<locals>.ask: compiled, 1 region" in xcs.explain(top)
     assert _jit.statistics.compiled >= 1
+
+
+class _Record(xcs.Operator):
+    def forward(self, q: str, log: list[str]) -> str:
+        answer = model(q)
+        log.append(q)  # changes the list every item passes
+        return answer
+
+
+class _Saver(xcs.Operator):
+    def forward(self, q: str) -> str:
+        return _save(q)  # marked @xcs.sequential
+
+
+@pytest.mark.parametrize("mode", ["as shipped", "forced"])
+def test_an_operator_whose_forward_changes_a_shared_argument_or_is_sequential_keeps_order(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = Model(None)
+    monkeypatch.setitem(globals(), "model", calls)
+    record, saver = _Record(), _Saver()
+
+    @xcs.jit
+    def recorded(qs: list[str], log: list[str]) -> list[str]:
+        return [record(q, log) for q in qs]
+
+    @xcs.jit
+    def saved(qs: list[str]) -> list[str]:
+        return [saver(q) for q in qs]
+
+    qs = [f"q{i}" for i in range(6)]
+    log: list[str] = []
+    with xcs.testing.force_overlap() if mode == "forced" else contextlib.nullcontext():
+        assert recorded(qs, log) == [q.upper() for q in qs]
+        assert saved(qs) == [q.upper() for q in qs]
+    assert log == qs
+    assert calls.peak == 1
+    assert "which calls _save, marked @xcs.sequential" in xcs.explain(saved)

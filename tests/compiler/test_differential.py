@@ -78,11 +78,18 @@ def _compare(what: str, args: Args, expected: Outcome, got: Outcome) -> list[str
 
 
 def check_program(
-    source: str, config: OpConfig, first: Args, second: Args, window: int | None = None
+    source: str,
+    config: OpConfig,
+    first: Args,
+    second: Args,
+    window: int | None = None,
+    jit_helpers: bool = True,
 ) -> None:
     """Run ``prog`` plainly and jitted; fail with the program and every difference.
 
     ``window`` is ``xcs.jit``'s ``max_workers`` for ``prog`` and its jitted helpers.
+    ``jit_helpers``: wrap the ``helper_*`` globals in ``xcs.jit``; otherwise only
+    ``prog`` is jitted and the helpers run their compiled forms through the call tree.
     """
     loaded: Loaded = load(source, config)
     try:
@@ -90,7 +97,8 @@ def check_program(
         code, defaults = f.__code__, f.__defaults__
         plain = [run(loaded, f, first), run(loaded, f, second)]
         jit = xcs.jit if window is None else xcs.jit(max_workers=window)
-        loaded.use_helpers(jit)
+        if jit_helpers:
+            loaded.use_helpers(jit)
         jitted = jit(f)
         problems: list[str] = []
         for what, args, expected in [
@@ -107,7 +115,8 @@ def check_program(
             pytest.fail(
                 "jit(prog) differs from plain Python\n"
                 + "\n".join(f"- {p}" for p in problems)
-                + f"\nops: {config!r}, max_workers={window}\nprogram:\n{_listing(source)}",
+                + f"\nops: {config!r}, max_workers={window}, jit_helpers={jit_helpers}"
+                + f"\nprogram:\n{_listing(source)}",
                 pytrace=False,
             )
     finally:
@@ -128,9 +137,12 @@ def test_jit_matches_plain_python(family: str, data: st.DataObject) -> None:
         second = (second[0], second[1], second[2] + 1)
     # A small in-flight window (DESIGN §1.4, §1.9) must change nothing but the speed.
     window = data.draw(st.sampled_from([None, None, 1, 2, 3]), label="max_workers")
+    # Helpers jitted themselves, or only prog jitted and the helpers reached through
+    # the call tree (issue 15): the same results either way.
+    jit_helpers = data.draw(st.booleans(), label="jit helpers")
     for feature in sorted(program.features):
         event(feature)
-    check_program(program.source, program.config, first, second, window)
+    check_program(program.source, program.config, first, second, window, jit_helpers)
 
 
 # -- fixed programs: each pattern at least once, easy to read when it fails ---------------

@@ -247,11 +247,12 @@ def _first_execution(clock: _Clock, items: list[Callable[[], None]]) -> Any:
 
     site = _rt.Site(0, "comprehension", 1, "test")
     gate = _rt._Gate(iter(range(100)))
-    task = site.timed(lambda step: step(), gate)
+    measure = _rt.Measure(site)
+    task = measure.timed(lambda step: step(), gate)
     for step in items:
         task(step)
     closed = gate.closed
-    site.settle()
+    site.settle(measure)
     return site, closed
 
 
@@ -326,11 +327,12 @@ def test_a_region_whose_calls_become_quick_goes_in_order() -> None:
     def run(xs: list[int]) -> list[int]:
         return [call(x) for x in xs]
 
-    run([1, 2, 3])
+    xs = list(range(10))  # judged quick from 8 tasks or more
+    run(xs)
     site = run.__xcs_jit__.compiled().runtime.sites[0]  # type: ignore[attr-defined]
     assert site.mode.value == "overlap"
     delay[0] = 0
-    run([1, 2, 3])
+    run(xs)
     assert site.mode.value == "in order"
     assert "no longer pays" in xcs.explain(run)
 

@@ -83,3 +83,76 @@ def test_a_binding_travels_to_another_process() -> None:
     assert answer == "a b"
     assert isinstance(answer, Response)
     assert answer.finish_reason == "length"
+
+
+# ---------------------------------------------------------------------------
+# async def under @xcs.jit: [await m.acall(q) for q in qs]
+
+
+class AsyncBarrier(xcs.models.Provider):
+    """Async attempts that pass an ``asyncio.Barrier`` only when ``parties`` of them
+    are in flight together; prompts starting with "fail" raise after it."""
+
+    name = "abarrier"
+
+    def __init__(self, parties: int) -> None:
+        import asyncio
+
+        self.barrier = asyncio.Barrier(parties)
+        self.prompts: list[str] = []
+
+    def complete(self, request: Request) -> xcs.models.Completion:
+        raise AssertionError("acall must not use the sync method")
+
+    async def acomplete(self, request: Request) -> xcs.models.Completion:
+        import asyncio
+
+        prompt = request.messages[-1].content
+        self.prompts.append(prompt)
+        async with asyncio.timeout(10):
+            await self.barrier.wait()
+        if prompt.startswith("fail"):
+            raise mark(xcs.ProviderError(f"refused {prompt}"), retryable=False)
+        return xcs.models.Completion(prompt.upper())
+
+
+def test_awaited_acalls_in_a_jitted_comprehension_overlap() -> None:
+    import asyncio
+
+    models.register_provider("abarrier", AsyncBarrier(16))
+    m = bind("abarrier:m", max_attempts=1)
+
+    @xcs.jit
+    async def ask_all(qs: list[str]) -> list[str]:
+        return [str(await m.acall(q)) for q in qs]
+
+    # Sixteen awaits that can only finish together: the first call overlaps them.
+    assert asyncio.run(ask_all([f"q{i}" for i in range(16)])) == [f"Q{i}" for i in range(16)]
+
+
+def test_a_jitted_async_function_matches_plain() -> None:
+    import asyncio
+
+    async def ask_all(qs: list[str]) -> list[Response]:
+        m = bind("sim:chat?latency=0.01", temperature=0.7)
+        return [await m.acall(q) for q in qs]
+
+    qs = [f"question {i}" for i in range(6)]
+    plain = asyncio.run(ask_all(qs))
+    calls = models.statistics()["models"]["sim:chat"].calls
+    jitted = asyncio.run(xcs.jit(ask_all)(qs))
+    assert jitted == plain
+    assert [a.usage for a in jitted] == [a.usage for a in plain]
+    assert models.statistics()["models"]["sim:chat"].calls == 2 * calls == 12
+
+    # The first error in program order: items 1 and 3 fail, together with the rest.
+    async def failing(qs: list[str]) -> list[str]:
+        m = bind("abarrier:m", max_attempts=1)
+        return [str(await m.acall(q)) for q in qs]
+
+    async def run_jitted() -> None:
+        models.register_provider("abarrier", AsyncBarrier(4))
+        await xcs.jit(failing)(["a", "fail 1", "b", "fail 3"])
+
+    with pytest.raises(xcs.ProviderError, match="refused fail 1"):
+        asyncio.run(run_jitted())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 import importlib.util
 import os
@@ -183,3 +184,28 @@ def test_a_stream_joins_to_the_answer(started: LocalServer) -> None:
     assert "".join(chunks) == stream.response
     assert stream.response.usage.completion_tokens > 0
     assert stream.response.cost_usd == 0.0
+
+
+@needs_model
+def test_acall_and_astream_on_the_real_model(started: LocalServer) -> None:
+    # asyncio's sockets to the same server: the answers of the sync path, and four
+    # requests in its slots at once from one event loop.
+    prompt = "Count from 1 to 5."
+    sync = models("local:smollm2", prompt, temperature=0, seed=1, max_tokens=16)
+
+    async def main() -> tuple[list[str], Response, list[Response]]:
+        stream = models.astream("local:smollm2", prompt, temperature=0, seed=1, max_tokens=16)
+        chunks = [c async for c in stream]
+        answers = await asyncio.gather(
+            *(models.acall("local:smollm2", q, temperature=0, max_tokens=24) for q in QUESTIONS)
+        )
+        return chunks, stream.response, list(answers)
+
+    with SlotWatcher(started) as watcher:
+        chunks, streamed, answers = asyncio.run(main())
+    assert len(chunks) > 1
+    assert "".join(chunks) == streamed
+    assert streamed.usage.completion_tokens > 0
+    assert all(a.strip() and a.usage.completion_tokens > 0 for a in answers)
+    assert watcher.max_busy >= 2, "the server never had two requests in its slots at once"
+    assert sync.strip()

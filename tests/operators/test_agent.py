@@ -196,6 +196,8 @@ def test_each_turn_and_tool_is_a_span() -> None:
     assert "Agent turn 2" in names
     tools = {s.name: s for s in t.spans if s.name.startswith("tool ")}
     assert set(tools) == {"tool add", "tool shout"}
+    # What each tool told the model:
+    assert (tools["tool add"].attrs["result"], tools["tool shout"].attrs["result"]) == ("3", "X")
     turn1 = next(s for s in t.spans if s.name == "Agent turn 1")
     by_id = {s.id: s for s in t.spans}
 

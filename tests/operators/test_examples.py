@@ -113,6 +113,30 @@ def test_ensemble_judge_qa_on_the_local_model(capsys: pytest.CaptureFixture[str]
     assert "time: " in printed
 
 
+@pytest.mark.skipif(not _local_installed(), reason="the local model is not installed")
+@pytest.mark.timeout(900)  # two turns of a CPU model, on a loaded machine
+def test_agent_tools_on_the_local_model(capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+
+    example = load("agent_tools")
+    task = "Should I visit Oslo or Lisbon in March?"
+    out = example.main(["--model", "local", "--latency", "0.01", task])
+    printed = capsys.readouterr().out
+    # The first turn called tools (well-formed: llama.cpp's grammar), the second answered.
+    assert out["turns"] == 2
+    assert out["tool_calls"]
+    assert set(out["tool_calls"]) <= {"weather", "population", "flight_hours"}
+    assert out["answer"].model == "local:smollm2"
+    assert not out["answer"].tool_calls
+    # The answer uses a tool result: it quotes a number that only a tool gave.
+    number = re.compile(r"-?\d+(?:\.\d+)?")
+    from_tools = {n for r in out["tool_results"] for n in number.findall(r)} - set(
+        number.findall(task)
+    )
+    assert from_tools & set(number.findall(out["answer"])), (out["tool_results"], out["answer"])
+    assert f"tool calls: {', '.join(out['tool_calls'])} in 2 turns" in printed
+
+
 def test_agent_tools_on_sim(capsys: pytest.CaptureFixture[str]) -> None:
     example = load("agent_tools")
     out = example.main(["--latency", "0.01"])

@@ -114,9 +114,11 @@ class Raises:
 
 @dataclass(frozen=True)
 class Same:
-    """The row gives what ``plain()`` gives: the input runs as written."""
+    """The row gives what ``plain()`` gives: the input runs as written (with ``warns``,
+    and says so with that warning)."""
 
     plain: Callable[[Ctx], Any]
+    warns: type[Warning] | None = None
 
 
 @dataclass(frozen=True)
@@ -252,14 +254,18 @@ ROWS: list[Row] = [
         lambda c: xcs.jit(fan_out, max_workers=0),
         Raises(xcs.ValidationError, "positive integer"),
     ),
-    Row("builtin", lambda c: xcs.jit(len)([1, 2, 3]), Same(lambda c: 3)),
+    Row("builtin", lambda c: xcs.jit(len)([1, 2, 3]), Same(lambda c: 3, xcs.JitWarning)),
     Row("builtin-explained", lambda c: xcs.jit(len), _explains("runs as written", "builtin")),
-    Row("c-function", lambda c: xcs.jit(math.hypot)(3, 4), Same(lambda c: 5.0)),
-    Row("method-descriptor", lambda c: xcs.jit(str.upper)("a"), Same(lambda c: "A")),
+    Row("c-function", lambda c: xcs.jit(math.hypot)(3, 4), Same(lambda c: 5.0, xcs.JitWarning)),
+    Row(
+        "method-descriptor",
+        lambda c: xcs.jit(str.upper)("a"),
+        Same(lambda c: "A", xcs.JitWarning),
+    ),
     Row(
         "partial",
         lambda c: xcs.jit(functools.partial(total, 1, c=3))(2),
-        Same(lambda c: functools.partial(total, 1, c=3)(2)),
+        Same(lambda c: functools.partial(total, 1, c=3)(2), xcs.JitWarning),
     ),
     Row(
         "partial-explained",
@@ -268,9 +274,17 @@ ROWS: list[Row] = [
     ),
     Row("bound-method", lambda c: xcs.jit(Widget().twice)(4), Same(lambda c: [8, 8])),
     Row("lambda", lambda c: xcs.jit(lambda x: [x, x])(1), Same(lambda c: [1, 1])),
-    Row("generator", lambda c: list(xcs.jit(counting)(4)), Same(lambda c: [0, 1, 2, 3])),
+    Row(
+        "generator",
+        lambda c: list(xcs.jit(counting)(4)),
+        Same(lambda c: [0, 1, 2, 3], xcs.JitWarning),
+    ),
     Row("generator-explained", lambda c: xcs.jit(counting), _explains("generator function")),
-    Row("async-generator", lambda c: collect(xcs.jit(acounting)(3)), Same(lambda c: [0, 1, 2])),
+    Row(
+        "async-generator",
+        lambda c: collect(xcs.jit(acounting)(3)),
+        Same(lambda c: [0, 1, 2], xcs.JitWarning),
+    ),
     Row(
         "async-generator-explained",
         lambda c: xcs.jit(acounting),
@@ -522,6 +536,10 @@ def test_bad_input(row: Row, ctx: Ctx) -> None:
     if isinstance(row.expect, Raises):
         with pytest.raises(row.expect.error, match=row.expect.match):
             row.run(ctx)
+    elif isinstance(row.expect, Same) and row.expect.warns is not None:
+        with pytest.warns(row.expect.warns, match="runs as written"):
+            got = row.run(ctx)
+        assert got == row.expect.plain(ctx)
     elif isinstance(row.expect, Same):
         assert row.run(ctx) == row.expect.plain(ctx)
     else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import textwrap
 
+import pytest
 from tests.reliability._load import CACHE_SIZE, OPERATOR_CACHE_SIZE, run_load
 
 import xcs
@@ -45,6 +46,7 @@ def test_the_list_of_fallback_reasons_is_bounded() -> None:
             """
         )
         exec(compile(source, f"<reliability-gen-{i}>", "exec"), namespace)
-        assert list(xcs.jit(namespace[f"gen_{i}"])(2)) == [0, 1]  # type: ignore[arg-type]
+        with pytest.warns(xcs.JitWarning):
+            assert list(xcs.jit(namespace[f"gen_{i}"])(2)) == [0, 1]  # type: ignore[arg-type]
     assert len(compile_statistics.reasons) <= _MAX_REASONS
     assert "gen_149" in compile_statistics.reasons

@@ -213,7 +213,7 @@ def _try_compile(fn: Callable[..., Any], window: int | None) -> Compiled:
     # at each call of that one, from one code object: it is compiled once per code
     # object (and globals), and each new function object gets its own closure cells
     # and runtime around the one compiled code. Its regions' measurements are shared.
-    nested = "<locals>" in fn.__qualname__
+    nested = "<locals>" in code.co_qualname  # (wraps may have renamed the function)
     known = _by_code.get(code) if nested else None
     if known is not None and known[0] is fn.__globals__:
         _, rewrite, new_code = known
@@ -281,7 +281,7 @@ def _compile_callee(fn: types.FunctionType) -> Callable[..., Any]:
     """What a compiled caller runs for ``fn`` (NOTE: [Call tree])."""
     entry = compiled_for(fn, None)
     if (
-        "<locals>" in fn.__qualname__
+        "<locals>" in fn.__code__.co_qualname
         and (entry.rewrite is None or not entry.rewrite.sites)
         and len(_rt.as_written) < 65536
     ):
@@ -656,3 +656,21 @@ def _report(entry: Compiled, fn: Callable[..., Any]) -> str:
 
 
 _rt.compile_callee = _compile_callee
+
+
+def _parse_locked(fn: types.FunctionType) -> ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda:
+    """``fn``'s syntax tree, parsed as compiling parses: one thread at a time, with the
+    garbage collector off (CPython 3.11's parser keeps its recursion depth in
+    interpreter-wide state, which a thread switch mid-parse, say to a gc callback,
+    corrupts: ``SystemError: AST constructor recursion depth mismatch``)."""
+    with _compile_lock:
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return function_node(fn)
+        finally:
+            if collecting:
+                gc.enable()
+
+
+_rt.parse_function = _parse_locked

@@ -97,12 +97,6 @@ class Site:
         "_countdown",
         "_interval",
         "_source",
-        "_started",
-        "_task_cpu",
-        "_task_cpu_max",
-        "_task_n",
-        "_task_wall",
-        "_task_wall_max",
         "blocked_s",
         "callees",
         "executions",
@@ -151,12 +145,6 @@ class Site:
         self.fraction = 0.0  # EWMA of a probe's blocked share of its wall time
         self._interval = 1
         self._countdown = 0  # in order: executions left before the next probe
-        self._task_wall = 0.0  # overlapping: wall time of this execution's tasks
-        self._task_cpu = 0.0  # ... their thread CPU time
-        self._task_cpu_max = 0.0  # ... the most CPU one task took (a one-time cost)
-        self._task_wall_max = 0.0  # ... the longest one task took
-        self._task_n = 0
-        self._started = 0.0  # when this overlapping execution started its first task
 
     @property
     def source(self) -> str:
@@ -215,48 +203,7 @@ class Site:
             + ("overlapping pays" if blocks else "it computes; overlapping would not pay")
         )
 
-    def timed(self, fn: Callable[..., Any], gate: _Gate | None = None) -> Callable[..., Any]:
-        """``fn``, timed as a task of an overlapping execution (see ``settle``). On a
-        first execution, ``gate`` is closed as soon as the finished tasks show that the
-        region computes: the rest of it then runs in order."""
-        self._started = time.perf_counter()
-
-        def task(*args: Any) -> Any:
-            start = time.perf_counter()
-            cpu = time.thread_time()
-            try:
-                return fn(*args)
-            finally:
-                used = time.thread_time() - cpu
-                took = time.perf_counter() - start
-                self._task_wall += took
-                self._task_wall_max = max(self._task_wall_max, took)
-                self._task_cpu += used
-                self._task_cpu_max = max(self._task_cpu_max, used)
-                self._task_n += 1
-                if gate is not None and not gate.closed and self._computes(_GATE_SAMPLES):
-                    gate.closed = True
-
-        return task
-
-    def _computes(self, at_least: int) -> bool:
-        """Do the tasks finished so far show a region that computes? (NOTE: [The first
-        execution overlaps])"""
-        count = self._task_n
-        if count < at_least or forced():
-            return False
-        if count >= _SHORT_SAMPLES:
-            # Calls this short cost less than handing them to a thread does.
-            mean = (self._task_wall - self._task_wall_max) / (count - 1)
-            if mean < BLOCKED_SECONDS_MIN:
-                return True
-        # The costliest task is left out, with the time it held the CPU: a one-time
-        # cost (an import, a client) is paid by one task.
-        elapsed = time.perf_counter() - self._started - self._task_cpu_max
-        busy = self._task_cpu - self._task_cpu_max
-        return elapsed > 0 and busy >= _COMPUTING_SHARE * elapsed
-
-    def settle(self) -> None:
+    def settle(self, measure: Measure) -> None:
         """After an overlapping execution: decide what the next one does.
 
         The first execution decides (NOTE: [The first execution overlaps]). Later, if
@@ -265,16 +212,14 @@ class Site:
         other share the GIL, so a task's own CPU time says little; what says it is
         a short wall time, or the region's CPU time filling its whole duration.
         """
-        count, wall = self._task_n, self._task_wall
-        computes = count and self._computes(2)
-        cpu = self._task_cpu
-        elapsed = time.perf_counter() - self._started
-        self._task_n, self._task_wall, self._task_cpu, self._task_cpu_max = 0, 0.0, 0.0, 0.0
-        self._task_wall_max = 0.0
+        count, wall = measure.n, measure.wall
+        computes = count and measure.computes(2)
+        cpu = measure.cpu
+        elapsed = time.perf_counter() - measure.started
         if self.mode is not Mode.OVERLAP or count == 0 or forced():
             return
-        if self.probes == 0:
-            self.probes = 1
+        if measure.first:
+            self.probes = max(self.probes, 1)
             if computes:
                 self.mode = Mode.IN_ORDER
                 self._countdown = self._interval = 1
@@ -289,7 +234,9 @@ class Site:
                 )
             return
         mean = wall / count
-        if mean < BLOCKED_SECONDS_MIN:
+        # From a few tasks, quick is not sure enough: the last calls to reach a
+        # rendezvous (a batch the server answers together, a barrier) barely wait.
+        if mean < BLOCKED_SECONDS_MIN and count >= _SHORT_SAMPLES:
             self.mode = Mode.IN_ORDER
             self._countdown = self._interval = 1
             self.reason = f"its calls now take {mean * 1e6:.0f} µs: overlapping no longer pays"
@@ -335,6 +282,64 @@ class Site:
 _COMPUTING_SHARE = 0.9
 _GATE_SAMPLES = 2
 _SHORT_SAMPLES = 8
+
+
+class Measure:
+    """The tasks of one overlapping execution of a site, measured (``settle`` judges
+    them). One per execution: executions of a site that run at once (a function called
+    from several threads, or made per call) must not mix their figures."""
+
+    __slots__ = ("cpu", "cpu_max", "first", "n", "started", "wall", "wall_max")
+
+    def __init__(self, site: Site) -> None:
+        # Started before any execution of the site was judged: judged as a first one.
+        self.first = site.probes == 0
+        self.started = time.perf_counter()
+        self.n = 0
+        self.wall = 0.0  # wall time of the finished tasks
+        self.cpu = 0.0  # ... their thread CPU time
+        self.cpu_max = 0.0  # ... the most CPU one task took (a one-time cost)
+        self.wall_max = 0.0  # ... the longest one task took
+
+    def timed(self, fn: Callable[..., Any], gate: _Gate | None = None) -> Callable[..., Any]:
+        """``fn``, timed as a task of this execution. On a first execution, ``gate`` is
+        closed as soon as the finished tasks show that the region does not pay: the
+        rest of it then runs in order."""
+
+        def task(*args: Any) -> Any:
+            start = time.perf_counter()
+            cpu = time.thread_time()
+            try:
+                return fn(*args)
+            finally:
+                used = time.thread_time() - cpu
+                took = time.perf_counter() - start
+                self.wall += took
+                self.wall_max = max(self.wall_max, took)
+                self.cpu += used
+                self.cpu_max = max(self.cpu_max, used)
+                self.n += 1
+                if gate is not None and not gate.closed and self.computes(_GATE_SAMPLES):
+                    gate.closed = True
+
+        return task
+
+    def computes(self, at_least: int) -> bool:
+        """Do the tasks finished so far show a region that computes, or whose calls
+        are too quick to pay? (NOTE: [The first execution overlaps])"""
+        count = self.n
+        if count < at_least or forced():
+            return False
+        if count >= _SHORT_SAMPLES:
+            # Calls this short cost less than handing them to a thread does.
+            mean = (self.wall - self.wall_max) / (count - 1)
+            if mean < BLOCKED_SECONDS_MIN:
+                return True
+        # The costliest task is left out, with the time it held the CPU: a one-time
+        # cost (an import, a client) is paid by one task.
+        elapsed = time.perf_counter() - self.started - self.cpu_max
+        busy = self.cpu - self.cpu_max
+        return elapsed > 0 and busy >= _COMPUTING_SHARE * elapsed
 
 
 class _Gate:
@@ -610,14 +615,15 @@ class FunctionRuntime:
         if overlap:
             site.overlapped += 1
             gate = _Gate(source) if site.probes == 0 else None
+            measure = Measure(site)
             try:
                 for result in _ordered(
-                    site.timed(body, gate), gate or source, self._window(), site
+                    measure.timed(body, gate), gate or source, self._window(), site
                 ):
                     if result is not SKIP:
                         yield result
             finally:
-                site.settle()
+                site.settle(measure)
             if gate is None or not gate.closed:
                 return
         for args in source:  # in order (or the rest of a first execution that computes)
@@ -705,12 +711,13 @@ class FunctionRuntime:
         if overlap:
             site.overlapped += 1
             gate = _Gate(source) if site.probes == 0 else None
+            measure = Measure(site)
             try:
                 yield from _ordered_loop(
-                    site.timed(body, gate), gate or source, self._window(), site
+                    measure.timed(body, gate), gate or source, self._window(), site
                 )
             finally:
-                site.settle()
+                site.settle(measure)
             if gate is None or not gate.closed:
                 return
         for item in source:  # in order (or the rest of a first execution that computes)
@@ -744,6 +751,8 @@ _BUILDERS: tuple[Callable[[Iterable[Any]], Any], ...] = (list, set, dict)
 DISPATCH_KEY = "__xcs_callee__"
 #: Set by ``_jit``: compiles a function (or falls back) and returns what to call.
 compile_callee: Callable[[types.FunctionType], Callable[..., Any]] | None = None
+#: Set by ``_jit``: a function's syntax tree, parsed safely from any thread.
+parse_function: Callable[[types.FunctionType], ast.AST] | None = None
 _library_files: dict[str, bool] = {}
 _LIBRARY_DIRS: tuple[str, ...] = ()
 _NOT_COMPILED = inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR
@@ -1005,19 +1014,45 @@ def _ordered_receiver(receiver: Any, method: str | None, target: Any) -> str | N
 _CHANGED_PARAMETERS = "__xcs_changed_parameters__"
 
 
-def _changed_argument(target: Any, receiver: Any, shared: frozenset[int | str]) -> str | None:
-    """How ``target`` changes one of the ``shared`` arguments of its call, or None."""
-    fn = target
+def _as_function(target: Any, receiver: Any) -> tuple[types.FunctionType | None, int]:
+    """The Python function a call of ``target`` runs (found on ``receiver``, or
+    _MISSING), and how many of its positional parameters the call does not pass
+    (``self``, ``cls``): a function, a method, a class or static method, an
+    ``xcs.Operator`` (its ``forward``), an object with a ``__call__``."""
+    fn: Any = target
     skip = 0
-    if isinstance(fn, classmethod):
+    if isinstance(fn, classmethod | types.MethodType):
         fn, skip = fn.__func__, 1
     elif isinstance(fn, staticmethod):
         fn = fn.__func__
-    elif isinstance(fn, types.MethodType):
-        fn, skip = fn.__func__, 1
-    elif receiver is not _MISSING and not isinstance(receiver, types.ModuleType):
-        skip = 1  # a function found on an instance or a class: a method
+    elif isinstance(fn, types.FunctionType):
+        if receiver is not _MISSING and not isinstance(receiver, types.ModuleType | type):
+            skip = 1  # a function found on an instance: a method
+    elif hasattr(type(fn), "__xcs_callee__") and hasattr(fn, "_forward_function"):
+        try:  # an xcs.Operator: its forward
+            fn, takes_self = fn._forward_function()
+        except Exception:
+            return None, 0
+        skip = 1 if takes_self else 0
+    elif not isinstance(fn, type):
+        fn, skip = inspect.getattr_static(type(fn), "__call__", None), 1
     if type(fn) is not types.FunctionType:
+        return None, 0
+    for _ in range(4):
+        wrapped = fn.__dict__.get("__wrapped__")
+        if type(wrapped) is not types.FunctionType or not fn.__code__.co_flags & _PASSES_ON:
+            break
+        fn = wrapped  # a decorator's ``wrapper(*args, **kwargs)``: what it wraps
+    return fn, skip
+
+
+_PASSES_ON = inspect.CO_VARARGS | inspect.CO_VARKEYWORDS
+
+
+def _changed_argument(target: Any, receiver: Any, shared: frozenset[int | str]) -> str | None:
+    """How ``target`` changes one of the ``shared`` arguments of its call, or None."""
+    fn, skip = _as_function(target, receiver)
+    if fn is None:
         return None
     entry = fn.__dict__.get(_CHANGED_PARAMETERS)
     if entry is not None and entry[0] is fn:  # NOTE: [Cached on the function]
@@ -1036,31 +1071,127 @@ def _changed_argument(target: Any, receiver: Any, shared: frozenset[int | str]) 
     return None
 
 
-def _changed_parameters(fn: types.FunctionType) -> dict[str, str]:
-    """Parameter -> how ``fn`` changes the object passed as it (``log.append``)."""
-    from xcs._compiler._source import NoSource, function_node
+def _changed_by(
+    fn: Any, receiver: Any, depth: int
+) -> tuple[dict[str, str], int, types.CodeType | None]:
+    """(parameter -> how, positional parameters to skip, the code of the function)
+    of a callee found by name (``receiver``: the object it was found on, or _MISSING)."""
+    fn, skip = _as_function(fn, receiver)
+    if fn is None or not is_user_code(fn.__code__):
+        return {}, 0, None
+    entry = fn.__dict__.get(_CHANGED_PARAMETERS)
+    if entry is not None and entry[0] is fn:
+        return entry[1], skip, fn.__code__
+    if depth > 4:
+        return {}, 0, None
+    fn.__dict__[_CHANGED_PARAMETERS] = (fn, {})  # recursion ends here
+    changed = _changed_parameters(fn, depth + 1)
+    fn.__dict__[_CHANGED_PARAMETERS] = (fn, changed)
+    return changed, skip, fn.__code__
 
+
+_AN_INSTANCE = object()  # a receiver that is an instance (for method calls resolved)
+
+
+def _static_callee(func: ast.expr, fn: types.FunctionType, params: set[str]) -> tuple[Any, Any]:
+    """(what ``func`` names, the object it was found on or _MISSING), resolved from
+    ``fn``'s globals without running anything: ``helper``, ``module.helper``,
+    ``instance.method``; (None, None) when it cannot be told."""
+    if (
+        isinstance(func, ast.Attribute)
+        and isinstance(func.value, ast.Call)
+        and isinstance(func.value.func, ast.Name)
+        and func.value.func.id == "super"
+        and not func.value.args
+    ):
+        # ``super().step(...)`` in a method: the next class after the method's own
+        # (its ``__class__`` cell) that defines it, called on the same instance.
+        cells = dict(zip(fn.__code__.co_freevars, fn.__closure__ or (), strict=True))
+        with contextlib.suppress(KeyError, ValueError):
+            owner = cells["__class__"].cell_contents
+            for base in owner.__mro__[1:]:
+                if func.attr in base.__dict__:
+                    return base.__dict__[func.attr], _AN_INSTANCE
+        return None, None
+    path: list[str] = []
+    while isinstance(func, ast.Attribute):
+        path.append(func.attr)
+        func = func.value
+    if not isinstance(func, ast.Name) or func.id in params or len(path) > 3:
+        return None, None
+    target = fn.__globals__.get(func.id, _MISSING)
+    receiver: Any = _MISSING
+    for attribute in reversed(path):
+        if target is _MISSING:
+            break
+        receiver = target
+        target = inspect.getattr_static(target, attribute, _MISSING)
+    if target is _MISSING:
+        return None, None
+    return target, receiver
+
+
+def _changed_parameters(fn: types.FunctionType, depth: int = 0) -> dict[str, str]:
+    """Parameter -> how ``fn`` changes the object passed as it (``log.append``),
+    itself or by passing it on to a function of the user's that does."""
+    from xcs._compiler._source import NoSource
+
+    if parse_function is None:
+        return {}
     try:
-        node = function_node(fn)
+        node = parse_function(fn)
     except (NoSource, SyntaxError, OSError):
         return {}
     code = fn.__code__
     count = code.co_argcount + code.co_kwonlyargcount
     params = set(code.co_varnames[:count])
+    augmented = {
+        n.target.id
+        for n in ast.walk(node)
+        if isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name)
+    }
     rebound = {
         n.id for n in ast.walk(node) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)
     }
-    params -= rebound
+    params -= rebound - augmented
     found: dict[str, str] = {}
+    for param in sorted(params & augmented):
+        found[param] = f"{param} += ..."  # in place, for a list or a dict
 
     def root(expr: ast.expr) -> str | None:
+        while isinstance(expr, ast.Attribute | ast.Subscript):
+            expr = expr.value  # ``p.seen.append(x)`` changes p too
         return expr.id if isinstance(expr, ast.Name) and expr.id in params else None
 
     for inner in ast.walk(node):
         if isinstance(inner, ast.Call) and isinstance(inner.func, ast.Attribute):
             name = root(inner.func.value)
             if name is not None and inner.func.attr in _MUTATING_METHODS:
-                found.setdefault(name, f"{name}.{inner.func.attr}()")
+                found.setdefault(name, f"{ast.unparse(inner.func)}()")
+        if isinstance(inner, ast.Call):
+            passed: list[tuple[int | str, str]] = [
+                (position, arg.id)
+                for position, arg in enumerate(inner.args)
+                if isinstance(arg, ast.Name) and arg.id in params and arg.id not in found
+            ]
+            passed.extend(
+                (keyword.arg, keyword.value.id)
+                for keyword in inner.keywords
+                if keyword.arg is not None
+                and isinstance(keyword.value, ast.Name)
+                and keyword.value.id in params
+                and keyword.value.id not in found
+            )
+            callee, receiver = _static_callee(inner.func, fn, params) if passed else (None, None)
+            if callee is not None:
+                changed, skip, callee_code = _changed_by(callee, receiver, depth)
+                if changed and callee_code is not None:
+                    positional = callee_code.co_varnames[: callee_code.co_argcount][skip:]
+                    for key, name in passed:
+                        if isinstance(key, int):
+                            key = positional[key] if key < len(positional) else ""
+                        if key in changed:
+                            found[name] = f"{ast.unparse(inner.func)}() {changed[key]}"
         targets: list[ast.expr] = []
         if isinstance(inner, ast.Assign | ast.Delete):
             targets = list(inner.targets)
@@ -1078,9 +1209,7 @@ def _changed_parameters(fn: types.FunctionType) -> dict[str, str]:
                     shown = (
                         f"{name}[...]" if isinstance(part, ast.Subscript) else f"{name}.{part.attr}"
                     )
-                    found.setdefault(name, shown)
-                else:
-                    targets.append(part.value)  # ``p.items[k] = v`` changes p too
+                    found.setdefault(name, shown)  # also ``p.items[k] = v``
     return found
 
 
@@ -1100,6 +1229,12 @@ def _sequential_within(target: Any, receiver: Any, depth: int = 0) -> str | None
     fn = target
     if isinstance(fn, staticmethod | classmethod | types.MethodType):
         fn = fn.__func__
+    elif hasattr(type(fn), "__xcs_callee__") and hasattr(fn, "_forward_function"):
+        try:  # an xcs.Operator: what its forward calls, with the operator as self
+            fn, _ = fn._forward_function()
+        except Exception:
+            return None
+        receiver = target
     if type(fn) is not types.FunctionType or depth > 6:
         return None
     owner = (
@@ -1254,6 +1389,7 @@ class Fork:
         "_group",
         "_items",
         "_last_probe",
+        "_measure",
         "_overlap",
         "_probing",
         "_readers",
@@ -1273,6 +1409,7 @@ class Fork:
             self._group.span_mode = "probe" if probe else "in order"
         self._items: list[Task[Any]] = []
         self._done = False
+        self._measure = Measure(site)
 
     def spawn(self, fn: Callable[..., Any], *args: Any) -> int:
         return self._start(fn, args, ())
@@ -1311,7 +1448,7 @@ class Fork:
                     self._probing = False
                     self._overlap = True
         elif self._overlap:
-            task = group.spawn(self._site.timed(fn), *args, after=after)
+            task = group.spawn(self._measure.timed(fn), *args, after=after)
         else:
             task = group.spawn(fn, *args, after=after)
             group.wait(task)
@@ -1326,7 +1463,7 @@ class Fork:
         if self._probing and self._last_probe is not None:
             self._probing = False
             self._site.record_probe(*self._last_probe)  # no statement blocked
-        self._site.settle()
+        self._site.settle(self._measure)
         if not self._done:
             self._done = True
             if self._overlap:

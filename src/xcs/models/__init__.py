@@ -45,10 +45,11 @@ from xcs.models._base import EndpointConfig, MockProvider, Provider, mark
 from xcs.models._cache import Cache, CacheStatistics, current_cache, set_cache
 from xcs.models._clock import Clock, FakeClock, SystemClock, use_clock
 from xcs.models._settings import Settings
-from xcs.models._stream import Stream
+from xcs.models._stream import AsyncStream, Stream
 from xcs.models._types import Completion, Message, Request, Response, ToolCall, Usage
 
 __all__ = [
+    "AsyncStream",
     "Cache",
     "CacheStatistics",
     "Clock",

@@ -1,6 +1,6 @@
 """``anthropic:`` — Anthropic's Messages API through the official ``anthropic`` SDK.
 
-The ``anthropic`` extra; imported on the first call. As for ``openai:``: one client
+The ``anthropic`` extra; imported on the first call. As for ``openai:`` (``_sdk``): one client
 per endpoint, shared by every thread, the SDK's own retries off, SDK exceptions
 mapped at the boundary (``map_error``). The Messages API takes the system prompt
 apart from the messages and requires ``max_tokens``: XCS sends 1024 when the call
@@ -11,8 +11,7 @@ temperature goes from 0 to 1 (a higher one is a ValidationError, not clamped).
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from xcs.errors import (
@@ -20,9 +19,14 @@ from xcs.errors import (
     ProviderNotInstalledError,
     ValidationError,
 )
-from xcs.models._base import EndpointConfig, Provider, mark, scrub
-from xcs.models._http import LoopClients, hooks, malformed, map_sdk_error, token_count
+from xcs.models._base import mark
+from xcs.models._http import (
+    malformed,
+    map_sdk_error,
+    token_count,
+)
 from xcs.models._params import Params
+from xcs.models._sdk import SDKProvider
 from xcs.models._types import Completion, Request, ToolCall, Usage
 
 __all__ = ["DEFAULT_MAX_TOKENS", "AnthropicProvider", "import_anthropic", "map_error"]
@@ -92,38 +96,27 @@ def anthropic_messages(request: Request) -> list[dict[str, Any]]:
     return out
 
 
-class AnthropicProvider(Provider):
+class AnthropicProvider(SDKProvider):
     """One Anthropic endpoint. Not constructed by users."""
 
     name = "anthropic"
     env_key = "ANTHROPIC_API_KEY"
-    takes_base_url = True
     params: ClassVar[frozenset[str]] = frozenset({"system", "temperature", "max_tokens", "stop"})
     prices: ClassVar[Mapping[str, tuple[float, float]]] = _PRICES
-    defaults: ClassVar[Mapping[str, Any]] = {"concurrency": 64}
-    warm_up = True  # the SDK import and client: made at bind, in the background
     default_completion_tokens = DEFAULT_MAX_TOKENS
+    client_classes = ("Anthropic", "AsyncAnthropic")
+    error_class = "AnthropicError"
 
-    def __init__(self, endpoint: EndpointConfig) -> None:
-        anthropic = import_anthropic()
-        self.endpoint = endpoint
-        self._key = endpoint.api_key
-        self._anthropic = anthropic
-        self._client = anthropic.Anthropic(
-            api_key=endpoint.api_key,
-            base_url=endpoint.base_url,
-            max_retries=0,  # the model layer retries
-            http_client=anthropic.DefaultHttpxClient(event_hooks=hooks()),
-        )
-        # xcs.models.acall: one async client per event loop (see _openai).
-        self._aclients = LoopClients(
-            lambda: anthropic.AsyncAnthropic(
-                api_key=endpoint.api_key,
-                base_url=endpoint.base_url,
-                max_retries=0,
-                http_client=anthropic.DefaultAsyncHttpxClient(event_hooks=hooks(asynchronous=True)),
-            )
-        )
+    import_sdk = staticmethod(import_anthropic)
+
+    @staticmethod
+    def create(client: Any, kwargs: dict[str, Any]) -> Any:
+        return client.messages.create(**kwargs)
+
+    def events(self, request: Request) -> _MessageEvents:
+        """The Messages API's events: text deltas as chunks, usage from
+        ``message_start`` and ``message_delta``."""
+        return _MessageEvents(request.model)
 
     @classmethod
     def check_params(cls, model: str, params: Params) -> None:
@@ -133,28 +126,6 @@ class AnthropicProvider(Provider):
                 parameters=("temperature",),
                 provider="anthropic",
             )
-
-    def price(self, model: str) -> tuple[float, float] | None:
-        return None if self.endpoint.base_url is not None else super().price(model)
-
-    def complete(self, request: Request) -> Completion:
-        kwargs = self.request_kwargs(request)
-        try:
-            out = self._client.messages.create(**kwargs)
-        except (self._anthropic.AnthropicError, json.JSONDecodeError) as exc:
-            scrub(exc, self._key)
-            raise map_error(exc, request.model, self._key, timeout=request.timeout) from exc
-        return self._completion(out, request)
-
-    async def acomplete(self, request: Request) -> Completion:
-        kwargs = self.request_kwargs(request)
-        try:
-            client = await self._aclients.get()
-            out = await client.messages.create(**kwargs)
-        except (self._anthropic.AnthropicError, json.JSONDecodeError) as exc:
-            scrub(exc, self._key)
-            raise map_error(exc, request.model, self._key, timeout=request.timeout) from exc
-        return self._completion(out, request)
 
     def request_kwargs(self, request: Request) -> dict[str, Any]:
         """The keyword arguments of ``messages.create`` for ``request``."""
@@ -190,61 +161,17 @@ class AnthropicProvider(Provider):
                 {"name": t.name, "description": t.description, "input_schema": t.parameters}
                 for t in request.tools
             ]
+            choice = request.tool_choice
+            if choice is not None:
+                # The Messages API's words: "any" for required, "tool" for a name.
+                kwargs["tool_choice"] = (
+                    {"type": "any" if choice == "required" else choice}
+                    if choice in ("auto", "required", "none")
+                    else {"type": "tool", "name": choice}
+                )
         return kwargs
 
-    def stream(self, request: Request) -> Iterator[str | Completion]:
-        """The Messages API's events (``stream=True``): text deltas as chunks, usage
-        from ``message_start`` and ``message_delta``."""
-        kwargs = self.request_kwargs(request)
-        kwargs["stream"] = True
-        httpx = sys.modules.get("httpx")  # the SDK's transport; loaded with the SDK
-        transport_errors: tuple[type[BaseException], ...] = (
-            (httpx.HTTPError, httpx.StreamError) if httpx is not None else ()
-        )
-        parts: list[str] = []
-        stop: Any = None
-        prompt_tokens = completion_tokens = 0
-        try:
-            events = self._client.messages.create(**kwargs)
-            try:
-                for event in events:
-                    kind = getattr(event, "type", "")
-                    if kind == "message_start":
-                        usage = getattr(getattr(event, "message", None), "usage", None)
-                        prompt_tokens = token_count(usage, "input_tokens") or 0
-                    elif kind == "content_block_delta":
-                        text = getattr(getattr(event, "delta", None), "text", None)
-                        if isinstance(text, str) and text:
-                            parts.append(text)
-                            yield text
-                    elif kind == "message_delta":
-                        stop = getattr(getattr(event, "delta", None), "stop_reason", None)
-                        usage = getattr(event, "usage", None)
-                        completion_tokens = token_count(usage, "output_tokens") or 0
-            finally:
-                close = getattr(events, "close", None)
-                if close is not None:
-                    close()
-        except (self._anthropic.AnthropicError, json.JSONDecodeError, *transport_errors) as exc:
-            scrub(exc, self._key)
-            if isinstance(exc, self._anthropic.AnthropicError | json.JSONDecodeError):
-                raise map_error(exc, request.model, self._key, timeout=request.timeout) from exc
-            raise mark(
-                ProviderError(f"anthropic:{request.model}: the connection broke: {exc}"),
-                retryable=True,
-            ) from exc
-        if not isinstance(stop, str):
-            raise mark(
-                ProviderError(f"anthropic:{request.model}: the stream ended without a stop reason"),
-                retryable=True,
-            )
-        yield Completion(
-            "".join(parts),
-            usage=Usage(prompt_tokens, completion_tokens),
-            finish_reason=_FINISH.get(stop, stop),
-        )
-
-    def _completion(self, out: Any, request: Request) -> Completion:
+    def read_completion(self, out: Any, request: Request) -> Completion:
         model = request.model
         blocks = None if isinstance(out, str) else getattr(out, "content", None)
         if not isinstance(blocks, list):
@@ -287,11 +214,44 @@ class AnthropicProvider(Provider):
             tool_calls=tuple(calls),
         )
 
-    def close(self) -> None:
-        self._client.close()
 
-    def __repr__(self) -> str:
-        return f"<AnthropicProvider {self.endpoint.name}>"
+class _MessageEvents:
+    """What the events of one streamed Messages reply add up to: the text chunks
+    each event adds, then the ``Completion`` (shared by ``stream`` and ``astream``)."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.parts: list[str] = []
+        self.stop: Any = None
+        self.prompt_tokens = self.completion_tokens = 0
+
+    def feed(self, event: Any) -> list[str]:
+        kind = getattr(event, "type", "")
+        if kind == "message_start":
+            usage = getattr(getattr(event, "message", None), "usage", None)
+            self.prompt_tokens = token_count(usage, "input_tokens") or 0
+        elif kind == "content_block_delta":
+            text = getattr(getattr(event, "delta", None), "text", None)
+            if isinstance(text, str) and text:
+                self.parts.append(text)
+                return [text]
+        elif kind == "message_delta":
+            self.stop = getattr(getattr(event, "delta", None), "stop_reason", None)
+            usage = getattr(event, "usage", None)
+            self.completion_tokens = token_count(usage, "output_tokens") or 0
+        return []
+
+    def completion(self) -> Completion:
+        if not isinstance(self.stop, str):
+            raise mark(
+                ProviderError(f"anthropic:{self.model}: the stream ended without a stop reason"),
+                retryable=True,
+            )
+        return Completion(
+            "".join(self.parts),
+            usage=Usage(self.prompt_tokens, self.completion_tokens),
+            finish_reason=_FINISH.get(self.stop, self.stop),
+        )
 
 
 def map_error(

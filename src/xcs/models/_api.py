@@ -17,7 +17,7 @@ from xcs.models._limits import AdaptiveStatistics, LimiterStatistics
 from xcs.models._params import ModelId, Params, check_params, parse_model_id
 from xcs.models._registry import registry
 from xcs.models._settings import Settings, check_scope
-from xcs.models._stream import Stream, open_stream
+from xcs.models._stream import AsyncStream, Stream, open_astream, open_stream
 from xcs.models._structured import afinish, finish
 from xcs.models._types import Completion, Message, Request, Response, ToolCall, Usage
 
@@ -75,6 +75,11 @@ class ModelBinding:
         ``xcs.models.stream``."""
         merged = {**self.params, **overrides} if overrides else self.params
         return open_stream(_parse(self.model_id), prompt, _check(merged, self.model_id))
+
+    def astream(self, prompt: Prompt, /, **overrides: Any) -> AsyncStream:
+        """``binding.stream`` for asyncio: see ``xcs.models.astream``."""
+        merged = {**self.params, **overrides} if overrides else self.params
+        return open_astream(_parse(self.model_id), prompt, _check(merged, self.model_id))
 
     async def acall(self, prompt: Prompt, /, **overrides: Any) -> Any:
         """``await binding.acall(prompt, **overrides)``: the call, for asyncio (see
@@ -152,6 +157,7 @@ def bind(model_id: str, /, **params: Any) -> ModelBinding:
 
 
 # Module-level names for the aliases in Models (a class body cannot alias itself).
+_AsyncStream = AsyncStream
 _Cache = Cache
 _Completion = Completion
 _FakeClock = FakeClock
@@ -186,6 +192,7 @@ class Models:
     __name__ = "xcs.models"
 
     # Types users meet, reachable as xcs.models.<Name>.
+    AsyncStream: TypeAlias = _AsyncStream
     Cache: TypeAlias = _Cache
     Completion: TypeAlias = _Completion
     FakeClock: TypeAlias = _FakeClock
@@ -232,6 +239,9 @@ class Models:
                 not validate is retried (within ``max_attempts``).
             tools: functions (or pydantic model classes) the model may call; the
                 calls it makes are ``Response.tool_calls``. Not with ``response_model``.
+            tool_choice: with ``tools``: ``"auto"`` (default; the model decides),
+                ``"required"`` (it must call a tool), ``"none"`` (it must answer),
+                or a tool's name (it must call that one).
 
         Returns:
             A ``Response``: the text, a ``str``, with ``.usage``, ``.model``,
@@ -311,6 +321,27 @@ class Models:
                 print(chunk, end="", flush=True)
         """
         return open_stream(_parse(model_id), prompt, _check(params, model_id))
+
+    @staticmethod
+    def astream(model_id: str, prompt: Prompt, /, **params: Any) -> AsyncStream:
+        """``xcs.models.stream`` for asyncio: an async iterator of ``str`` chunks.
+
+        The call is ``xcs.models.acall``'s (the provider's async client; the same
+        limits, cache, breaker, retries before the first chunk, statistics and
+        ``xcs.deadline`` as every call), made in a task of its own once the first
+        chunk is awaited. ``async with`` (or ``await stream.aclose()``) stops it
+        early: the request is cancelled and its slot released.
+
+        Args, Returns and Raises: as ``xcs.models.stream``; an ``AsyncStream``.
+
+        Example::
+
+            stream = xcs.models.astream("openai:gpt-4o-mini", "Tell me a story")
+            async for chunk in stream:
+                print(chunk, end="", flush=True)
+            stream.response.usage
+        """
+        return open_astream(_parse(model_id), prompt, _check(params, model_id))
 
     @staticmethod
     def configure(scope: str, /, **settings: Any) -> None:

@@ -21,7 +21,7 @@ import abc
 import contextlib
 import dataclasses
 import hashlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
 from xcs.errors import ProviderError
@@ -164,6 +164,36 @@ class Provider(abc.ABC):
         import asyncio
 
         return await asyncio.to_thread(self.complete, request)
+
+    async def astream(self, request: Request) -> AsyncIterator[str | Completion]:
+        """``stream`` for asyncio (``xcs.models.astream``): the same events, awaited.
+
+        Providers with an async client override it. The default never blocks the
+        event loop: a provider that streams only with threads (it overrides
+        ``stream``) has each event read in a worker thread; one that does not stream
+        at all answers with one ``acomplete`` call, its text as one chunk.
+        """
+        import asyncio
+
+        if type(self).stream is Provider.stream:
+            completion = await self.acomplete(request)
+            if completion.text:
+                yield completion.text
+            yield completion
+            return
+        events = iter(self.stream(request))
+        end = object()
+        try:
+            while (event := await asyncio.to_thread(next, events, end)) is not end:
+                yield event  # type: ignore[misc]  # a str or a Completion, not `end`
+        finally:
+            close = getattr(events, "close", None)
+            if close is not None:
+                # A worker may still be inside next() (this task was cancelled while
+                # it waited): the generator cannot be closed then, and is closed by
+                # the garbage collector once that next() returns.
+                with contextlib.suppress(ValueError):
+                    close()
 
     def close(self) -> None:  # noqa: B027 - most providers hold nothing to close
         """Release connections; called once, at exit or when the endpoint is dropped."""

@@ -78,6 +78,8 @@ def cache_key(model: ModelId, endpoint: EndpointConfig, request: Request) -> str
         payload["response_model"] = request.output.key
     if request.tools:
         payload["tools"] = [tool.key for tool in request.tools]
+    if request.tool_choice not in (None, "auto"):
+        payload["tool_choice"] = request.tool_choice
     if any(m.tool_calls or m.tool_call_id for m in request.messages):
         payload["messages"] = [m.to_dict() for m in request.messages]
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))

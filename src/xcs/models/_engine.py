@@ -275,7 +275,7 @@ def _core(model: ModelId, prompt: object, params: Params) -> _Core:
     _check_supported(cls, model, params)
     messages = parse_messages(prompt, params.system)
     config = registry.endpoint_config(model, params)
-    settings = registry.settings.resolve(model.provider, model.name, cls.defaults)
+    settings = _settings_for(model.provider, model.name, cls)
     request = Request(
         model=model.name,
         messages=messages,
@@ -288,6 +288,7 @@ def _core(model: ModelId, prompt: object, params: Params) -> _Core:
         timeout=params.timeout if params.timeout is not None else _get(settings, "timeout"),
         output=params.response_model,
         tools=params.tools,
+        tool_choice=params.tool_choice,
     )
     attempts = (
         params.max_attempts if params.max_attempts is not None else _get(settings, "max_attempts")
@@ -325,6 +326,29 @@ def _core(model: ModelId, prompt: object, params: Params) -> _Core:
     if request.temperature != 0 and "sample" not in params.model_fields_set and params.seed is None:
         cache.warn_repeated_sample(model.base)
     return _cached_response(value, start)
+
+
+# Settings resolved per (provider, model, provider class), reused while the settings
+# store is the same and its version unchanged (every configure and clear bumps it):
+# resolving merges the scopes and validates a pydantic model, some 15 µs that every
+# call paid otherwise. Read and replaced without a lock: a stale entry fails the
+# version check and is resolved again.
+_resolved: dict[tuple[str, str, type[Provider]], tuple[object, int, Settings]] = {}
+_RESOLVED_MAX = 1024
+
+
+def _settings_for(provider: str, model: str, cls: type[Provider]) -> Settings:
+    store = registry.settings
+    version = store.version
+    key = (provider, model, cls)
+    found = _resolved.get(key)
+    if found is not None and found[0] is store and found[1] == version:
+        return found[2]
+    settings = store.resolve(provider, model, cls.defaults)
+    if len(_resolved) >= _RESOLVED_MAX:
+        _resolved.clear()
+    _resolved[key] = (store, version, settings)
+    return settings
 
 
 def _endpoint(config: EndpointConfig, model: str) -> Generator[_Effect, Any, Endpoint]:

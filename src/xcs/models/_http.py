@@ -11,6 +11,7 @@ import contextvars
 import email.utils
 import json
 import re
+import sys
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
@@ -30,6 +31,7 @@ __all__ = [
     "RETRYABLE_STATUS",
     "LoopClients",
     "account_limit_seconds",
+    "broken_stream",
     "capture_headers",
     "hooks",
     "malformed",
@@ -37,6 +39,7 @@ __all__ = [
     "retry_after_seconds",
     "status_error",
     "token_count",
+    "transport_errors",
 ]
 
 # 408 request timeout, 409 a lock conflict, 499 the connection was cut, 5xx (529 is
@@ -114,6 +117,12 @@ def account_limit_seconds(headers: Mapping[str, str] | None) -> float | None:
     token allowance is used up (``x-ratelimit-remaining-requests: 0`` and the like),
     else None. An unreadable reset header counts as one second."""
     if not headers:
+        return None
+    # httpx's headers (every SDK's): one pass over the raw names, since a lookup by
+    # name scans them all, and most responses have none of these (about 11 µs a
+    # response for the four lookups; every name below contains "ratelimit").
+    raw = getattr(headers, "raw", None)
+    if isinstance(raw, list) and not any(b"ratelimit" in name.lower() for name, _ in raw):
         return None
     wait: float | None = None
     for remaining, reset in _ACCOUNT_HEADERS:
@@ -302,3 +311,19 @@ def map_sdk_error(
     # Anything else the SDK raises (a client-side check, a parse helper's finish-reason
     # error) is not transient.
     return mark(ProviderError(f"{where}: {type(exc).__name__}: {detail}", **ctx), retryable=False)
+
+
+def transport_errors() -> tuple[type[BaseException], ...]:
+    """httpx's errors for a connection that breaks mid-body (the SDKs' transport,
+    loaded with them; never imported here)."""
+    httpx = sys.modules.get("httpx")
+    return (httpx.HTTPError, httpx.StreamError) if httpx is not None else ()
+
+
+def broken_stream(provider: str, model: str, exc: BaseException) -> ProviderError:
+    """The error of a stream whose connection broke (retryable: before the first
+    chunk the engine tries again; after it, ``_send`` ends the stream)."""
+    return mark(
+        ProviderError(f"{provider}:{model}: the connection broke: {exc}", provider=provider),
+        retryable=True,
+    )

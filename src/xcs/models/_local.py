@@ -12,7 +12,9 @@ start is bounded by the active ``xcs.deadline`` (``ExecutionTimeout``; the start
 on, for the next call) and by a startup timeout (``ProviderTimeoutError``; the child
 is killed), ``START_TIMEOUT`` seconds or ``$XCS_LOCAL_START_TIMEOUT``. Requests are plain
 HTTP to its OpenAI-compatible ``/v1/chat/completions``, with the standard library,
-so this provider needs no SDK. A small model on a CPU: expect short, rough answers.
+so this provider needs no SDK: ``http.client`` for calls and streams, asyncio's
+sockets (``_aio_http``) for ``acall`` and ``astream``, which hold no thread while
+they wait. A small model on a CPU: expect short, rough answers.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -43,6 +45,7 @@ from xcs.errors import (
     ProviderTimeoutError,
     ValidationError,
 )
+from xcs.models import _aio_http
 from xcs.models._base import EndpointConfig, Provider, mark
 from xcs.models._http import status_error
 from xcs.models._openai import output_payload
@@ -285,34 +288,50 @@ class LocalServer:
 # compiles to a grammar, to either {"tool_calls": [{"name", "arguments"}, ...]} (each
 # name one of the tools, its arguments that tool's schema) or {"answer": text}. The
 # model cannot write anything else; whether it calls the right tool is up to it.
+# tool_choice= narrows the grammar: "required" (or a tool's name) leaves only the
+# calls (of that tool); with "none" there is no grammar, and the answer is plain text.
 
 
-def tools_schema(tools: tuple[ToolSpec, ...]) -> dict[str, Any]:
-    """The schema a reply to ``tools=`` must fit (NOTE: [Local tool calls])."""
-    calls = [
-        {
-            "type": "object",
-            "properties": {"name": {"const": t.name}, "arguments": t.parameters},
-            "required": ["name", "arguments"],
-        }
-        for t in tools
-    ]
-    return {
-        "anyOf": [
-            {
-                "type": "object",
-                "properties": {
-                    "tool_calls": {"type": "array", "items": {"anyOf": calls}, "minItems": 1}
+def tools_schema(tools: tuple[ToolSpec, ...], choice: str | None = None) -> dict[str, Any]:
+    """The schema a reply to ``tools=`` must fit (NOTE: [Local tool calls]): tool
+    calls or an answer; with ``tool_choice``, only calls (``required``) or only
+    calls of the tool named (``none`` asks for plain text: ``_tool_reply``)."""
+    offered = (
+        tools
+        if choice in (None, "auto", "required", "none")
+        else [t for t in tools if t.name == choice]
+    )
+    calls = {
+        "type": "object",
+        "properties": {
+            "tool_calls": {
+                "type": "array",
+                "items": {
+                    "anyOf": [
+                        {
+                            "type": "object",
+                            "properties": {"name": {"const": t.name}, "arguments": t.parameters},
+                            "required": ["name", "arguments"],
+                        }
+                        for t in offered
+                    ]
                 },
-                "required": ["tool_calls"],
-            },
-            {
-                "type": "object",
-                "properties": {"answer": {"type": "string"}},
-                "required": ["answer"],
-            },
-        ]
+                "minItems": 1,
+                # A small model repeats itself until max_tokens cuts the JSON short
+                # (an invalid reply); one call per tool offered bounds a turn.
+                "maxItems": max(len(offered), 1),
+            }
+        },
+        "required": ["tool_calls"],
     }
+    answer = {
+        "type": "object",
+        "properties": {"answer": {"type": "string"}},
+        "required": ["answer"],
+    }
+    if choice not in (None, "auto"):
+        return calls
+    return {"anyOf": [calls, answer]}
 
 
 def _signature(tool: ToolSpec) -> str:
@@ -340,30 +359,69 @@ def _tools_prompt(tools: tuple[ToolSpec, ...]) -> str:
 
 def local_messages(request: Request) -> list[dict[str, Any]]:
     """The messages for llama.cpp: with tools, their description first and tool
-    calls and results written as text (NOTE: [Local tool calls])."""
+    calls and results written as text (NOTE: [Local tool calls]).
+
+    The calls of one turn and their results go back as one user message that lists
+    them and then repeats the question they are for: a very small model answers from
+    what it read last, and SmolLM2 otherwise loses the question behind the results.
+    """
     if not request.tools and not any(m.tool_calls or m.role == "tool" for m in request.messages):
         return [m.to_dict() for m in request.messages]
-    names: dict[str, str] = {}
+    calls: dict[str, ToolCall] = {}
     out: list[dict[str, Any]] = []
+    question = ""
+    results: list[str] = []
     for m in request.messages:
+        if m.role == "tool":
+            call = calls.get(m.tool_call_id or "")
+            name = _call_text(call) if call is not None else "a tool"
+            results.append(f"- {name}: {m.content}")
+            continue
+        if results:
+            out.append(_results_message(results, question))
+            results = []
         if m.tool_calls:
-            names.update((c.id, c.name) for c in m.tool_calls)
-            reply = {
-                "tool_calls": [{"name": c.name, "arguments": c.arguments} for c in m.tool_calls]
-            }
-            out.append({"role": "assistant", "content": json.dumps(reply)})
-        elif m.role == "tool":
-            name = names.get(m.tool_call_id or "", "a tool")
-            out.append({"role": "user", "content": f"Result of {name}: {m.content}"})
+            # Written with their results (below), not as the model's own JSON: a very
+            # small model copies a JSON reply it sees instead of answering.
+            calls.update((c.id, c) for c in m.tool_calls)
+            if m.content:
+                out.append({"role": "assistant", "content": m.content})
         else:
+            if m.role == "user":
+                question = m.content
             out.append(m.to_dict())
+    if results:
+        out.append(_results_message(results, question))
     if request.tools:
-        prompt = _tools_prompt(request.tools)
+        prompt = (
+            "Answer with the results of the tools."
+            if request.tool_choice == "none"
+            else _tools_prompt(request.tools)
+        )
         if out and out[0]["role"] == "system":
             out[0] = {"role": "system", "content": out[0]["content"] + "\n\n" + prompt}
         else:
             out.insert(0, {"role": "system", "content": prompt})
     return out
+
+
+def _tool_reply(request: Request) -> bool:
+    """Whether the reply is JSON for the grammar (tools offered, and calling them
+    allowed); with ``tool_choice="none"`` the model answers in plain text."""
+    return bool(request.tools) and request.tool_choice != "none"
+
+
+def _call_text(call: ToolCall) -> str:
+    """``weather(city="Oslo")``: a tool call as the model reads it."""
+    args = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in call.arguments.items())
+    return f"{call.name}({args})"
+
+
+def _results_message(results: list[str], question: str) -> dict[str, Any]:
+    text = "Results of the tools:\n" + "\n".join(results)
+    if question:
+        text += f"\n\nUse these results to answer: {question}"
+    return {"role": "user", "content": text}
 
 
 def read_tools_reply(text: str) -> tuple[str, tuple[ToolCall, ...]]:
@@ -441,81 +499,78 @@ class LocalProvider(Provider):
 
     def stream(self, request: Request) -> Iterator[str | Completion]:
         """llama.cpp's server-sent events, read with the standard library."""
-        if request.tools:  # the reply is JSON for the grammar (NOTE: [Local tool calls])
+        if _tool_reply(request):  # the reply is JSON for the grammar (NOTE: [Local tool calls])
             yield from super().stream(request)
             return
         server = self.server(request.model)
-        body = self._body(request)
-        body["stream"] = True
-        body["stream_options"] = {"include_usage": True}
-        where = f"local:{request.model}"
+        events = _Events(request.model)
         conn = http.client.HTTPConnection(server.host, server.port, timeout=request.timeout)
-        parts: list[str] = []
-        finish: str | None = None
-        usage: dict[str, Any] = {}
         try:
             try:
                 conn.request(
                     "POST",
                     "/v1/chat/completions",
-                    body=json.dumps(body),
+                    body=json.dumps(self._stream_body(request)),
                     headers={"Content-Type": "application/json"},
                 )
                 response = conn.getresponse()
                 if response.status >= 400:
-                    raw = response.read()
-                    raise status_error(
-                        "local",
-                        request.model,
-                        response.status,
-                        raw[:200].decode(errors="replace"),
-                        dict(response.headers.items()),
-                    )
-                while True:
-                    line = response.readline()
-                    if not line:
-                        break
-                    text = line.decode(errors="replace").strip()
-                    if not text.startswith("data:"):
-                        continue
-                    data = text[5:].strip()
-                    if data == "[DONE]":
-                        break
-                    event = json.loads(data)
-                    usage = event.get("usage") or usage
-                    for choice in event.get("choices") or []:
-                        piece = (choice.get("delta") or {}).get("content")
-                        if isinstance(piece, str) and piece:
-                            parts.append(piece)
-                            yield piece
-                        if isinstance(choice.get("finish_reason"), str):
-                            finish = choice["finish_reason"]
-            except TimeoutError as exc:
-                raise mark(
-                    ProviderTimeoutError(
-                        f"{where}: request timed out", timeout=request.timeout, provider="local"
-                    ),
-                    retryable=True,
-                ) from exc
+                    raise _status_error(request, response.status, response.headers, response.read())
+                while not events.done and (line := response.readline()):
+                    yield from events.feed(line)
             except (OSError, http.client.HTTPException, ValueError) as exc:
-                raise mark(
-                    ProviderError(f"{where}: the stream broke: {exc}", provider="local"),
-                    retryable=True,
-                ) from exc
+                raise _io_error(request, exc, "the stream broke") from exc
         finally:
             conn.close()
-        if finish is None:
-            raise mark(
-                ProviderError(f"{where}: the stream ended without a finish reason"),
-                retryable=True,
+        yield events.completion()
+
+    async def astream(self, request: Request) -> AsyncIterator[str | Completion]:
+        """``stream`` on asyncio's sockets (``_aio_http``): no thread per request."""
+        if _tool_reply(request):
+            async for event in super().astream(request):
+                yield event
+            return
+        server = await self._aserver(request.model)
+        events = _Events(request.model)
+        try:
+            response = await _aio_http.post(
+                server.host,
+                server.port,
+                "/v1/chat/completions",
+                json.dumps(self._stream_body(request)).encode(),
+                timeout=request.timeout,
             )
-        yield Completion(
-            "".join(parts),
-            usage=Usage(
-                int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", len(parts)))
-            ),
-            finish_reason=finish,
-        )
+            try:
+                if response.status >= 400:
+                    raw = await response.read()
+                    raise _status_error(request, response.status, response.headers, raw)
+                async for line in response.lines():
+                    for piece in events.feed(line):
+                        yield piece
+                    if events.done:
+                        break
+            finally:
+                response.close()
+        except (OSError, ValueError, EOFError) as exc:  # IncompleteReadError is an EOFError
+            raise _io_error(request, exc, "the stream broke") from exc
+        yield events.completion()
+
+    def _stream_body(self, request: Request) -> dict[str, Any]:
+        body = self._body(request)
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+        return body
+
+    async def _aserver(self, model: str) -> LocalServer:
+        """``server`` for the async path: at once when it listens; a start (or a
+        wait for one) is blocking, one-time work, done in a worker thread."""
+        with self._lock:
+            server = self._servers.get(model)
+        if server is not None and server.address is not None and not server.failed:
+            return server
+        import asyncio
+
+        return await asyncio.to_thread(self.server, model)
 
     def _body(self, request: Request) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -526,10 +581,13 @@ class LocalProvider(Provider):
         if request.output is not None:
             # llama.cpp compiles the schema to a grammar: the reply cannot leave it.
             body["response_format"] = output_payload(request)["response_format"]
-        elif request.tools:
+        elif _tool_reply(request):
             body["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": "reply", "schema": tools_schema(request.tools)},
+                "json_schema": {
+                    "name": "reply",
+                    "schema": tools_schema(request.tools, request.tool_choice),
+                },
             }
         if request.temperature is not None:
             body["temperature"] = request.temperature
@@ -541,70 +599,41 @@ class LocalProvider(Provider):
 
     def complete(self, request: Request) -> Completion:
         server = self.server(request.model)
-        body = self._body(request)
-        where = f"local:{request.model}"
         conn = http.client.HTTPConnection(server.host, server.port, timeout=request.timeout)
         try:
             conn.request(
                 "POST",
                 "/v1/chat/completions",
-                body=json.dumps(body),
+                body=json.dumps(self._body(request)),
                 headers={"Content-Type": "application/json"},
             )
             response = conn.getresponse()
             raw = response.read()
-        except TimeoutError as exc:
-            raise mark(
-                ProviderTimeoutError(
-                    f"{where}: request timed out", timeout=request.timeout, provider="local"
-                ),
-                retryable=True,
-            ) from exc
         except (OSError, http.client.HTTPException) as exc:
-            raise mark(
-                ProviderError(f"{where}: connection failed: {exc}", provider="local"),
-                retryable=True,
-            ) from exc
+            raise _io_error(request, exc, "connection failed") from exc
         finally:
             conn.close()
+        return _completion(request, response.status, response.headers, raw)
+
+    async def acomplete(self, request: Request) -> Completion:
+        """``complete`` on asyncio's sockets (``_aio_http``): an awaited request
+        holds no thread, and cancelling it closes its connection at once."""
+        server = await self._aserver(request.model)
         try:
-            data = json.loads(raw)
-        except ValueError as exc:
-            raise mark(
-                ProviderError(f"{where}: malformed response: {raw[:200]!r}", provider="local"),
-                retryable=True,
-            ) from exc
-        if response.status >= 400:
-            message = data.get("error", {}).get("message") if isinstance(data, dict) else None
-            raise status_error(
-                "local",
-                request.model,
-                response.status,
-                str(message or raw[:200]),
-                dict(response.headers.items()),
+            response = await _aio_http.post(
+                server.host,
+                server.port,
+                "/v1/chat/completions",
+                json.dumps(self._body(request)).encode(),
+                timeout=request.timeout,
             )
-        try:
-            choice = data["choices"][0]
-            usage = data.get("usage") or {}
-            text = choice["message"].get("content") or ""
-            finish = choice.get("finish_reason")
-            calls: tuple[ToolCall, ...] = ()
-            if request.tools:
-                text, calls = read_tools_reply(text)
-                finish = "tool_calls" if calls else finish
-            return Completion(
-                text=text,
-                usage=Usage(
-                    int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
-                ),
-                finish_reason=finish,
-                tool_calls=calls,
-            )
-        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
-            raise mark(
-                ProviderError(f"{where}: malformed response: {raw[:200]!r}", provider="local"),
-                retryable=True,
-            ) from exc
+            try:
+                raw = await response.read()
+            finally:
+                response.close()
+        except (OSError, ValueError, EOFError) as exc:  # IncompleteReadError is an EOFError
+            raise _io_error(request, exc, "connection failed") from exc
+        return _completion(request, response.status, response.headers, raw)
 
     def close(self) -> None:
         with self._lock:
@@ -616,3 +645,111 @@ class LocalProvider(Provider):
         running = ", ".join(s.address or "starting" for s in self._servers.values())
         running = running or "not started"
         return f"<LocalProvider (llama.cpp) {running}>"
+
+
+# ---------------------------------------------------------------------------
+# What the sync and async paths share: the reply read, the errors made
+
+
+def _completion(request: Request, status: int, headers: Any, raw: bytes) -> Completion:
+    """The ``Completion`` of a chat completions reply (``raw``: its body)."""
+    where = f"local:{request.model}"
+    if status >= 400:
+        raise _status_error(request, status, headers, raw)
+    try:
+        data = json.loads(raw)
+        choice = data["choices"][0]
+        usage = data.get("usage") or {}
+        text = choice["message"].get("content") or ""
+        finish = choice.get("finish_reason")
+        calls: tuple[ToolCall, ...] = ()
+        if _tool_reply(request):
+            text, calls = read_tools_reply(text)
+            finish = "tool_calls" if calls else finish
+        return Completion(
+            text=text,
+            usage=Usage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))),
+            finish_reason=finish,
+            tool_calls=calls,
+        )
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+        raise mark(
+            ProviderError(f"{where}: malformed response: {raw[:200]!r}", provider="local"),
+            retryable=True,
+        ) from exc
+
+
+def _status_error(request: Request, status: int, headers: Any, raw: bytes) -> ProviderError:
+    """The error of an HTTP error status, quoting the server's message."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = None
+    message = data.get("error", {}).get("message") if isinstance(data, dict) else None
+    return status_error(
+        "local",
+        request.model,
+        status,
+        str(message or raw[:200].decode(errors="replace")),
+        dict(headers.items()),
+    )
+
+
+def _io_error(request: Request, exc: BaseException, what: str) -> ProviderError:
+    """A timeout (``ProviderTimeoutError``) or a broken connection, both retryable."""
+    where = f"local:{request.model}"
+    if isinstance(exc, TimeoutError):
+        return mark(
+            ProviderTimeoutError(
+                f"{where}: request timed out", timeout=request.timeout, provider="local"
+            ),
+            retryable=True,
+        )
+    return mark(ProviderError(f"{where}: {what}: {exc}", provider="local"), retryable=True)
+
+
+class _Events:
+    """What llama.cpp's server-sent events add up to (``stream`` and ``astream``)."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.parts: list[str] = []
+        self.finish: str | None = None
+        self.usage: dict[str, Any] = {}
+        self.done = False  # "data: [DONE]" seen
+
+    def feed(self, line: bytes) -> list[str]:
+        """The text chunks one line adds (``ValueError`` for malformed JSON)."""
+        text = line.decode(errors="replace").strip()
+        if not text.startswith("data:"):
+            return []
+        data = text[5:].strip()
+        if data == "[DONE]":
+            self.done = True
+            return []
+        event = json.loads(data)
+        self.usage = event.get("usage") or self.usage
+        pieces = []
+        for choice in event.get("choices") or []:
+            piece = (choice.get("delta") or {}).get("content")
+            if isinstance(piece, str) and piece:
+                pieces.append(piece)
+            if isinstance(choice.get("finish_reason"), str):
+                self.finish = choice["finish_reason"]
+        self.parts += pieces
+        return pieces
+
+    def completion(self) -> Completion:
+        if self.finish is None:
+            raise mark(
+                ProviderError(f"local:{self.model}: the stream ended without a finish reason"),
+                retryable=True,
+            )
+        return Completion(
+            "".join(self.parts),
+            usage=Usage(
+                int(self.usage.get("prompt_tokens", 0)),
+                int(self.usage.get("completion_tokens", len(self.parts))),
+            ),
+            finish_reason=self.finish,
+        )

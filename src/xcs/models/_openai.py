@@ -1,32 +1,27 @@
 """``openai:`` — OpenAI, or any OpenAI-compatible server (vLLM, Ollama, llama.cpp) via ``base_url``.
 
-Uses the official ``openai`` SDK (the ``openai`` extra), imported on the first call.
-One ``openai.OpenAI`` client per endpoint (base URL and key), shared by every thread
-for its connection pool, with the SDK's own retries turned off: the model layer
-retries, so that limits, the breaker and ``xcs.deadline`` see every attempt.
-``xcs.models.acall`` uses an ``openai.AsyncOpenAI`` client, one per event loop (an
-async connection pool belongs to the loop that opened it). Both clients report
-their responses' headers to the engine (``_http.hooks``: account-wide rate limits).
-SDK exceptions become XCS errors here, at the boundary (``map_error``).
+Uses the official ``openai`` SDK (the ``openai`` extra), imported on the first call
+(or at ``bind``): ``openai.OpenAI`` and ``openai.AsyncOpenAI`` clients as ``_sdk``
+makes them for every SDK provider. SDK exceptions become XCS errors at the boundary
+(``map_error``).
 """
 
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from xcs.errors import ProviderError, ProviderNotInstalledError
-from xcs.models._base import EndpointConfig, Provider, mark, scrub
+from xcs.models._base import mark
 from xcs.models._http import (
-    LoopClients,
-    hooks,
     malformed,
     map_sdk_error,
     retry_after_seconds,
     token_count,
 )
+from xcs.models._params import TOOL_CHOICES
+from xcs.models._sdk import SDKProvider
 from xcs.models._types import Completion, Request, ToolCall, Usage
 
 __all__ = [
@@ -68,108 +63,28 @@ _PRICES: Mapping[str, tuple[float, float]] = {
 _REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
 
 
-class OpenAIProvider(Provider):
+class OpenAIProvider(SDKProvider):
     """One OpenAI (or OpenAI-compatible) endpoint. Not constructed by users."""
 
     name = "openai"
     env_key = "OPENAI_API_KEY"
-    takes_base_url = True
     prices: ClassVar[Mapping[str, tuple[float, float]]] = _PRICES
-    defaults: ClassVar[Mapping[str, Any]] = {"concurrency": 64}
-    warm_up = True  # the SDK import and client: made at bind, in the background
+    client_classes = ("OpenAI", "AsyncOpenAI")
+    error_class = "OpenAIError"
 
-    def __init__(self, endpoint: EndpointConfig) -> None:
-        openai = import_openai()
-        self.endpoint = endpoint
-        self._key = endpoint.api_key
-        self._openai = openai
-        self._client = openai.OpenAI(
-            api_key=endpoint.api_key,
-            base_url=endpoint.base_url,
-            max_retries=0,  # the model layer retries (see the module docstring)
-            http_client=openai.DefaultHttpxClient(event_hooks=hooks()),
-        )
-        self._aclients = LoopClients(
-            lambda: openai.AsyncOpenAI(
-                api_key=endpoint.api_key,
-                base_url=endpoint.base_url,
-                max_retries=0,
-                http_client=openai.DefaultAsyncHttpxClient(event_hooks=hooks(asynchronous=True)),
-            )
-        )
+    import_sdk = staticmethod(import_openai)
 
-    def price(self, model: str) -> tuple[float, float] | None:
-        return None if self.endpoint.base_url is not None else super().price(model)
+    @staticmethod
+    def create(client: Any, kwargs: dict[str, Any]) -> Any:
+        return client.chat.completions.create(**kwargs)
 
-    def complete(self, request: Request) -> Completion:
-        kwargs = self.request_kwargs(request)
-        try:
-            out = self._client.chat.completions.create(**kwargs)
-        except (self._openai.OpenAIError, json.JSONDecodeError) as exc:
-            scrub(exc, self._key)
-            raise map_error(exc, request.model, self._key, timeout=request.timeout) from exc
-        return self._completion(out, request.model)
+    def events(self, request: Request) -> _ChatEvents:
+        return _ChatEvents(request.model)
 
-    async def acomplete(self, request: Request) -> Completion:
-        kwargs = self.request_kwargs(request)
-        try:
-            client = await self._aclients.get()
-            out = await client.chat.completions.create(**kwargs)
-        except (self._openai.OpenAIError, json.JSONDecodeError) as exc:
-            scrub(exc, self._key)
-            raise map_error(exc, request.model, self._key, timeout=request.timeout) from exc
-        return self._completion(out, request.model)
-
-    def stream(self, request: Request) -> Iterator[str | Completion]:
+    def stream_kwargs(self, request: Request) -> dict[str, Any]:
         """Server-sent events (``stream=True``), usage in the last event
         (``stream_options.include_usage``)."""
-        kwargs = self.request_kwargs(request)
-        kwargs["stream"] = True
-        kwargs["stream_options"] = {"include_usage": True}
-        httpx = sys.modules.get("httpx")  # the SDK's transport; loaded with the SDK
-        transport_errors: tuple[type[BaseException], ...] = (
-            (httpx.HTTPError, httpx.StreamError) if httpx is not None else ()
-        )
-        finish: str | None = None
-        usage: Any = None
-        parts: list[str] = []
-        try:
-            events = self._client.chat.completions.create(**kwargs)
-            try:
-                for event in events:
-                    usage = getattr(event, "usage", None) or usage
-                    for choice in getattr(event, "choices", None) or []:
-                        delta = getattr(choice, "delta", None)
-                        text = getattr(delta, "content", None)
-                        if isinstance(text, str) and text:
-                            parts.append(text)
-                            yield text
-                        reason = getattr(choice, "finish_reason", None)
-                        if isinstance(reason, str):
-                            finish = reason
-            finally:
-                close = getattr(events, "close", None)
-                if close is not None:
-                    close()
-        except (self._openai.OpenAIError, json.JSONDecodeError, *transport_errors) as exc:
-            scrub(exc, self._key)
-            if isinstance(exc, self._openai.OpenAIError | json.JSONDecodeError):
-                raise map_error(exc, request.model, self._key, timeout=request.timeout) from exc
-            raise mark(
-                ProviderError(f"openai:{request.model}: the connection broke: {exc}"),
-                retryable=True,
-            ) from exc
-        if finish is None:
-            raise mark(
-                ProviderError(f"openai:{request.model}: the stream ended without a finish reason"),
-                retryable=True,
-            )
-        counts = [token_count(usage, "prompt_tokens"), token_count(usage, "completion_tokens")]
-        yield Completion(
-            "".join(parts),
-            usage=Usage(counts[0] or 0, counts[1] or 0),
-            finish_reason=finish,
-        )
+        return {**super().stream_kwargs(request), "stream_options": {"include_usage": True}}
 
     def request_kwargs(self, request: Request) -> dict[str, Any]:
         """The keyword arguments of ``chat.completions.create`` for ``request``."""
@@ -192,7 +107,8 @@ class OpenAIProvider(Provider):
             kwargs["seed"] = request.seed
         return kwargs
 
-    def _completion(self, out: Any, model: str) -> Completion:
+    def read_completion(self, out: Any, request: Request) -> Completion:
+        model = request.model
         choices = None if isinstance(out, str) else getattr(out, "choices", None)
         if not choices or not isinstance(choices, list):
             raise malformed("openai", model, f"no choices in {str(out)[:200]!r}", self._key)
@@ -228,11 +144,43 @@ class OpenAIProvider(Provider):
             tool_calls=tuple(calls),
         )
 
-    def close(self) -> None:
-        self._client.close()
 
-    def __repr__(self) -> str:
-        return f"<OpenAIProvider {self.endpoint.name}>"
+class _ChatEvents:
+    """What the events of one streamed chat completion add up to: the text chunks
+    each event adds, then the ``Completion`` (shared by ``stream`` and ``astream``)."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.parts: list[str] = []
+        self.finish: str | None = None
+        self.usage: Any = None
+
+    def feed(self, event: Any) -> list[str]:
+        self.usage = getattr(event, "usage", None) or self.usage
+        texts = []
+        for choice in getattr(event, "choices", None) or []:
+            text = getattr(getattr(choice, "delta", None), "content", None)
+            if isinstance(text, str) and text:
+                texts.append(text)
+            reason = getattr(choice, "finish_reason", None)
+            if isinstance(reason, str):
+                self.finish = reason
+        self.parts += texts
+        return texts
+
+    def completion(self) -> Completion:
+        if self.finish is None:
+            raise mark(
+                ProviderError(f"openai:{self.model}: the stream ended without a finish reason"),
+                retryable=True,
+            )
+        prompt = token_count(self.usage, "prompt_tokens")
+        completion = token_count(self.usage, "completion_tokens")
+        return Completion(
+            "".join(self.parts),
+            usage=Usage(prompt or 0, completion or 0),
+            finish_reason=self.finish,
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -252,8 +200,8 @@ def chat_messages(request: Request) -> list[dict[str, Any]]:
 
 
 def output_payload(request: Request) -> dict[str, Any]:
-    """``response_format`` (a ``json_schema``, strict where the schema allows) and
-    ``tools``, as the chat completions API takes them."""
+    """``response_format`` (a ``json_schema``, strict where the schema allows),
+    ``tools`` and ``tool_choice``, as the chat completions API takes them."""
     payload: dict[str, Any] = {}
     output = request.output
     if output is not None:
@@ -274,6 +222,13 @@ def output_payload(request: Request) -> dict[str, Any]:
             }
             for tool in request.tools
         ]
+        choice = request.tool_choice
+        if choice is not None:
+            payload["tool_choice"] = (
+                choice
+                if choice in TOOL_CHOICES
+                else {"type": "function", "function": {"name": choice}}
+            )
     return payload
 
 

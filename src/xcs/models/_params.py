@@ -25,6 +25,7 @@ __all__ = [
     "ENDPOINT_OPTIONS",
     "MODEL_PARAMS",
     "OUTPUT_PARAMS",
+    "TOOL_CHOICES",
     "ModelId",
     "Params",
     "check_params",
@@ -38,10 +39,13 @@ __all__ = [
 # - "sample" is part of the cache key but never sent (NOTE: [Sample indices]);
 # - CALL_OPTIONS change how XCS makes the call, never the answer: not in the key;
 # - ENDPOINT_OPTIONS choose the server (base_url is in the key, the api key is not).
-# - OUTPUT_PARAMS (response_model, tools) are sent, in each provider's form, and are
-#   part of the key (their schemas); every provider takes them.
+# - OUTPUT_PARAMS (response_model, tools, tool_choice) are sent, in each provider's
+#   form, and are part of the key (their schemas); every provider takes them.
 MODEL_PARAMS = ("system", "temperature", "max_tokens", "stop", "seed")
-OUTPUT_PARAMS = ("response_model", "tools")
+OUTPUT_PARAMS = ("response_model", "tools", "tool_choice")
+# tool_choice=: whether the model may (auto), must (required) or must not (none) call
+# a tool, or must call the one named.
+TOOL_CHOICES = ("auto", "required", "none")
 CALL_OPTIONS = ("timeout", "max_attempts", "cache")
 ENDPOINT_OPTIONS = ("base_url", "api_key")
 
@@ -65,6 +69,7 @@ class Params(BaseModel):
     # Checked and converted by the validators below (OutputSchema, ToolSpecs).
     response_model: Any = None
     tools: tuple[Any, ...] = ()
+    tool_choice: str | None = None
 
     @field_validator("response_model", mode="before")
     @classmethod
@@ -97,6 +102,15 @@ class Params(BaseModel):
                 "give response_model= or tools=, not both (a reply is either a typed "
                 "value or tool calls)"
             )
+        if self.tool_choice is not None:
+            names = [tool.name for tool in self.tools]
+            if not names:
+                raise ValueError("tool_choice= needs tools= (the tools to choose from)")
+            if self.tool_choice not in TOOL_CHOICES and self.tool_choice not in names:
+                raise ValueError(
+                    f"tool_choice must be one of {', '.join(map(repr, TOOL_CHOICES))} or the "
+                    f"name of a tool given ({', '.join(names)}), got {self.tool_choice!r}"
+                )
         return self
 
     @field_validator("stop", mode="before")

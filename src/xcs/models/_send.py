@@ -5,15 +5,16 @@ The engine's only hook into the features below (so the call path stays one):
 - **structured output**: a reply to ``response_model=`` is checked against the
   schema here, inside the attempt, so one that does not validate is retried like a
   malformed answer (NOTE: [Invalid replies are retried] in ``_structured``);
-- **streaming**: inside ``xcs.models.stream`` (``chunk_sink`` is set), the attempt
-  is made with ``provider.stream``, each chunk handed to the sink as it arrives
-  (NOTE: [Streams retry before the first chunk] in ``_stream``).
+- **streaming**: inside ``xcs.models.stream`` / ``astream`` (``chunk_sink`` is
+  set), the attempt is made with ``provider.stream`` / ``provider.astream``, each
+  chunk handed to the sink as it arrives (NOTE: [Streams retry before the first
+  chunk] in ``_stream``).
 """
 
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from xcs.errors import ProviderError
@@ -52,9 +53,18 @@ def send(provider: Provider, request: Request) -> Completion:
 
 
 async def asend(provider: Provider, request: Request) -> Completion:
-    """``send`` for the async driver (``provider.acomplete``; streams are sync only)."""
-    acomplete: Any = getattr(provider, "acomplete")  # noqa: B009 - not on every Provider
-    completion: Completion = await acomplete(request)
+    """``send`` for the async driver: ``provider.acomplete``, or inside
+    ``xcs.models.astream`` (``chunk_sink`` is set) ``provider.astream``."""
+    on_chunk = chunk_sink.get()
+    if on_chunk is None:
+        acomplete: Any = getattr(provider, "acomplete")  # noqa: B009 - not on every Provider
+        completion: Completion = await acomplete(request)
+    else:
+        token = chunk_sink.set(None)  # model calls the provider makes are not streamed
+        try:
+            completion = await _adrain(provider, request, on_chunk)
+        finally:
+            chunk_sink.reset(token)
     if request.output is not None:
         request.output.check(completion.text)
     return completion
@@ -66,17 +76,11 @@ def _drain(provider: Provider, request: Request, on_chunk: Callable[[str], None]
     try:
         for event in events:
             if isinstance(event, Completion):
-                # The text is what was delivered, whatever the provider summed up.
-                return Completion(
-                    "".join(delivered), event.usage, event.finish_reason, event.tool_calls
-                )
+                return _whole(event, delivered)
             if event:
                 delivered.append(event)
                 on_chunk(event)
-        raise mark(
-            ProviderError(f"{provider.name}:{request.model}: the stream ended early"),
-            retryable=True,
-        )
+        raise _ended_early(provider, request)
     except ProviderError as err:
         if not delivered:
             raise  # nothing reached the caller: the engine may retry
@@ -85,6 +89,45 @@ def _drain(provider: Provider, request: Request, on_chunk: Callable[[str], None]
         close = getattr(events, "close", None)
         if close is not None:
             close()
+
+
+async def _adrain(
+    provider: Provider, request: Request, on_chunk: Callable[[str], None]
+) -> Completion:
+    """``_drain`` for ``provider.astream`` (the same rules, see ``send``)."""
+    delivered: list[str] = []
+    astream: Any = getattr(provider, "astream", None)
+    events: AsyncIterator[str | Completion] = (
+        astream(request) if astream is not None else Provider.astream(provider, request)
+    )
+    try:
+        async for event in events:
+            if isinstance(event, Completion):
+                return _whole(event, delivered)
+            if event:
+                delivered.append(event)
+                on_chunk(event)
+        raise _ended_early(provider, request)
+    except ProviderError as err:
+        if not delivered:
+            raise
+        raise interrupted(err, "".join(delivered)) from err
+    finally:
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def _whole(event: Completion, delivered: list[str]) -> Completion:
+    # The text is what was delivered, whatever the provider summed up.
+    return Completion("".join(delivered), event.usage, event.finish_reason, event.tool_calls)
+
+
+def _ended_early(provider: Provider, request: Request) -> ProviderError:
+    return mark(
+        ProviderError(f"{provider.name}:{request.model}: the stream ended early"),
+        retryable=True,
+    )
 
 
 def interrupted(error: ProviderError, partial: str) -> ProviderError:

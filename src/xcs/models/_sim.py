@@ -25,7 +25,7 @@ import hashlib
 import json
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, ClassVar
 
 import pydantic
@@ -179,25 +179,40 @@ class SimProvider(Provider):
         return outcome
 
     def stream(self, request: Request) -> Iterator[str | Completion]:
-        """The answer word by word: the first after the latency less the per-token
-        time, then one word per ``per_token`` seconds (the same total as ``complete``)."""
+        """The answer word by word (see ``_schedule``)."""
         latency, outcome = self._draw(request)
         clock = get_clock()
         if isinstance(outcome, ProviderError):
             if latency > 0:
                 clock.sleep(latency)
             raise outcome
-        completion = outcome
+        for wait, event in self._schedule(latency, outcome):
+            if wait > 0:
+                clock.sleep(wait)
+            yield event
+
+    async def astream(self, request: Request) -> AsyncIterator[str | Completion]:
+        """``stream`` natively async: the same words at the same times, awaited."""
+        latency, outcome = self._draw(request)
+        if isinstance(outcome, ProviderError):
+            await asleep(latency)
+            raise outcome
+        for wait, event in self._schedule(latency, outcome):
+            await asleep(wait)
+            yield event
+
+    def _schedule(
+        self, latency: float, completion: Completion
+    ) -> Iterator[tuple[float, str | Completion]]:
+        """A stream's events, each with the seconds to wait before it: the first
+        word after the latency less the per-token time, then one word per
+        ``per_token`` seconds (the same total as ``complete``), then the answer."""
         words = completion.text.split(" ") if completion.text else []
         per_token = self.options.per_token
         first = latency - per_token * max(len(words) - 1, 0)
-        if first > 0:
-            clock.sleep(first)
         for i, word in enumerate(words):
-            if i and per_token > 0:
-                clock.sleep(per_token)
-            yield word if i == 0 else " " + word
-        yield completion
+            yield (per_token if i else max(first, 0.0)), (word if i == 0 else " " + word)
+        yield 0.0, completion
 
     def _draw(self, request: Request) -> tuple[float, Completion | ProviderError]:
         """This attempt's fate: the seconds it takes, then its answer or its error."""
@@ -229,7 +244,7 @@ class SimProvider(Provider):
             # A valid instance of the schema, drawn from the request's hash.
             text = json.dumps(example_value(request.output.schema, random.Random(digest)))
             finish = "stop"
-        elif request.tools and request.messages[-1].role != "tool":
+        elif request.tools and _calls_tools(request):
             calls = _tool_calls(request, digest)
             text, finish = "", "tool_calls"
         else:
@@ -277,19 +292,31 @@ def _digest(request: Request) -> str:
         payload["output"] = request.output.key
     if request.tools:
         payload["tools"] = [t.key for t in request.tools]
+    if request.tool_choice not in (None, "auto"):
+        payload["tool_choice"] = request.tool_choice
     if any(m.tool_calls or m.tool_call_id for m in request.messages):
         payload["messages"] = [m.to_dict() for m in request.messages]
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def _calls_tools(request: Request) -> bool:
+    """Whether the simulator answers with tool calls: until it has results, unless
+    ``tool_choice`` says otherwise (``none`` never, ``required`` or a name always)."""
+    if request.tool_choice in (None, "auto"):
+        return request.messages[-1].role != "tool"
+    return request.tool_choice != "none"
+
+
 def _tool_calls(request: Request, digest: str) -> tuple[ToolCall, ...]:
-    """One call of every tool offered, in the order given, with arguments drawn from
-    the request's hash: what the simulator answers to ``tools=`` until it has results."""
+    """One call of every tool offered (of the one ``tool_choice`` names), in the
+    order given, with arguments drawn from the request's hash."""
     rng = random.Random(digest)
+    named = request.tool_choice not in (None, "auto", "required", "none")
     return tuple(
         ToolCall(f"call_{digest[:8]}_{i}", tool.name, example_value(tool.parameters, rng))
         for i, tool in enumerate(request.tools)
+        if not named or tool.name == request.tool_choice
     )
 
 

@@ -3,7 +3,9 @@
 A stream is one ordinary model call (``_engine.call``: limits, breaker, retries,
 deadlines, cache, span, statistics), made on a thread of its own, whose attempts are
 made with ``Provider.stream`` instead of ``complete`` (``_send``): each chunk goes
-through a queue to the caller as it arrives.
+through a queue to the caller as it arrives. Its async twin,
+``xcs.models.astream``, is one ``_engine.acall`` made in a task of its own, whose
+attempts are made with ``Provider.astream``; the same notes hold for both.
 
 NOTE: [Streams retry before the first chunk]
 An attempt that fails before any chunk reached the caller is retried as any call's
@@ -13,7 +15,8 @@ text as ``partial``, because a retry would deliver that text again.
 
 NOTE: [Stream accounting]
 A stream holds its concurrency slot from its request until its last chunk is read,
-or until it is closed (``close()``, ``with``, or the garbage collector). It is
+or until it is closed (``close()`` / ``await aclose()``, ``with`` / ``async with``,
+or the garbage collector). It is
 charged tokens and cost as a call is. A cache hit (or an identical call in flight)
 is one chunk (``cached=True``); a stream read to the end is stored like any answer.
 Inside ``xcs.trace()`` its ``model`` span also has ``streamed`` and ``ttft_s``, the
@@ -22,6 +25,8 @@ seconds from the span's start to the first chunk.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import contextvars
 import queue
 import threading
@@ -37,7 +42,7 @@ from xcs.models._registry import registry
 from xcs.models._send import chunk_sink
 from xcs.models._types import Response
 
-__all__ = ["Stream", "open_stream"]
+__all__ = ["AsyncStream", "Stream", "open_astream", "open_stream"]
 
 
 class _Closed(BaseException):
@@ -48,46 +53,19 @@ class _Closed(BaseException):
 _CHUNK, _DONE, _ERROR = "chunk", "done", "error"
 
 
-class Stream:
-    """The chunks of one streamed model call: iterate for ``str`` chunks; once the
-    iteration has ended, ``response`` is the whole answer (a ``Response`` with usage
-    and cost), and ``"".join(chunks) == response``.
-
-    Not constructed by users: ``xcs.models.stream(...)`` or ``binding.stream(...)``.
-    Nothing is sent until the first chunk is asked for. A context manager: leaving
-    the block closes the stream (releasing its connection and its slot).
-
-    Example::
-
-        stream = xcs.models.stream("openai:gpt-4o-mini", "Tell me a story")
-        for chunk in stream:
-            print(chunk, end="", flush=True)
-        stream.response.usage, stream.response.cost_usd
-    """
+class _Chunks:
+    """What a stream and its async twin share: the chunks delivered, the answer."""
 
     def __init__(self, model: ModelId, prompt: object, params: Params) -> None:
         self.model = model.base
         self._call = (model, prompt, params)
-        self._events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._chunks: list[str] = []
         self._response: Response | None = None
-        self._thread: threading.Thread | None = None
-        # Shared with the call's thread, which holds no reference to the stream, so an
-        # abandoned stream is collected (and closes) while its call runs.
-        self._closing = threading.Event()
         self._finished = False
 
-    # -- the caller's side ----------------------------------------------------------
-
-    def __iter__(self) -> Stream:
-        return self
-
-    def __next__(self) -> str:
-        if self._finished or self._closing.is_set():
-            raise StopIteration
-        if self._thread is None:
-            self._start()
-        kind, value = self._events.get()
+    def _event(self, kind: str, value: Any) -> str | None:
+        """The chunk an event delivers, or None when the stream has ended (raised
+        if it ended with an error)."""
         if kind == _CHUNK:
             self._chunks.append(value)
             return str(value)
@@ -100,7 +78,7 @@ class Stream:
             # Answered without chunks (the cache, an identical call): one chunk.
             self._chunks.append(response.text)
             return response.text
-        raise StopIteration
+        return None
 
     @property
     def text(self) -> str:
@@ -123,6 +101,51 @@ class Stream:
             )
         return self._response
 
+    def __repr__(self) -> str:
+        state = "ended" if self._finished else f"{len(self._chunks)} chunks so far"
+        return f"<{type(self).__name__} {self.model}: {state}>"
+
+
+class Stream(_Chunks):
+    """The chunks of one streamed model call: iterate for ``str`` chunks; once the
+    iteration has ended, ``response`` is the whole answer (a ``Response`` with usage
+    and cost), and ``"".join(chunks) == response``.
+
+    Not constructed by users: ``xcs.models.stream(...)`` or ``binding.stream(...)``.
+    Nothing is sent until the first chunk is asked for. A context manager: leaving
+    the block closes the stream (releasing its connection and its slot).
+
+    Example::
+
+        stream = xcs.models.stream("openai:gpt-4o-mini", "Tell me a story")
+        for chunk in stream:
+            print(chunk, end="", flush=True)
+        stream.response.usage, stream.response.cost_usd
+    """
+
+    def __init__(self, model: ModelId, prompt: object, params: Params) -> None:
+        super().__init__(model, prompt, params)
+        self._events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        # Shared with the call's thread, which holds no reference to the stream, so an
+        # abandoned stream is collected (and closes) while its call runs.
+        self._closing = threading.Event()
+
+    # -- the caller's side ----------------------------------------------------------
+
+    def __iter__(self) -> Stream:
+        return self
+
+    def __next__(self) -> str:
+        if self._finished or self._closing.is_set():
+            raise StopIteration
+        if self._thread is None:
+            self._start()
+        chunk = self._event(*self._events.get())
+        if chunk is None:
+            raise StopIteration
+        return chunk
+
     def close(self) -> None:
         """Stop reading. Returns at once; the call stops at its next chunk (its
         connection closed, its slot released) without waiting for the rest."""
@@ -141,10 +164,6 @@ class Stream:
 
     def __del__(self) -> None:
         self._closing.set()  # an abandoned stream stops at its next chunk
-
-    def __repr__(self) -> str:
-        state = "ended" if self._finished else f"{len(self._chunks)} chunks so far"
-        return f"<Stream {self.model}: {state}>"
 
     # -- the call's side --------------------------------------------------------------
 
@@ -176,10 +195,7 @@ def _produce(
             raise _Closed("the caller closed the stream")
         if first:
             first = False
-            span = _spans.current_span()
-            if span is not None and span.kind == "model":
-                span.attrs["streamed"] = True
-                span.attrs["ttft_s"] = time.perf_counter() - span.start
+            _first_chunk()
         events.put((_CHUNK, chunk))
 
     chunk_sink.set(sink)
@@ -194,13 +210,119 @@ def _produce(
         events.put((_DONE, response))
 
 
-def open_stream(model: ModelId, prompt: object, params: Params) -> Stream:
-    """Check everything a call would (nothing is sent) and return the ``Stream``.
+def _first_chunk() -> None:
+    """Record time to first token on the model span (the current span of the call)."""
+    span = _spans.current_span()
+    if span is not None and span.kind == "model":
+        span.attrs["streamed"] = True
+        span.attrs["ttft_s"] = time.perf_counter() - span.start
 
-    Raises:
-        ValidationError: as ``xcs.models``; also ``response_model=`` or ``tools=``,
-            which a stream does not take.
+
+# ---------------------------------------------------------------------------
+# The async twin
+
+
+class AsyncStream(_Chunks):
+    """``Stream`` for asyncio: ``async for chunk in stream``; then ``response``.
+
+    Not constructed by users: ``xcs.models.astream(...)`` or ``binding.astream(...)``.
+    Nothing is sent until the first chunk is awaited. The call is one
+    ``xcs.models.acall`` (the same limits, breaker, retries, cache, deadline and
+    span as every call), made in a task of its own on the running event loop, whose
+    attempts are made with the provider's ``astream``; chunks come through a queue.
+    An async context manager: leaving the block closes the stream (the task is
+    cancelled: its connection closed, its slot released).
+
+    Example::
+
+        async with xcs.models.astream("openai:gpt-4o-mini", "Tell me a story") as stream:
+            async for chunk in stream:
+                print(chunk, end="", flush=True)
+        stream.response.usage
     """
+
+    def __init__(self, model: ModelId, prompt: object, params: Params) -> None:
+        super().__init__(model, prompt, params)
+        self._events: asyncio.Queue[tuple[str, Any]] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    def __aiter__(self) -> AsyncStream:
+        return self
+
+    async def __anext__(self) -> str:
+        if self._finished or self._closed:
+            raise StopAsyncIteration
+        if self._events is None:
+            self._events = asyncio.Queue()
+            # create_task runs the call in a copy of this context: the caller's
+            # deadline, cache and trace, as for the sync stream's thread.
+            self._task = asyncio.create_task(_aproduce(self._call, self._events))
+        chunk = self._event(*await self._events.get())
+        if chunk is None:
+            raise StopAsyncIteration
+        return chunk
+
+    async def aclose(self) -> None:
+        """Stop reading: the call is cancelled (its connection closed, its slot
+        released) and awaited. A stream that has ended is left as it is."""
+        self._closed = True
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def __aenter__(self) -> AsyncStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __del__(self) -> None:
+        # An abandoned stream: cancel its call (the task holds no reference to the
+        # stream, so this runs while the call does). From the loop's own thread or
+        # another, so through call_soon_threadsafe; a closed loop has nothing left.
+        task = self._task
+        if task is not None and not task.done():
+            with contextlib.suppress(RuntimeError):
+                task.get_loop().call_soon_threadsafe(task.cancel)
+
+
+async def _aproduce(
+    call: tuple[ModelId, object, Params], events: asyncio.Queue[tuple[str, Any]]
+) -> None:
+    """The async stream's model call, in its own task: chunks, then the answer or
+    the error, into ``events``."""
+    first = True
+
+    def sink(chunk: str) -> None:
+        nonlocal first
+        if first:
+            first = False
+            _first_chunk()
+        events.put_nowait((_CHUNK, chunk))
+
+    chunk_sink.set(sink)  # in this task's own context
+    model, prompt, params = call
+    try:
+        response = await _engine.acall(model, prompt, params)
+    except BaseException as exc:  # handed to the caller, raised by __anext__
+        # Cancelled by aclose (nobody reads), or by someone else: the reader then
+        # sees the CancelledError rather than waiting for ever.
+        events.put_nowait((_ERROR, exc))
+        if isinstance(exc, asyncio.CancelledError):
+            raise
+    else:
+        events.put_nowait((_DONE, response))
+
+
+def _check_streamable(model: ModelId, prompt: object, params: Params) -> None:
     given = [name for name in ("response_model", "tools") if getattr(params, name)]
     if given:
         raise ValidationError(
@@ -211,4 +333,23 @@ def open_stream(model: ModelId, prompt: object, params: Params) -> Stream:
     cls = registry.provider_class(model.provider)
     _engine._check_supported(cls, model, params)
     parse_messages(prompt, params.system)
+
+
+def open_astream(model: ModelId, prompt: object, params: Params) -> AsyncStream:
+    """Check everything a call would (nothing is sent) and return the ``AsyncStream``.
+
+    Raises: as ``open_stream``.
+    """
+    _check_streamable(model, prompt, params)
+    return AsyncStream(model, prompt, params)
+
+
+def open_stream(model: ModelId, prompt: object, params: Params) -> Stream:
+    """Check everything a call would (nothing is sent) and return the ``Stream``.
+
+    Raises:
+        ValidationError: as ``xcs.models``; also ``response_model=`` or ``tools=``,
+            which a stream does not take.
+    """
+    _check_streamable(model, prompt, params)
     return Stream(model, prompt, params)

@@ -210,7 +210,8 @@ class Request:
     simulator draws its faults from it, real providers ignore it. ``sample`` only
     distinguishes requests (the cache key, the simulator's output); it is never sent.
     ``output`` asks for a reply in a JSON schema (``response_model=``), ``tools`` offers
-    tools the model may call (``tools=``); providers translate both to their API.
+    tools the model may call (``tools=``), ``tool_choice`` whether it must call one
+    (``tool_choice=``); providers translate them to their API.
 
     Not constructed by users: the model layer builds one per attempt.
     """
@@ -227,6 +228,8 @@ class Request:
     attempt: int = 0
     output: OutputSchema | None = None
     tools: tuple[ToolSpec, ...] = ()
+    # "auto" (None: the same), "required", "none", or the name of one of ``tools``.
+    tool_choice: str | None = None
 
     def prompt_chars(self) -> int:
         return sum(len(m.content) for m in self.messages)

@@ -131,7 +131,7 @@ class Agent(Operator):
 
         def run(call: ToolCall) -> str:
             tool = self._by_name.get(call.name)
-            with _spans.span("span", f"tool {call.name}", tool=call.name, turn=turn):
+            with _spans.span("span", f"tool {call.name}", tool=call.name, turn=turn) as span:
                 try:
                     if tool is None:
                         raise ValidationError(
@@ -140,7 +140,10 @@ class Agent(Operator):
                             operator="Agent",
                             tool=call.name,
                         )
-                    return tool_result_text(tool.run(call.arguments))
+                    text = tool_result_text(tool.run(call.arguments))
+                    if span is not None:  # what the model is told (shortened)
+                        span.attrs["result"] = text[:200]
+                    return text
                 except BaseException as exc:
                     exc.add_note(f"in tool {call.name!r} (call {call.id}) of Agent turn {turn}")
                     raise

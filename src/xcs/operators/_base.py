@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import sys
 import threading
 import types
@@ -98,6 +99,10 @@ class Operator:
     A value that passes a check unchanged reaches ``forward`` (or the caller) as the
     same object: a ``Response`` keeps its ``usage``. A value pydantic converts (the
     string ``"3"`` for an ``int``) arrives converted.
+
+    ``forward`` may be ``async def``: then calling the operator returns a coroutine
+    (``await op(x)``), the input checked at the call, the output once it is awaited
+    (NOTE: [Async operators]).
 
     Operators are plain callables, have a readable ``repr`` of their tree, and pickle
     when their attributes do (model bindings do). ``xcs.jit(op)`` or ``@xcs.jit`` on
@@ -197,6 +202,10 @@ class Operator:
             fn = _rt.callee(fn)  # its compiled form, if it is the user's own code
         if takes_self:
             call_args = (self, *call_args)
+        if inspect.iscoroutinefunction(fn):
+            # NOTE: [Async operators]
+            site = _spans.call_site() if _spans.active else None
+            return _acall(spec, name, fn, call_args, call_kwargs, bool(window), site)
         if _spans.active:  # inside xcs.trace(): an "operator" span around forward
             with _spans.span("operator", name, jitted=bool(window), site=_spans.call_site()):
                 out = fn(*call_args, **call_kwargs)
@@ -259,6 +268,32 @@ class Operator:
 
 def _call_in_tree(operator: Operator, /, *args: Any, **kwargs: Any) -> Any:
     return operator._run(args, kwargs, True)
+
+
+# NOTE: [Async operators]
+# An operator whose forward is ``async def`` is called like any other, and the call
+# returns a coroutine: ``await op(x)``. The input is checked at the call (a bad
+# argument fails where it is written, as for a sync operator); the output when
+# forward's coroutine returns, against the return hint (the awaited value's type).
+# Inside xcs.trace() the operator span covers the await; under xcs.jit the async
+# forward is compiled as any async def is (its awaits overlap by region).
+
+
+async def _acall(
+    spec: Spec,
+    name: str,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    jitted: bool,
+    site: Any,
+) -> Any:
+    if site is not None and _spans.active:
+        with _spans.span("operator", name, jitted=jitted, site=site):
+            out = await fn(*args, **kwargs)
+    else:
+        out = await fn(*args, **kwargs)
+    return spec.check_output(name, out)
 
 
 def render(value: Any, indent: int = 0) -> str:
