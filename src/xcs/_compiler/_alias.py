@@ -40,6 +40,26 @@ __all__ = ["AliasFacts", "alias_facts", "fresh_value"]
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 _children: Any = ast.iter_child_nodes
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+# Classes asked about together, as tuples (a union ``A | B`` would be built at every
+# check, and the walk checks every node).
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+_LOOPS = (ast.For, ast.AsyncFor, ast.While)
+_ITERATING = (ast.comprehension, ast.For, ast.AsyncFor)
+_STRINGS_AND_CONSTANTS = (ast.Constant, ast.JoinedStr)
+_IMMUTABLE_DISPLAYS = (ast.Constant, ast.JoinedStr, ast.Compare)
+_SEQUENCES = (ast.Tuple, ast.List)
+_IMPORTS = (ast.Import, ast.ImportFrom)
+_CAPTURES = (ast.MatchAs, ast.MatchStar)
+_DECLARATIONS = (ast.Global, ast.Nonlocal)
+# The walk's dispatch, by exact class.
+_SCOPE_CLASSES = frozenset(_SCOPES)
+_SEQUENCE_CLASSES = frozenset(_SEQUENCES)
+_LOOP_CLASSES = frozenset(_LOOPS)
+_BINDING_CLASSES = frozenset(
+    {ast.Assign, ast.AnnAssign, ast.NamedExpr, ast.withitem, ast.ExceptHandler}
+    | {ast.Import, ast.ImportFrom, ast.MatchAs, ast.MatchStar, ast.MatchMapping}
+    | {ast.Global, ast.Nonlocal}
+)
 
 # Calls that return a new container (by name, or as a module attribute:
 # ``collections.deque()``).
@@ -105,7 +125,7 @@ def fresh_value(expr: ast.expr | None) -> bool:
         return False
     if isinstance(expr, (ast.List, ast.Dict, ast.Set, ast.Tuple, *_COMPREHENSIONS)):
         return True
-    if isinstance(expr, ast.Constant | ast.JoinedStr):
+    if isinstance(expr, _STRINGS_AND_CONSTANTS):
         return True
     if isinstance(expr, ast.Call):
         func = expr.func
@@ -122,7 +142,7 @@ def fresh_value(expr: ast.expr | None) -> bool:
 
 def _immutable_value(expr: ast.expr) -> bool:
     """True if ``expr`` surely evaluates to an immutable value (a number, a string)."""
-    if isinstance(expr, ast.Constant | ast.JoinedStr | ast.Compare):
+    if isinstance(expr, _IMMUTABLE_DISPLAYS):
         return True
     if isinstance(expr, ast.UnaryOp):
         return _immutable_value(expr.operand)
@@ -147,7 +167,7 @@ class _Events:
 
     def add(self, name: str) -> None:
         walker = self.walker
-        self.by_name.setdefault(name, []).append((walker.here, tuple(walker.loops)))
+        self.by_name.setdefault(name, []).append((walker.here, walker.loops))
 
     def matter_for(self, name: str, loop: Span, around: set[Span]) -> bool:
         """Can one of ``name``'s events happen before or while ``loop`` runs? Only
@@ -159,8 +179,8 @@ class _Events:
 
 
 @dataclass(frozen=True)
-class AliasFacts:
-    """What a function's locals may share (NOTE: [Unaliased locals])."""
+class _Facts:
+    """What one walk of a function found (NOTE: [Unaliased locals])."""
 
     bound: frozenset[str]
     not_fresh: _Events | None = None
@@ -168,24 +188,42 @@ class AliasFacts:
     escaped: _Events | None = None
     loops: tuple[Span, ...] = ()
 
+
+class AliasFacts:
+    """What a function's locals may share (NOTE: [Unaliased locals]).
+
+    The function is walked when the first question is asked: most loops are kept in
+    order (or made parallel) for reasons found before any accumulation is looked at,
+    and most functions never ask.
+    """
+
+    __slots__ = ("_facts", "_function")
+
+    def __init__(self, function: ast.FunctionDef | ast.AsyncFunctionDef | None) -> None:
+        self._function = function  # None: a lambda, nothing of its own to defer
+        self._facts: _Facts | None = None
+
     def deferrable(self, name: str, *, augmented: bool, loop: ast.AST | None = None) -> bool:
         """May writes to the local ``name`` be deferred and replayed in order, in
         ``loop``? Escapes and bindings after the loop, outside the loops around it,
         cannot reach it (``return {"out": out}``)."""
+        facts = self._facts
+        if facts is None:
+            facts = self._facts = _walk_function(self._function)
         if (
-            name not in self.bound
-            or self.not_fresh is None
-            or self.not_immutable is None
-            or self.escaped is None
+            name not in facts.bound
+            or facts.not_fresh is None
+            or facts.not_immutable is None
+            or facts.escaped is None
         ):
             return False
         span = _span(loop) if loop is not None else ((1 << 30, 0), (1 << 30, 0))
-        around = {s for s in self.loops if s[0] <= span[0] and span[1] <= s[1] and s != span}
-        if not self.not_fresh.matter_for(name, span, around) and not self.escaped.matter_for(
+        around = {s for s in facts.loops if s[0] <= span[0] and span[1] <= s[1] and s != span}
+        if not facts.not_fresh.matter_for(name, span, around) and not facts.escaped.matter_for(
             name, span, around
         ):
             return True
-        return augmented and not self.not_immutable.matter_for(name, span, around)
+        return augmented and not facts.not_immutable.matter_for(name, span, around)
 
 
 def _span(node: ast.AST) -> Span:
@@ -196,13 +234,18 @@ def _span(node: ast.AST) -> Span:
 
 
 def alias_facts(function: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> AliasFacts:
-    """The alias facts of ``function``'s own locals (nested scopes are theirs)."""
+    """The alias facts of ``function``'s own locals (nested scopes are theirs),
+    worked out when first asked."""
+    return AliasFacts(None if isinstance(function, ast.Lambda) else function)
+
+
+def _walk_function(function: ast.FunctionDef | ast.AsyncFunctionDef | None) -> _Facts:
     global _children
     from xcs._compiler._analysis import children  # fields that hold nodes only
 
     _children = children
-    if isinstance(function, ast.Lambda):
-        return AliasFacts(frozenset())
+    if function is None:
+        return _Facts(frozenset())
     walker = _Walker()
     params = {
         a.arg for a in (*function.args.posonlyargs, *function.args.args, *function.args.kwonlyargs)
@@ -217,7 +260,7 @@ def alias_facts(function: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -
         walker.not_immutable.add(name)
     for stmt in function.body:
         walker.visit(stmt, None)
-    return AliasFacts(
+    return _Facts(
         frozenset(walker.bound),
         walker.not_fresh,
         walker.not_immutable,
@@ -235,50 +278,63 @@ class _Walker:
         self.not_immutable = _Events(self)  # a binding that may be mutable
         self.escaped = _Events(self)  # a read that may hand the object on
         self.here: Position = (0, 0)  # where the walk is
-        self.loops: list[Span] = []  # the loops around it
+        self.loops: tuple[Span, ...] = ()  # the loops around it
         self.all_loops: list[Span] = []
 
     def visit(self, node: ast.AST, parent: ast.AST | None) -> None:
         lineno = getattr(node, "lineno", None)
         if lineno is not None:
             self.here = (lineno, node.col_offset)  # type: ignore[attr-defined]
-        if isinstance(node, ast.For | ast.AsyncFor | ast.While):
-            span = _span(node)
-            self.all_loops.append(span)
-            self.loops.append(span)
-            try:
-                self._visit(node, parent)
-            finally:
-                self.loops.pop()
+        # By exact class (the parser's nodes): this runs for every node of the function.
+        cls = node.__class__
+        if cls is ast.Name:
+            self._name(node, parent)  # type: ignore[arg-type]
             return
-        self._visit(node, parent)
-
-    def _visit(self, node: ast.AST, parent: ast.AST | None) -> None:
-        if isinstance(node, ast.Name):
-            self._name(node, parent)
-            return
-        if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
-            and isinstance(node.func.value, ast.Name)
-            and node.func.attr in _VIEW_METHODS
-        ):
-            if not _view_consumed(node, parent):
-                self.escaped.add(node.func.value.id)
-            for argument in (*node.args, *node.keywords):
-                self.visit(argument, node)
-            return
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
-            if isinstance(node.value.ctx, ast.Load) and not _harmless_attribute(node, parent):
-                self.escaped.add(node.value.id)
-            return  # the rest of the chain is the attribute's, not a local's
-        if isinstance(node, _SCOPES):
+        if cls is ast.Call:
+            func = node.func  # type: ignore[attr-defined]
+            if (
+                func.__class__ is ast.Attribute
+                and func.value.__class__ is ast.Name
+                and func.attr in _VIEW_METHODS
+            ):
+                if not _view_consumed(node, parent):  # type: ignore[arg-type]
+                    self.escaped.add(func.value.id)
+                for argument in (*node.args, *node.keywords):  # type: ignore[attr-defined]
+                    self.visit(argument, node)
+                return
+        elif cls is ast.Attribute:
+            value = node.value  # type: ignore[attr-defined]
+            if value.__class__ is ast.Name:
+                if value.ctx.__class__ is ast.Load and not _harmless_attribute(node, parent):  # type: ignore[arg-type]
+                    self.escaped.add(value.id)
+                return  # the rest of the chain is the attribute's, not a local's
+        elif cls in _SCOPE_CLASSES:
             self._scope(node)
             return
-        if isinstance(node, ast.Tuple | ast.List) and isinstance(parent, ast.Return):
-            for element in node.elts:  # ``return out, total``: each is returned
-                self.visit(element, parent)
+        elif cls in _SEQUENCE_CLASSES:
+            if parent.__class__ is ast.Return:
+                for element in node.elts:  # type: ignore[attr-defined]
+                    self.visit(element, parent)  # ``return out, total``: each is returned
+                return
+        elif cls in _LOOP_CLASSES:
+            span = _span(node)
+            self.all_loops.append(span)
+            around = self.loops
+            self.loops = (*around, span)
+            try:
+                if cls is not ast.While:
+                    self._bind(node.target, None)  # type: ignore[attr-defined]
+                for child in _children(node):
+                    self.visit(child, node)
+            finally:
+                self.loops = around
             return
+        elif cls in _BINDING_CLASSES:
+            self._binding(node)
+        for child in _children(node):
+            self.visit(child, node)
+
+    def _binding(self, node: ast.AST) -> None:
         if isinstance(node, ast.Assign):
             for target in node.targets:
                 self._bind(target, node.value)
@@ -286,31 +342,27 @@ class _Walker:
             self._bind(node.target, node.value, annotated_only=node.value is None)
         elif isinstance(node, ast.NamedExpr):
             self._bind(node.target, node.value)
-        elif isinstance(node, ast.For | ast.AsyncFor):
-            self._bind(node.target, None)
         elif isinstance(node, ast.withitem) and node.optional_vars is not None:
             self._bind(node.optional_vars, None)
         elif isinstance(node, ast.ExceptHandler) and node.name:
             self._taint(node.name)
-        elif isinstance(node, ast.Import | ast.ImportFrom):
+        elif isinstance(node, _IMPORTS):
             for alias in node.names:
                 self._taint((alias.asname or alias.name).split(".")[0])
-        elif isinstance(node, ast.MatchAs | ast.MatchStar) and node.name:
+        elif isinstance(node, _CAPTURES) and node.name:
             self._taint(node.name)
         elif isinstance(node, ast.MatchMapping) and node.rest:
             self._taint(node.rest)
-        elif isinstance(node, ast.Global | ast.Nonlocal):
+        elif isinstance(node, _DECLARATIONS):
             for name in node.names:
                 self._taint(name)
                 self.escaped.add(name)
-        for child in _children(node):
-            self.visit(child, node)
 
     def _scope(self, node: ast.AST) -> None:
         # Defaults and decorators are evaluated here; the body reads are closures'
         # (their names are cells, which loops refuse to write anyway). Every name a
         # nested scope reads escapes into it.
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        if isinstance(node, _DEFINITIONS):
             self._taint(node.name)
         for inner in ast.walk(node):
             if isinstance(inner, ast.Name) and isinstance(inner.ctx, ast.Load):
@@ -333,10 +385,10 @@ class _Walker:
             return
         if isinstance(target, ast.Starred):
             self._bind(target.value, None)
-        elif isinstance(target, ast.Tuple | ast.List):
+        elif isinstance(target, _SEQUENCES):
             values: list[ast.expr | None] = [None] * len(target.elts)
             if (
-                isinstance(value, ast.Tuple | ast.List)
+                isinstance(value, _SEQUENCES)
                 and len(value.elts) == len(target.elts)
                 and not any(isinstance(e, ast.Starred) for e in (*value.elts, *target.elts))
             ):
@@ -357,30 +409,33 @@ class _Walker:
 
 def _harmless_read(node: ast.Name, parent: ast.AST | None) -> bool:
     """Can this read of a name not hand its object on? (NOTE: [Unaliased locals])"""
-    if parent is None or isinstance(
-        parent,
-        ast.Compare
-        | ast.UnaryOp
-        | ast.BinOp
-        | ast.FormattedValue
-        | ast.Return
-        | ast.Expr
-        | ast.If
-        | ast.While
-        | ast.Assert,
-    ):
+    if parent is None or isinstance(parent, _READING_PARENTS):
         return True
     if isinstance(parent, ast.Subscript):
         return parent.value is node
     if isinstance(parent, ast.IfExp):
         return parent.test is node
-    if isinstance(parent, ast.comprehension | ast.For | ast.AsyncFor):
+    if isinstance(parent, _ITERATING):
         return parent.iter is node
     if isinstance(parent, ast.Call):
         if parent.func is node:
             return True  # called: a function, not an accumulator
         return _reading_builtin(parent)
     return False  # assigned, stored, passed on, ``N or default``...
+
+
+# Parents whose reading of a name cannot hand its object on.
+_READING_PARENTS = (
+    ast.Compare,
+    ast.UnaryOp,
+    ast.BinOp,
+    ast.FormattedValue,
+    ast.Return,
+    ast.Expr,
+    ast.If,
+    ast.While,
+    ast.Assert,
+)
 
 
 def _reading_builtin(call: ast.Call) -> bool:
@@ -396,6 +451,6 @@ def _harmless_attribute(node: ast.Attribute, parent: ast.AST | None) -> bool:
 
 
 def _view_consumed(call: ast.Call, parent: ast.AST | None) -> bool:
-    if isinstance(parent, ast.comprehension | ast.For | ast.AsyncFor):
+    if isinstance(parent, _ITERATING):
         return parent.iter is call
     return isinstance(parent, ast.Call) and call in parent.args and _reading_builtin(parent)

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-from xcs._compiler._alias import AliasFacts, alias_facts, fresh_value
+from xcs._compiler._alias import AliasFacts, fresh_value
 
 __all__ = [
     "MARKERS",
@@ -32,6 +32,8 @@ __all__ = [
     "free_loads",
     "has_call",
     "late_capture",
+    "mark_comprehension_targets",
+    "mark_target",
     "memoized",
     "node_fields",
     "own_nodes",
@@ -46,6 +48,25 @@ FRAME_SENSITIVE = frozenset({"locals", "vars", "eval", "exec", "dir", "globals",
 
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+# Classes asked about together (tuples: ``isinstance(x, A | B)`` would build a union
+# object at every call, and these checks run for every node the analysis visits).
+_FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+_CALL_OR_AWAIT = (ast.Call, ast.Await)
+_YIELDS = (ast.Yield, ast.YieldFrom)
+_SEQUENCES = (ast.Tuple, ast.List)
+_STORE_OR_DEL = (ast.Store, ast.Del)
+_IMPORTS = (ast.Import, ast.ImportFrom)
+_CAPTURES = (ast.MatchAs, ast.MatchStar)
+_ASSIGNMENTS = (ast.Assign, ast.AnnAssign, ast.AugAssign)
+_FOR_LOOPS = (ast.For, ast.AsyncFor)
+_WITHS = (ast.With, ast.AsyncWith)
+_FOR_OR_WITH = (ast.For, ast.AsyncFor, ast.With, ast.AsyncWith)
+_LOOPS = (ast.For, ast.While, ast.AsyncFor)
+_IF_OR_WHILE = (ast.If, ast.While)
+_ITEM_OR_ATTRIBUTE = (ast.Attribute, ast.Subscript)
+_DECLARATIONS = (ast.Global, ast.Nonlocal)
 
 
 # NOTE: [Analysis memo]
@@ -94,6 +115,7 @@ _SCALAR_FIELDS = frozenset(
     | {"module", "conversion", "asname", "simple", "tag", "type_ignores"}
 )
 _node_fields: dict[type, tuple[str, ...]] = {}
+NODE_FIELDS = _node_fields  # the table ``node_fields`` fills, for walks that read it inline
 
 
 def node_fields(cls: type) -> tuple[str, ...]:
@@ -112,12 +134,18 @@ def children(node: ast.AST) -> list[ast.AST]:
     """The child nodes of ``node`` (``ast.iter_child_nodes`` without the markers, which
     only ever sit in the fields ``node_fields`` leaves out)."""
     found: list[ast.AST] = []
-    for name in node_fields(type(node)):
+    names = _node_fields.get(node.__class__)
+    if names is None:
+        names = node_fields(node.__class__)
+    for name in names:
         value = getattr(node, name, None)
         if value.__class__ is list:
-            for item in value:
-                if isinstance(item, ast.AST):  # not None (a ``**d`` in a dict display)
-                    found.append(item)
+            if not value or value[0].__class__ is str:
+                continue  # the names of ``global``, of a class pattern's keywords
+            if None in value:  # a ``**d`` in a dict display, a keyword without default
+                found.extend(item for item in value if item is not None)
+            else:
+                found.extend(value)
         elif isinstance(value, ast.AST):
             found.append(value)
     return found
@@ -172,13 +200,22 @@ def own_nodes(node: ast.AST) -> list[ast.AST]:
         # A function or lambda itself: only what is evaluated where it is defined.
         found.extend(_definition_parts(node))
     else:
-        for child in _children(node, memo):
+        # Pre-order, by a stack (children pushed last first): one list per question,
+        # not one per node under it.
+        stack = children(node)
+        stack.reverse()
+        while stack:
+            child = stack.pop()
             if isinstance(child, _SCOPES):
                 # Defaults and decorators are evaluated here; bodies are not.
                 found.extend(_definition_parts(child))
                 found.append(child)  # the definition itself binds a name here
-            else:
-                found.extend(own_nodes(child))
+                continue
+            found.append(child)
+            grandchildren = children(child)
+            if grandchildren:
+                grandchildren.reverse()
+                stack.extend(grandchildren)
     if memo is not None:
         memo.own[id(node)] = found
         memo.keep.append(node)
@@ -189,7 +226,7 @@ def _definition_parts(node: ast.AST) -> Iterator[ast.AST]:
     if isinstance(node, ast.Lambda):
         yield from _walk_all(node.args.defaults)
         yield from _walk_all(d for d in node.args.kw_defaults if d is not None)
-    elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+    elif isinstance(node, _FUNCTIONS):
         yield from _walk_all(node.decorator_list)
         yield from _walk_all(node.args.defaults)
         yield from _walk_all(d for d in node.args.kw_defaults if d is not None)
@@ -254,7 +291,7 @@ def has_call(node: ast.AST) -> bool:
         found = memo.call.get(id(node))
         if found is not None:
             return found
-    found = any(isinstance(n, ast.Call | ast.Await) for n in own_nodes(node))
+    found = any(isinstance(n, _CALL_OR_AWAIT) for n in own_nodes(node))
     if memo is not None:
         memo.call[id(node)] = found
         memo.keep.append(node)
@@ -268,7 +305,7 @@ def target_names(target: ast.AST) -> list[str] | None:
         return [target.id]
     if isinstance(target, ast.Starred):
         return target_names(target.value)
-    if isinstance(target, ast.Tuple | ast.List):
+    if isinstance(target, _SEQUENCES):
         names: list[str] = []
         for element in target.elts:
             inner = target_names(element)
@@ -299,16 +336,16 @@ def bound_names(nodes: Iterable[ast.AST]) -> set[str]:
 def _bound_by(root: ast.AST) -> frozenset[str]:
     names: set[str] = set()
     for node in own_nodes(root):
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store | ast.Del):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, _STORE_OR_DEL):
             if not _inside_comprehension_target(node):
                 names.add(node.id)
-        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        elif isinstance(node, _DEFINITIONS):
             names.add(node.name)
-        elif isinstance(node, ast.Import | ast.ImportFrom):
+        elif isinstance(node, _IMPORTS):
             for alias in node.names:
                 names.add((alias.asname or alias.name).split(".")[0])
         elif (isinstance(node, ast.ExceptHandler) and node.name) or (
-            isinstance(node, ast.MatchAs | ast.MatchStar) and node.name
+            isinstance(node, _CAPTURES) and node.name
         ):
             names.add(node.name)
         elif isinstance(node, ast.MatchMapping) and node.rest:
@@ -327,9 +364,14 @@ def mark_comprehension_targets(tree: ast.AST) -> None:
     """Tag the Name nodes that comprehension clauses bind (call once per tree)."""
     for node in _walk(tree):  # once, unmemoized: most subtrees are never asked about
         if isinstance(node, ast.comprehension):
-            for name in _walk(node.target):
-                if isinstance(name, ast.Name):
-                    name._xcs_comp_target = True  # type: ignore[attr-defined]
+            mark_target(node.target)
+
+
+def mark_target(target: ast.AST) -> None:
+    """Tag the Name nodes of one comprehension clause's target."""
+    for name in _walk(target):
+        if isinstance(name, ast.Name):
+            name._xcs_comp_target = True  # type: ignore[attr-defined]
 
 
 def free_loads(node: ast.AST) -> set[str]:
@@ -352,7 +394,7 @@ def _free_loads(node: ast.AST, local: frozenset[str]) -> set[str]:
         for default in (*node.args.defaults, *(d for d in node.args.kw_defaults if d)):
             found |= _free_loads(default, local)
         return found | _free_loads(node.body, local | _params(node.args))
-    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+    if isinstance(node, _FUNCTIONS):
         for decorator in (*node.decorator_list, *node.args.defaults):
             found |= _free_loads(decorator, local)
         for keyword_default in node.args.kw_defaults:
@@ -438,7 +480,7 @@ def comprehension_obstacle(node: ast.AST) -> str | None:
     for inner in all_nodes(node):
         if isinstance(inner, ast.NamedExpr):
             return "it assigns with := (the name outlives the comprehension)"
-        if isinstance(inner, ast.Yield | ast.YieldFrom):
+        if isinstance(inner, _YIELDS):
             return "it yields"
         if isinstance(inner, ast.Await):
             return "it awaits (async functions are compiled separately)"
@@ -580,14 +622,14 @@ class _WriteCheck:
                 problem = self._accumulation(found[1], augmented=kind == EffectKind.AUG)
             elif isinstance(stmt, ast.Expr):
                 problem = self._effect_only(stmt)
-            elif isinstance(stmt, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            elif isinstance(stmt, _ASSIGNMENTS):
                 targets: list[ast.expr] = (
                     stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
                 )
                 problem = self._stores(targets)
-            elif isinstance(stmt, ast.For | ast.AsyncFor):
+            elif isinstance(stmt, _FOR_LOOPS):
                 problem = self._stores([stmt.target])
-            elif isinstance(stmt, ast.With | ast.AsyncWith):
+            elif isinstance(stmt, _WITHS):
                 problem = self._stores([i.optional_vars for i in stmt.items if i.optional_vars])
             else:
                 problem = None
@@ -648,10 +690,10 @@ class _WriteCheck:
                     continue
                 elif name in bound_names([stmt]) and not isinstance(stmt, _COMPOUND):
                     known = False
-                elif isinstance(stmt, ast.For | ast.AsyncFor | ast.With | ast.AsyncWith):
+                elif isinstance(stmt, _FOR_OR_WITH):
                     heads: list[ast.AST] = (
                         [stmt.target]
-                        if isinstance(stmt, ast.For | ast.AsyncFor)
+                        if isinstance(stmt, _FOR_LOOPS)
                         else [i.optional_vars for i in stmt.items if i.optional_vars]
                     )
                     if name in bound_names(heads):
@@ -662,11 +704,11 @@ class _WriteCheck:
 
 def _store_targets(target: ast.AST) -> Iterator[ast.Attribute | ast.Subscript]:
     """The attribute and item stores of an assignment target (``a.x``, ``d[k]``)."""
-    if isinstance(target, ast.Attribute | ast.Subscript):
+    if isinstance(target, _ITEM_OR_ATTRIBUTE):
         yield target
     elif isinstance(target, ast.Starred):
         yield from _store_targets(target.value)
-    elif isinstance(target, ast.Tuple | ast.List):
+    elif isinstance(target, _SEQUENCES):
         for element in target.elts:
             yield from _store_targets(element)
 
@@ -733,9 +775,9 @@ def _only_aug_bound(name: str, statements: list[ast.stmt]) -> bool:
         if isinstance(stmt, _COMPOUND):
             # Compound statements bind through their own targets only.
             heads: list[ast.AST] = []
-            if isinstance(stmt, ast.For | ast.AsyncFor):
+            if isinstance(stmt, _FOR_LOOPS):
                 heads.append(stmt.target)
-            elif isinstance(stmt, ast.With | ast.AsyncWith):
+            elif isinstance(stmt, _WITHS):
                 heads.extend(i.optional_vars for i in stmt.items if i.optional_vars)
             elif isinstance(stmt, ast.Try) and any(h.name == name for h in stmt.handlers):
                 return False
@@ -892,18 +934,18 @@ def _loop_control_obstacle(body: list[ast.stmt]) -> str | None:
                 return "it may break out early (later iterations must not start)"
             if isinstance(stmt, ast.Return):
                 return "it may return from the function"
-            if isinstance(stmt, ast.Global | ast.Nonlocal):
+            if isinstance(stmt, _DECLARATIONS):
                 return "it declares global or nonlocal names"
             if isinstance(stmt, ast.Delete):
                 return "it deletes names or items"
             for node in own_nodes(stmt):
-                if isinstance(node, ast.Yield | ast.YieldFrom):
+                if isinstance(node, _YIELDS):
                     return "it yields"
                 if isinstance(node, ast.Await):
                     return "it awaits"
             if isinstance(stmt, _SCOPES):
                 continue
-            nested_loop = inner_loop or isinstance(stmt, ast.For | ast.While | ast.AsyncFor)
+            nested_loop = inner_loop or isinstance(stmt, _LOOPS)
             for name in ("body", "orelse"):
                 block = getattr(stmt, name, None)
                 if block:
@@ -986,7 +1028,7 @@ class _CarriedReads:
             )
         if kind == EffectKind.AUG:
             return self._reads(stmt.value)  # type: ignore[attr-defined]
-        if isinstance(stmt, ast.If | ast.While):
+        if isinstance(stmt, _IF_OR_WHILE):
             problem = self._reads(stmt.test)
             if problem:
                 return problem
@@ -1004,7 +1046,7 @@ class _CarriedReads:
             else:
                 self.defined = after_body & self.defined
             return None
-        if isinstance(stmt, ast.For | ast.AsyncFor):
+        if isinstance(stmt, _FOR_LOOPS):
             problem = self._reads(stmt.iter)
             if problem:
                 return problem
@@ -1013,7 +1055,7 @@ class _CarriedReads:
             problem = self.check_block(stmt.body) or self.check_block(stmt.orelse)
             self.defined = before
             return problem
-        if isinstance(stmt, ast.With | ast.AsyncWith):
+        if isinstance(stmt, _WITHS):
             for item in stmt.items:
                 problem = self._reads(item.context_expr)
                 if problem:
@@ -1039,7 +1081,7 @@ class _CarriedReads:
             return problem
         if isinstance(stmt, ast.Match):
             return f"it contains a match statement (line {stmt.lineno})"
-        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        if isinstance(stmt, _DEFINITIONS):
             problem = self._reads(stmt)
             self.defined.add(stmt.name)
             return problem
@@ -1092,11 +1134,7 @@ class FunctionScope:
         """Which locals nothing else reaches (NOTE: [Unaliased locals])."""
         if self._aliases is None:
             node = self.node
-            self._aliases = (
-                alias_facts(node)
-                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-                else AliasFacts(frozenset())
-            )
+            self._aliases = AliasFacts(node if isinstance(node, _FUNCTIONS) else None)
         return self._aliases
 
     @classmethod
@@ -1117,11 +1155,11 @@ class FunctionScope:
         declared: set[str] = set()
         rebinders: set[str] = set()
         for stmt in _statements(node.body):
-            if isinstance(stmt, ast.Global | ast.Nonlocal):
+            if isinstance(stmt, _DECLARATIONS):
                 declared.update(stmt.names)
             elif (
                 cells
-                and isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef)
+                and isinstance(stmt, _FUNCTIONS)
                 and any(
                     isinstance(inner, ast.Nonlocal) and cells.intersection(inner.names)
                     for inner in ast.walk(stmt)
@@ -1146,19 +1184,21 @@ def _closed_over(function: ast.FunctionDef | ast.Lambda, cells: frozenset[str]) 
     function's variable) makes a cell matter to the regions.
     """
     found: set[str] = set()
-    stack: list[ast.AST] = list(ast.iter_child_nodes(function))
+    # The fast walks (``children``, ``_walk``): no markers, which are neither
+    # closures nor names.
+    stack: list[ast.AST] = children(function)
     while stack:
         node = stack.pop()
         if isinstance(node, _CLOSURES):
-            found.update(n.id for n in ast.walk(node) if isinstance(n, ast.Name))
+            found.update(n.id for n in _walk(node) if n.__class__ is ast.Name)
             continue
         if isinstance(node, _INLINE_COMPREHENSIONS):
             found.update(
                 n.target.id
-                for n in ast.walk(node)
+                for n in _walk(node)
                 if isinstance(n, ast.NamedExpr) and isinstance(n.target, ast.Name)
             )
-        stack.extend(ast.iter_child_nodes(node))
+        stack.extend(children(node))
     return cells & found
 
 

@@ -33,6 +33,7 @@ from typing import Any
 
 from xcs._compiler._analysis import (
     MARKERS,
+    NODE_FIELDS,
     RECORD_STEM,
     EffectKind,
     FunctionScope,
@@ -45,7 +46,7 @@ from xcs._compiler._analysis import (
     frame_sensitive_call,
     free_loads,
     has_call,
-    mark_comprehension_targets,
+    mark_target,
     memoized,
     node_fields,
     own_nodes,
@@ -92,6 +93,9 @@ class Rewrite:
     sites: list[SiteInfo]
     notes: list[Note]
     dispatches: int = 0  # calls that go through ``__xcs_rt__.callee`` (NOTE: [Call tree])
+    # Every call in ``node``, when the rewrite is the function as written (NOTE:
+    # [Plain functions]): ``add_dispatch`` needs no walk of its own. None: walk.
+    calls: list[ast.Call] | None = None
 
 
 # ---------------------------------------------------------------------------
@@ -148,14 +152,26 @@ def _located(node: ast.AST, like: ast.AST) -> Any:
 
 
 def _position(node: ast.AST, position: tuple[int, int, int | None, int | None]) -> None:
-    stack = [node]
+    lineno, col_offset, end_lineno, end_col_offset = position
+    stack: list[Any] = [node]
+    placed = _placed
     while stack:
         node = stack.pop()
-        if "lineno" in node._attributes:
+        cls = node.__class__
+        has_position = placed.get(cls)
+        if has_position is None:
+            has_position = placed[cls] = "lineno" in cls._attributes
+        if has_position:
             if hasattr(node, "lineno"):
                 continue  # the user's node (or one already placed): not entered
-            node.lineno, node.col_offset, node.end_lineno, node.end_col_offset = position  # type: ignore[attr-defined]
+            node.lineno = lineno  # type: ignore[attr-defined]
+            node.col_offset = col_offset  # type: ignore[attr-defined]
+            node.end_lineno = end_lineno  # type: ignore[attr-defined]
+            node.end_col_offset = end_col_offset  # type: ignore[attr-defined]
         stack.extend(children(node))
+
+
+_placed: dict[type, bool] = {}  # AST class -> whether its nodes have a position
 
 
 def _source(node: ast.AST, limit: int = 70) -> str:
@@ -168,8 +184,11 @@ def _may_spawn(stmt: ast.stmt) -> bool:
     return (
         isinstance(stmt, ast.Assign)
         and len(stmt.targets) == 1
-        and not isinstance(stmt.value, ast.Constant | ast.Name)
+        and not isinstance(stmt.value, _CONSTANT_OR_NAME)
     )
+
+
+_CONSTANT_OR_NAME = (ast.Constant, ast.Name)  # a tuple: a union would be built per call
 
 
 def _loop_header(loop: ast.For) -> str:
@@ -1190,12 +1209,14 @@ def rewrite_function(node: ast.FunctionDef | ast.Lambda, code: types.CodeType) -
         node: the function's AST, as found by ``_source.function_node``.
         code: the function's code object (it knows the function's locals).
     """
+    calls, candidate = _scan(node)
+    if not candidate:
+        return _as_written(node, calls)
     with memoized():
         return _rewrite_function(node, FunctionScope.of(node, code))
 
 
 def _rewrite_function(node: ast.FunctionDef | ast.Lambda, scope: FunctionScope) -> Rewrite:
-    mark_comprehension_targets(node)
     rewriter = _Rewriter(scope, None if isinstance(node, ast.Lambda) else node)
     ctx = _Context(True, True, True)
     if isinstance(node, ast.Lambda):
@@ -1220,6 +1241,88 @@ def _rewrite_function(node: ast.FunctionDef | ast.Lambda, scope: FunctionScope) 
     return Rewrite(function, rewriter.sites, rewriter.notes)
 
 
+# NOTE: [Plain functions]
+# Most functions have nothing the rewriter could make a region of or would note (no
+# loop, no comprehension or generator expression, no with block, no block with two
+# assignments that call): their rewrite is the function as written, with no site and
+# no note. One walk over the function finds that out before any analysis, and
+# collects on the way what the later passes need: every call (for ``add_dispatch``)
+# and the comprehensions' targets (marked for the analysis, on the other path). Such a
+# function costs a parse, this walk and ``compile()``; the scope, the alias facts and
+# the rewriter are never built. Every test is conservative: a loop, a with block or
+# a comprehension anywhere (nested functions included) sends the function through
+# the rewriter, which decides.
+
+_NOT_PLAIN = (ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, *_REGION_NODES)
+
+
+def _scan(node: ast.FunctionDef | ast.Lambda) -> tuple[list[ast.Call], bool]:
+    """(every call in what the rewrite keeps of ``node``, whether anything in it may be
+    a region or be noted), marking the comprehensions' targets (NOTE: [Plain functions])."""
+    calls: list[ast.Call] = []
+    candidate = False
+    if isinstance(node, ast.Lambda):
+        stack: list[Any] = [node.args, node.body]
+    else:
+        stack = [node.args, *node.body]
+        if node.returns is not None:
+            stack.append(node.returns)
+        candidate = _forkable(node.body)
+    call, comprehension, stmt, ast_node = ast.Call, ast.comprehension, ast.stmt, ast.AST
+    fields_of = NODE_FIELDS.get
+    while stack:
+        current = stack.pop()
+        if current is None:
+            continue  # a ``**d`` in a dict display
+        cls = current.__class__
+        if cls is call:
+            calls.append(current)
+        elif cls is comprehension:
+            mark_target(current.target)
+            candidate = True
+        elif not candidate and isinstance(current, _NOT_PLAIN):
+            candidate = True
+        names = fields_of(cls)
+        if names is None:
+            names = node_fields(cls)
+        for name in names:
+            value = getattr(current, name, None)
+            if value.__class__ is list:
+                if not value or value[0].__class__ is str:
+                    continue  # the names of ``global``, of a class pattern's keywords
+                if not candidate and isinstance(value[0], stmt):
+                    candidate = _forkable(value)
+                stack.extend(value)
+            elif isinstance(value, ast_node):
+                stack.append(value)
+    return calls, candidate
+
+
+def _forkable(block: list[ast.stmt]) -> bool:
+    """Could the rewriter look for a fork in ``block`` (two assignments that call)?"""
+    return sum(map(_may_spawn, block)) >= 2
+
+
+def _as_written(node: ast.FunctionDef | ast.Lambda, calls: list[ast.Call]) -> Rewrite:
+    """The rewrite of a function with no region candidate: the function as written
+    (what the rewriter makes of it, without copying its statements)."""
+    if isinstance(node, ast.Lambda):
+        body: list[ast.stmt] = [_located(ast.Return(value=node.body), node.body)]
+        name, returns = "__xcs_lambda__", None
+    else:
+        body, name, returns = node.body, node.name, node.returns
+    function = ast.FunctionDef(
+        name=name,
+        args=node.args,
+        body=body,
+        decorator_list=[],
+        returns=returns,
+        type_comment=None,
+    )
+    _located(function, node)
+    return Rewrite(function, [], [], calls=calls)
+
+
 # NOTE: [Call tree]
 # ``@xcs.jit`` on an entry point compiles the user's own functions that it calls,
 # transitively (DESIGN §1.9): every call ``f(args)`` in compiled code becomes
@@ -1241,16 +1344,8 @@ def add_dispatch(rewrite: Rewrite, builtin_only: frozenset[str] = frozenset()) -
     user's code without the dispatch.
     """
     count = 0
-    stack: list[ast.AST] = [rewrite.node]
-    seen: set[int] = set()  # the two paths of a region share the user's nodes
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        stack.extend(children(node))
-        if not isinstance(node, ast.Call):
-            continue
+    calls = rewrite.calls if rewrite.calls is not None else _calls_in(rewrite.node)
+    for node in calls:
         func = node.func
         if _dispatchable(func) and not (isinstance(func, ast.Name) and func.id in builtin_only):
             node.func = _located(ast.Call(func=_rt_attr("callee"), args=[func], keywords=[]), func)
@@ -1258,6 +1353,35 @@ def add_dispatch(rewrite: Rewrite, builtin_only: frozenset[str] = frozenset()) -
     if count == 0:
         return rewrite
     return Rewrite(rewrite.node, rewrite.sites, rewrite.notes, count)
+
+
+def _calls_in(tree: ast.AST) -> list[ast.Call]:
+    """Every call in ``tree``, once each (the two paths of a region share the user's
+    nodes), in one walk (written out: it visits every node of the compiled tree)."""
+    calls: list[ast.Call] = []
+    stack: list[Any] = [tree]
+    seen: set[int] = set()
+    call, ast_node, fields_of = ast.Call, ast.AST, NODE_FIELDS.get
+    while stack:
+        node = stack.pop()
+        key = id(node)
+        if key in seen or node is None:
+            continue
+        seen.add(key)
+        cls = node.__class__
+        if cls is call:
+            calls.append(node)
+        names = fields_of(cls)
+        if names is None:
+            names = node_fields(cls)
+        for name in names:
+            value = getattr(node, name, None)
+            if value.__class__ is list:
+                if value and value[0].__class__ is not str:
+                    stack.extend(value)
+            elif isinstance(value, ast_node):
+                stack.append(value)
+    return calls
 
 
 def _undispatched(node: ast.AST) -> ast.AST:
@@ -1278,6 +1402,9 @@ def _undispatched(node: ast.AST) -> ast.AST:
     return node
 
 
+_ITEM_OR_ATTRIBUTE = (ast.Attribute, ast.Subscript)
+
+
 def _dispatchable(func: ast.expr) -> bool:
     if (
         isinstance(func, ast.Call)
@@ -1288,7 +1415,7 @@ def _dispatchable(func: ast.expr) -> bool:
     ):
         return False  # dispatched already
     root: ast.AST = func
-    while isinstance(root, ast.Attribute | ast.Subscript):
+    while isinstance(root, _ITEM_OR_ATTRIBUTE):
         root = root.value
     if isinstance(root, ast.Name):
         return not root.id.startswith("__xcs_")  # the compiler's own calls

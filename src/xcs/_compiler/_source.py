@@ -7,11 +7,27 @@ from __future__ import annotations
 import ast
 import inspect
 import linecache
+import operator
+import threading
 import types
 
 from xcs._compiler._analysis import code_parameter_names, parameter_names
 
 __all__ = ["NoSource", "function_node"]
+
+_third = operator.itemgetter(2)  # the line of a ``co_lines()`` entry
+
+# CPython 3.11 keeps the AST constructor's recursion depth in interpreter state, not
+# per thread: two threads in ast.parse at once (a garbage collection in one runs a
+# finalizer, which lets the other in) fail with "SystemError: AST constructor
+# recursion depth mismatch" (python/cpython#106905). XCS parses from worker threads
+# too (``_rt`` reads a callee's source while a region runs), so its parses take turns.
+_parse_lock = threading.RLock()
+
+
+def _parse(source: str, filename: str) -> ast.Module:
+    with _parse_lock:
+        return ast.parse(source, filename=filename)
 
 
 class NoSource(Exception):
@@ -84,7 +100,7 @@ def _parse_function(
     head = "if 1:\n" if indented else ""
     padding = max(start - 1 - len(head.splitlines()), 0)
     try:
-        tree = ast.parse("\n" * padding + head + text, filename=code.co_filename)
+        tree = _parse("\n" * padding + head + text, code.co_filename)
     except SyntaxError as exc:
         raise NoSource(f"its source does not parse on its own ({exc.msg})") from None
     body = tree.body[0].body if indented else tree.body  # type: ignore[attr-defined]
@@ -96,7 +112,7 @@ def _parse_function(
         ast.increment_lineno(tree, shift)
     if node.name != code.co_name or parameter_names(node.args) != code_parameter_names(code):
         raise NoSource("its source does not match its code (was the file edited after import?)")
-    last = max((line for _, _, line in code.co_lines() if line is not None), default=0)
+    last = max(filter(None, map(_third, code.co_lines())), default=0)
     if node.end_lineno is not None and last > node.end_lineno:
         raise NoSource("its source was cut short")
     return node
@@ -107,7 +123,7 @@ def _lambda_node(code: types.CodeType) -> ast.Lambda:
     if not lines:
         raise NoSource("its source is not available")
     try:
-        tree = ast.parse("".join(lines), filename=code.co_filename)
+        tree = _parse("".join(lines), code.co_filename)
     except SyntaxError as exc:
         raise NoSource(f"the file containing it does not parse ({exc.msg})") from None
     # The first instruction after RESUME is the start of the lambda's body.
