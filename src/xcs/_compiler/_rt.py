@@ -234,9 +234,7 @@ class Site:
                 )
             return
         mean = wall / count
-        # From a few tasks, quick is not sure enough: the last calls to reach a
-        # rendezvous (a batch the server answers together, a barrier) barely wait.
-        if mean < BLOCKED_SECONDS_MIN and count >= _SHORT_SAMPLES:
+        if mean < BLOCKED_SECONDS_MIN:
             self.mode = Mode.IN_ORDER
             self._countdown = self._interval = 1
             self.reason = f"its calls now take {mean * 1e6:.0f} µs: overlapping no longer pays"
