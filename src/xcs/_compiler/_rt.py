@@ -30,6 +30,7 @@ import ast
 import builtins
 import collections
 import contextlib
+import contextvars
 import enum
 import inspect
 import io
@@ -233,6 +234,8 @@ class Site:
                     f"{cpu / max(elapsed, 1e-9):.0%} of the time): overlapping pays"
                 )
             return
+        if measure.nested:
+            return  # NOTE: a recursion's inner execution does not decide for the site
         mean = wall / count
         if mean < BLOCKED_SECONDS_MIN:
             self.mode = Mode.IN_ORDER
@@ -282,16 +285,27 @@ _GATE_SAMPLES = 2
 _SHORT_SAMPLES = 8
 
 
+# The sites whose overlapping executions the current task belongs to (contexts are
+# copied into tasks, so a recursion's inner executions see their outer ones).
+_running_sites: contextvars.ContextVar[frozenset[Site]] = contextvars.ContextVar(
+    "xcs_running_sites", default=frozenset()
+)
+
+
 class Measure:
     """The tasks of one overlapping execution of a site, measured (``settle`` judges
     them). One per execution: executions of a site that run at once (a function called
     from several threads, or made per call) must not mix their figures."""
 
-    __slots__ = ("cpu", "cpu_max", "first", "n", "started", "wall", "wall_max")
+    __slots__ = ("cpu", "cpu_max", "first", "n", "nested", "site", "started", "wall", "wall_max")
 
     def __init__(self, site: Site) -> None:
         # Started before any execution of the site was judged: judged as a first one.
         self.first = site.probes == 0
+        # Run by a task of an execution of the same site (recursion: the leaves'
+        # executions are quick, their parents' wait on them): it does not decide.
+        self.site = site
+        self.nested = site in _running_sites.get()
         self.started = time.perf_counter()
         self.n = 0
         self.wall = 0.0  # wall time of the finished tasks
@@ -304,12 +318,18 @@ class Measure:
         closed as soon as the finished tasks show that the region does not pay: the
         rest of it then runs in order."""
 
+        site = self.site
+
         def task(*args: Any) -> Any:
             start = time.perf_counter()
             cpu = time.thread_time()
+            running = _running_sites.get()
+            token = _running_sites.set(running | {site}) if site not in running else None
             try:
                 return fn(*args)
             finally:
+                if token is not None:
+                    _running_sites.reset(token)
                 used = time.thread_time() - cpu
                 took = time.perf_counter() - start
                 self.wall += took
