@@ -9,6 +9,7 @@ import contextlib
 import functools
 import json
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -412,26 +413,31 @@ def test_an_operator_whose_forward_changes_a_shared_argument_or_is_sequential_ke
     assert "which calls _save, marked @xcs.sequential" in xcs.explain(saved)
 
 
+def _slow(prompt: str) -> str:
+    time.sleep(0.003)  # blocks: worth overlapping
+    return prompt
+
+
 def _expand(depth: int) -> list[str]:
     if depth == 0:
         return ["leaf"]  # the leaves return at once
     out: list[str] = []
-    for child in [model(f"d{depth}-{i}") for i in range(2)]:
-        out.extend(_expand(depth - 1) + [child])
+    for child in [_slow(f"d{depth}-{i}") for i in range(2)]:
+        out.extend([*_expand(depth - 1), child])
     return out
 
 
-def test_quick_leaves_do_not_put_a_recursion_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(globals(), "model", Model(None))
+def test_quick_leaves_do_not_put_a_recursion_in_order() -> None:
+    expected = _expand(3)
 
     @xcs.jit
     def solve() -> list[str]:
         return _expand(3)
 
-    for _ in range(4):  # warm: the leaf levels' loops run quick executions
-        assert solve() == _expand.__wrapped__(3) if hasattr(_expand, "__wrapped__") else True
-    compiled = _rt.dispatch_target(_expand)
-    assert compiled is not None and compiled is not _expand
-    runtime = compiled.__closure__[-1].cell_contents if compiled.__closure__ else None
-    loops = [s for s in getattr(runtime, "sites", []) if s.kind == "loop"]
-    assert loops and all(s.mode.value == "overlap" for s in loops)
+    for _ in range(4):  # warm: the lowest level's loop runs quick executions
+        assert solve() == expected
+    runtime = _jit.compiled_for(_expand, None).runtime
+    assert runtime is not None
+    loops = [site for site in runtime.sites if site.kind == "loop"]
+    assert loops
+    assert all(site.mode.value == "overlap" for site in loops), xcs.explain(solve)
