@@ -305,13 +305,9 @@ class _Rewriter:
         for call in all_nodes(node):
             if not isinstance(call, ast.Call) or id(call) in deferred:
                 continue
-            func = call.func
-            path: list[str] = []
-            while isinstance(func, ast.Attribute):
-                path.append(func.attr)
-                func = func.value
-            if isinstance(func, ast.Name):
-                found.add((func.id, tuple(reversed(path))))
+            callee = _callee_path(call.func)
+            if callee is not None:
+                found.add(callee)
         return tuple(sorted(found))
 
     def _roots(self, info: SiteInfo) -> ast.expr:
@@ -1032,14 +1028,22 @@ def _shared_arguments(
                 keys.add(keyword.arg)
         if not keys:
             continue
-        func = call.func
-        path: list[str] = []
-        while isinstance(func, ast.Attribute):
-            path.append(func.attr)
-            func = func.value
-        if isinstance(func, ast.Name):
-            found.setdefault((func.id, tuple(reversed(path))), set()).update(keys)
+        callee = _callee_path(call.func)
+        if callee is not None:
+            found.setdefault(callee, set()).update(keys)
     return {callee: frozenset(keys) for callee, keys in found.items()}
+
+
+def _callee_path(func: ast.expr) -> tuple[str, tuple[str, ...]] | None:
+    """``save`` -> ("save", ()); ``self.store.save`` -> ("self", ("store", "save"));
+    None for a callee that is not a name or an attribute chain on one."""
+    path: list[str] = []
+    while isinstance(func, ast.Attribute):
+        path.append(func.attr)
+        func = func.value
+    if isinstance(func, ast.Name):
+        return func.id, tuple(reversed(path))
+    return None
 
 
 def _loads(name: ast.Name) -> bool:
