@@ -1069,18 +1069,9 @@ _PASSES_ON = inspect.CO_VARARGS | inspect.CO_VARKEYWORDS
 
 def _changed_argument(target: Any, receiver: Any, shared: frozenset[int | str]) -> str | None:
     """How ``target`` changes one of the ``shared`` arguments of its call, or None."""
-    fn, skip = _as_function(target, receiver)
-    if fn is None:
+    changed, skip, code = _changed_by(target, receiver, -1)
+    if not changed or code is None:
         return None
-    entry = fn.__dict__.get(_CHANGED_PARAMETERS)
-    if entry is not None and entry[0] is fn:  # NOTE: [Cached on the function]
-        changed = entry[1]
-    else:
-        changed = _changed_parameters(fn) if is_user_code(fn.__code__) else {}
-        fn.__dict__[_CHANGED_PARAMETERS] = (fn, changed)
-    if not changed:
-        return None
-    code = fn.__code__
     positional = code.co_varnames[: code.co_argcount][skip:]
     for key in shared:
         parameter = positional[key] if isinstance(key, int) and key < len(positional) else key
@@ -1098,7 +1089,7 @@ def _changed_by(
     if fn is None or not is_user_code(fn.__code__):
         return {}, 0, None
     entry = fn.__dict__.get(_CHANGED_PARAMETERS)
-    if entry is not None and entry[0] is fn:
+    if entry is not None and entry[0] is fn:  # NOTE: [Cached on the function]
         return entry[1], skip, fn.__code__
     if depth > 4:
         return {}, 0, None
