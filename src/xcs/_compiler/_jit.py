@@ -39,6 +39,7 @@ from xcs._compiler._codegen import (
     rewrite_function,
 )
 from xcs._compiler._ir import Graph, Node
+from xcs._compiler._leaf import runs_as_written
 from xcs._compiler._rt import FunctionRuntime
 from xcs._compiler._source import NoSource, function_node
 from xcs._observe import _counters, _stats
@@ -279,6 +280,8 @@ def _builtin_only(fn: types.FunctionType) -> frozenset[str]:
 
 def _compile_callee(fn: types.FunctionType) -> Callable[..., Any]:
     """What a compiled caller runs for ``fn`` (NOTE: [Call tree])."""
+    if runs_as_written(fn):  # NOTE: [Leaves run as written]
+        return fn
     entry = compiled_for(fn, None)
     if (
         "<locals>" in fn.__code__.co_qualname

@@ -881,18 +881,25 @@ def _new_callee(fn: types.FunctionType) -> Any:
     with contextlib.suppress(ValueError, TypeError):  # no such frame
         note_callee(fn, sys._getframe(2).f_code)  # the compiled code that made the call
     target: Any = fn
+    if compile_callee is not None and compiles(fn):
+        target = compile_callee(fn)
+    fn.__dict__[DISPATCH_KEY] = (fn, target)
+    return target
+
+
+def compiles(fn: types.FunctionType) -> bool:
+    """Whether compiled callers would run a compiled form of ``fn`` (if it has one):
+    the user's own function, not a jit wrapper, ``@xcs.sequential``, generator or
+    lambda."""
     attributes = fn.__dict__
-    if (
-        compile_callee is not None
-        and "__xcs_jit__" not in attributes  # already a jit wrapper
+    code = fn.__code__
+    return (
+        "__xcs_jit__" not in attributes  # already a jit wrapper
         and not attributes.get("__xcs_sequential__")
         and not code.co_flags & _NOT_COMPILED
         and code.co_name != "<lambda>"
         and is_user_code(code)
-    ):
-        target = compile_callee(fn)
-    attributes[DISPATCH_KEY] = (fn, target)
-    return target
+    )
 
 
 def dispatch_target(fn: types.FunctionType) -> Any:
