@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
+from xcs._compiler import _jit
 from xcs._runtime._pool import WorkerPool
 
 # CI runs every example budget in full; locally `HYPOTHESIS_PROFILE=dev` is quicker.
@@ -18,6 +19,15 @@ settings.register_profile(
 )
 settings.register_profile("dev", deadline=None, max_examples=30)
 settings.load_profile("ci")
+
+
+@pytest.fixture(autouse=True)
+def _no_compile_ahead_left_over() -> Iterator[None]:
+    """Functions a test's jitted code queued to compile ahead (NOTE: [Compiled ahead]
+    in xcs._compiler._jit) are compiled before the test ends, not in the next test,
+    whose compile counters and monkeypatches they would otherwise touch."""
+    yield
+    assert _jit._ahead.drain(timeout=30), "compiling ahead did not finish"
 
 
 @pytest.fixture

@@ -13,17 +13,20 @@ compiling raises ``xcs.CompilationError``.
 from __future__ import annotations
 
 import ast
+import collections
 import contextlib
 import functools
 import gc
 import inspect
 import logging
+import os
+import sys
 import threading
 import time
 import types
 import warnings
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
@@ -156,13 +159,19 @@ def compiled_for(fn: Callable[..., Any], window: int | None) -> Compiled:
 
 
 def _compile(fn: Callable[..., Any], window: int | None) -> Compiled:
+    with _collections_off():
+        return _compile_timed(fn, window)
+
+
+@contextlib.contextmanager
+def _collections_off() -> Iterator[None]:
     # Compiling allocates thousands of short-lived AST nodes and no garbage cycles:
     # collections triggered meanwhile would only scan the program's whole heap,
     # which in a large program costs more than the compile itself.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _compile_timed(fn, window)
+        yield
     finally:
         if collecting:
             gc.enable()
@@ -191,6 +200,10 @@ def _compile_timed(fn: Callable[..., Any], window: int | None) -> Compiled:
             "in XCS; please report it with the function's source.",
             function=name,
         ) from exc
+    return _counted(entry, start)
+
+
+def _counted(entry: Compiled, start: float) -> Compiled:
     entry.compile_s = time.perf_counter() - start
     statistics.compiled += 1
     statistics.seconds += entry.compile_s
@@ -293,7 +306,166 @@ def _compile_callee(fn: types.FunctionType) -> Callable[..., Any]:
         # per call]), and so do its callees.
         _rt.as_written[fn.__code__] = True
         return fn
-    return entry.target if entry.target is not None else fn
+    if entry.target is None:
+        return fn
+    _queue_callees(fn)
+    return entry.target
+
+
+# NOTE: [Compiled ahead]
+# On a first call each compiled function compiles its callees as it reaches them
+# (NOTE: [Call tree]). One called after a region (a vote over drafts, a synthesizer
+# after its researchers) would be compiled when the region's calls are done, on the
+# critical path, while the threads coming back from those calls wait for the
+# interpreter lock. So when a function is first compiled for a call, the functions it
+# names (its globals, methods of the classes it names and of its own class, read from
+# its code's names without running anything) are compiled ahead by one background
+# thread, each _AHEAD_DELAY_S after it was queued: by then the calls the function
+# started first are in flight, and a thread that compiles holds up no one. What is
+# compiled and never called costs that thread's time only. A compile ahead that falls
+# back or fails stores nothing and reports nothing: the call that needs the function
+# compiles it again and reports, as before.
+
+_MAX_AHEAD = 32  # functions queued per compiled function
+_AHEAD_DELAY_S = 0.005
+
+
+class _Ahead:
+    """The queue of functions to compile ahead and its thread (started when first
+    needed, again after a fork)."""
+
+    def __init__(self) -> None:
+        self._ready = threading.Condition(threading.Lock())
+        self._queue: collections.deque[tuple[float, weakref.ref[types.FunctionType]]] = (
+            collections.deque(maxlen=1024)
+        )
+        self._thread: threading.Thread | None = None
+        self._busy = False
+
+    def submit(self, functions: list[types.FunctionType]) -> None:
+        due = time.monotonic() + _AHEAD_DELAY_S
+        with self._ready:
+            self._queue.extend((due, weakref.ref(fn)) for fn in functions)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="xcs-compile-ahead", daemon=True
+                )
+                self._thread.start()
+            self._ready.notify_all()  # the thread, not only a drain() waiting
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until nothing is queued or compiling; False if ``timeout`` passed
+        first. (Tests: a compile ahead must not land in the next test's counters.)"""
+        deadline = time.monotonic() + timeout
+        with self._ready:
+            while self._queue or self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._thread is None:
+                    return False
+                self._ready.wait(left)
+        return True
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                self._busy = False
+                while not self._queue:
+                    self._ready.notify_all()  # idle: wake drain()
+                    self._ready.wait()
+                due, ref = self._queue.popleft()
+                self._busy = True
+            wait = due - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            fn = ref()
+            if fn is not None:
+                try:
+                    _compile_ahead(fn)
+                except Exception:
+                    logger.debug("xcs.jit: compiling ahead failed", exc_info=True)
+            del fn
+
+    def forget_thread(self) -> None:
+        """In a forked child: the thread did not come along."""
+        self._ready = threading.Condition(threading.Lock())
+        self._thread = None
+        self._busy = False
+
+
+_ahead = _Ahead()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_ahead.forget_thread)
+
+
+def _queue_callees(fn: types.FunctionType) -> None:
+    found = _named_functions(fn)[:_MAX_AHEAD]
+    if found:
+        _ahead.submit(found)
+
+
+def _named_functions(fn: types.FunctionType) -> list[types.FunctionType]:
+    """The user's functions ``fn``'s code names that no compiled caller has called
+    yet: globals, and methods (by name) of the classes it names and of its own."""
+    names: set[str] = set()
+    codes = [fn.__code__]
+    while codes:
+        code = codes.pop()
+        names.update(code.co_names)
+        codes.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+    namespace = fn.__globals__
+    classes = [value for name in names if isinstance(value := namespace.get(name), type)]
+    own = _rt._defining_class(fn)
+    if own is not None:
+        classes.append(own)
+    found: dict[int, types.FunctionType] = {}
+    for name in sorted(names):
+        candidates = [namespace.get(name)]
+        candidates.extend(
+            inspect.getattr_static(cls, name, None) for cls in classes if _user_class(cls)
+        )
+        for candidate in candidates:
+            if isinstance(candidate, staticmethod | classmethod):
+                candidate = candidate.__func__
+            if (
+                type(candidate) is types.FunctionType
+                and candidate is not fn
+                and _rt.dispatch_target(candidate) is None
+                and _rt.is_user_code(candidate.__code__)
+            ):
+                found[id(candidate)] = candidate
+    return list(found.values())
+
+
+def _user_class(cls: type) -> bool:
+    module = sys.modules.get(cls.__module__)
+    file = getattr(module, "__file__", None)
+    return (
+        file is not None
+        and cls.__module__ != "builtins"
+        and not file.startswith(_rt._library_dirs())
+    )
+
+
+def _compile_ahead(fn: types.FunctionType) -> None:
+    """Compile ``fn`` for a call to come, if nothing has (NOTE: [Compiled ahead])."""
+    if (
+        _rt.dispatch_target(fn) is not None
+        or "<locals>" in fn.__code__.co_qualname  # made per call: compiled when called
+        or not _rt.compiles(fn)
+        or runs_as_written(fn)
+    ):
+        return
+    with _compile_lock:
+        store = _store_of(fn)
+        if store is None or None in store:
+            return
+        start = time.perf_counter()
+        with _collections_off():
+            try:
+                entry = _try_compile(fn, None)
+            except Exception:
+                return  # a fallback or a bug: the call that needs it reports it
+        store[None] = _counted(entry, start)
 
 
 # ---------------------------------------------------------------------------
@@ -398,6 +570,12 @@ class _JitState:
                 ),
                 stacklevel=3,
             )
+        if (
+            self.call is None
+            and entry.target is not None
+            and type(self.original) is types.FunctionType
+        ):
+            _queue_callees(self.original)  # NOTE: [Compiled ahead]
         self.call = entry.target if entry.target is not None else self.original
         return self.call
 
