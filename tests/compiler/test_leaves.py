@@ -389,3 +389,86 @@ def test_the_raw_scan_agrees_with_dis_on_the_standard_library_and_xcs() -> None:
         assert _leaf._shape(code) == expected, code
         leaves += expected is not None
     assert leaves > 50  # both ways, many functions are leaves
+
+
+# -- a callee that changes none of its arguments, told from its bytecode ----------------
+
+
+def formats_only(question: str, attempt: int) -> str:
+    return model(f"{question} (attempt {attempt:>3})")
+
+
+def never_reads(question: str) -> str:
+    return "constant"
+
+
+def appends(log: list[str], item: str) -> None:
+    log.append(f"{item}")
+
+
+def passes_on(log: list[str]) -> None:
+    appends(log, "x")
+
+
+def augments(total: list[int]) -> list[int]:
+    total += [1]
+    return total
+
+
+def stores_into(box: dict[str, str], key: str) -> None:
+    box[f"{key}"] = "v"
+
+
+def formats_an_attribute(item: Any) -> str:
+    return f"{item.name}"
+
+
+def reads_in_a_comprehension(items: list[str]) -> list[str]:
+    return [f"{i}" for i in items]
+
+
+def captured(items: list[str]) -> Any:
+    return lambda: f"{items}"
+
+
+@pytest.mark.parametrize(
+    ("fn", "expected"),
+    [
+        (formats_only, True),
+        (never_reads, True),
+        (no_call, False),  # x + 1: a read that is not an f-string field
+        (appends, False),
+        (passes_on, False),
+        (augments, False),
+        (stores_into, False),
+        (formats_an_attribute, False),
+        (reads_in_a_comprehension, False),
+        (captured, False),
+    ],
+    ids=lambda v: getattr(v, "__name__", str(v)),
+)
+def test_which_functions_change_no_parameter_by_their_bytecode(fn: Any, expected: bool) -> None:
+    assert _leaf.changes_no_parameter(fn.__code__) is expected
+    if expected:
+        assert _rt._changed_parameters_read(fn) == {}
+
+
+def test_no_function_said_to_change_no_parameter_changes_one_by_its_source() -> None:
+    """Over real modules: whenever the bytecode says no parameter is changed, the
+    analysis of the source (what a region's first execution read before) finds none."""
+    import argparse
+    import email.message
+    import textwrap
+
+    import xcs._compiler._codegen
+
+    told = 0
+    for module in (argparse, email.message, json, textwrap, xcs._compiler._codegen):
+        for value in vars(module).values():
+            candidates = [value, *vars(value).values()] if isinstance(value, type) else [value]
+            for fn in candidates:
+                fn = getattr(fn, "__func__", fn)
+                if isinstance(fn, type(test_leaves)) and _leaf.changes_no_parameter(fn.__code__):
+                    told += 1
+                    assert _rt._changed_parameters_read(fn) == {}, fn
+    assert told > 5

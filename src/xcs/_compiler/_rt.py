@@ -1175,6 +1175,15 @@ def _static_callee(func: ast.expr, fn: types.FunctionType, params: set[str]) -> 
 def _changed_parameters(fn: types.FunctionType, depth: int = 0) -> dict[str, str]:
     """Parameter -> how ``fn`` changes the object passed as it (``log.append``),
     itself or by passing it on to a function of the user's that does."""
+    from xcs._compiler._leaf import changes_no_parameter
+
+    if changes_no_parameter(fn.__code__):  # told from the bytecode: no parse
+        return {}
+    return _changed_parameters_read(fn, depth)
+
+
+def _changed_parameters_read(fn: types.FunctionType, depth: int = 0) -> dict[str, str]:
+    """``_changed_parameters``, always read from the source."""
     from xcs._compiler._source import NoSource
 
     if parse_function is None:
