@@ -1,5 +1,6 @@
-"""Functions whose compiled form would be the function itself, told from their
-bytecode without reading their source (NOTE: [Leaves run as written]).
+"""What a function's bytecode tells without reading its source: that its compiled
+form would be the function itself (NOTE: [Leaves run as written]), and that it
+changes none of the objects passed to it (``changes_no_parameter``).
 
 NOTE: [Leaves run as written]
 A compiled caller dispatches each call to the callee's compiled form (NOTE: [Call
