@@ -219,9 +219,9 @@ def test_a_leaf_follows_what_its_target_is_known_to_run() -> None:
     exec(compile(source, "<user code>", "exec"), namespace)
     helper, caller = namespace["helper"], namespace["caller"]
     assert not runs_as_written(caller)  # its callee has a region
-    helper.__dict__[_rt.DISPATCH_KEY] = (helper, helper)  # decided: runs as written
+    helper.__dict__[_rt.DISPATCH_KEY] = (helper, helper.__code__, helper)  # as written
     assert runs_as_written(caller)
-    helper.__dict__[_rt.DISPATCH_KEY] = (helper, no_call)  # decided: runs compiled
+    helper.__dict__[_rt.DISPATCH_KEY] = (helper, helper.__code__, no_call)  # compiled
     assert not runs_as_written(caller)
 
 

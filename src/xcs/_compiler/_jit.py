@@ -19,6 +19,7 @@ import functools
 import gc
 import inspect
 import logging
+import operator
 import os
 import sys
 import threading
@@ -94,10 +95,7 @@ _compile_lock = threading.RLock()
 
 def _cached(fn: types.FunctionType) -> dict[int | None, Compiled] | None:
     """``fn``'s own compiled forms (NOTE: [Cached on the function] in _rt)."""
-    entry = fn.__dict__.get(_CACHE_KEY)
-    if entry is None or entry[0] is not fn:
-        return None
-    store: dict[int | None, Compiled] = entry[1]
+    store: dict[int | None, Compiled] | None = _rt.owned(fn, _CACHE_KEY)
     return store
 
 
@@ -106,7 +104,7 @@ def _store_of(fn: Callable[..., Any]) -> dict[int | None, Compiled] | None:
         store = _cached(fn)
         if store is None:
             store = {}
-            fn.__dict__[_CACHE_KEY] = (fn, store)
+            fn.__dict__[_CACHE_KEY] = (fn, fn.__code__, store)
         return store
     try:
         return _other_cache.setdefault(fn, {})
@@ -262,7 +260,7 @@ def _try_compile(fn: Callable[..., Any], window: int | None) -> Compiled:
             if len(_rt.per_call_sites) < 65536:
                 _rt.per_call_sites[code] = [sites, 0]
     function = instantiate(fn, new_code, runtime)
-    function.__dict__[_rt.DISPATCH_KEY] = (function, function)  # compiled: calls itself
+    function.__dict__[_rt.DISPATCH_KEY] = (function, function.__code__, function)  # itself
     return Compiled(function, runtime, rewrite)
 
 
@@ -550,7 +548,7 @@ def jit(fn: Any = None, *, max_workers: int | None = None) -> Any:
 class _JitState:
     """The per-wrapper state: the original, the window, and what calls run."""
 
-    __slots__ = ("call", "original", "window")
+    __slots__ = ("call", "code", "original", "window")
 
     def __init__(self, original: Callable[..., Any], window: int | None) -> None:
         self.original = original
@@ -558,8 +556,15 @@ class _JitState:
         # None until the first call compiles; the wrapper installs and calls from its
         # own frame, so no second XCS frame stands in the way on the first call.
         self.call: Callable[..., Any] | None = None
+        # The code ``call`` was made for (_UNSET before the first call): the
+        # original's ``__code__`` replaced in place (IPython's autoreload does so)
+        # makes ``call`` stale (NOTE: [Cached on the function]).
+        self.code: Any = _UNSET
 
     def _install(self, warn: bool = True) -> Callable[..., Any]:
+        code = _code_of(self.original)
+        if self.code is not code:
+            self.call = None  # first call, or the code was replaced: as a first call
         entry = compiled_for(self.original, self.window)
         if warn and entry.fallback is not None and self.call is None:
             # Called from the wrapper's frame: level 3 is the caller of the wrapper.
@@ -577,6 +582,7 @@ class _JitState:
         ):
             _queue_callees(self.original)  # NOTE: [Compiled ahead]
         self.call = entry.target if entry.target is not None else self.original
+        self.code = code
         return self.call
 
     def compiled(self) -> Compiled:
@@ -584,19 +590,33 @@ class _JitState:
         return compiled_for(self.original, self.window)
 
 
+_UNSET = object()
+
+
+def _code_of(fn: Any) -> Any:
+    """``fn``'s code object (a function's or a bound method's), or None."""
+    return getattr(fn, "__code__", None)
+
+
 def _make_wrapper(fn: Callable[..., Any], window: int | None) -> Callable[..., Any]:
     state = _JitState(fn, window)
+    # Read at each call: what was compiled is for this code (NOTE: [Cached on the
+    # function]). The wrapper's body stays one line, and reads no global (it runs with
+    # fn's globals, _in_callers_module).
+    code_of: Callable[[Any], Any] = (
+        operator.attrgetter("__code__") if hasattr(fn, "__code__") else _code_of
+    )
 
     if inspect.iscoroutinefunction(fn):
 
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            return await (state.call or state._install())(*args, **kwargs)
+            return await (state.call if state.code is code_of(fn) else state._install())(*args, **kwargs)  # type: ignore[misc]  # fmt: skip  # noqa: E501
 
         wrapper: Callable[..., Any] = async_wrapper
     else:
 
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            return (state.call or state._install())(*args, **kwargs)
+            return (state.call if state.code is code_of(fn) else state._install())(*args, **kwargs)  # type: ignore[misc]  # fmt: skip
 
     if isinstance(fn, types.FunctionType):
         wrapper = _in_callers_module(wrapper, fn)

@@ -762,10 +762,13 @@ _BUILDERS: tuple[Callable[[Iterable[Any]], Any], ...] = (list, set, dict)
 # The call tree (NOTE: [Call tree] in _codegen)
 
 #: Where a function's dispatch target is cached, on the function itself, as
-#: ``(the function, target)``. NOTE: [Cached on the function] ``functools.wraps``
-#: copies a function's ``__dict__`` into its wrapper: an entry whose first item is not
-#: the function it was found on was copied, and is ignored (the wrapper's own code
-#: must run). The compiled forms (``_jit._CACHE_KEY``) are kept the same way.
+#: ``(the function, its code, target)``. NOTE: [Cached on the function]
+#: ``functools.wraps`` copies a function's ``__dict__`` into its wrapper: an entry
+#: whose first item is not the function it was found on was copied, and is ignored
+#: (the wrapper's own code must run). An entry whose code is not the function's
+#: ``__code__`` was made before the code was replaced in place (IPython's autoreload
+#: does that to every function of a module it reloads), and is stale. The compiled
+#: forms (``_jit._CACHE_KEY``) and the analyses below are kept the same way.
 DISPATCH_KEY = "__xcs_callee__"
 #: Set by ``_jit``: compiles a function (or falls back) and returns what to call.
 compile_callee: Callable[[types.FunctionType], Callable[..., Any]] | None = None
@@ -809,16 +812,21 @@ def callee(fn: Any) -> Any:
     kind = type(fn)
     if kind is types.FunctionType:
         try:
-            owner, target = fn.__dict__[DISPATCH_KEY]
+            owner, code, target = fn.__dict__[DISPATCH_KEY]
         except KeyError:
             return _new_callee(fn)
-        # NOTE: [Cached on the function] a copied entry belongs to another function
-        return target if owner is fn else _new_callee(fn)
+        # NOTE: [Cached on the function] a copied entry belongs to another function,
+        # and one made for other code is stale
+        return target if owner is fn and code is fn.__code__ else _new_callee(fn)
     if kind is types.MethodType:
         function = fn.__func__
         if type(function) is types.FunctionType:
             entry = function.__dict__.get(DISPATCH_KEY)
-            target = entry[1] if entry is not None and entry[0] is function else None
+            target = (
+                entry[2]
+                if entry is not None and entry[0] is function and entry[1] is function.__code__
+                else None
+            )
             if target is None:
                 target = _new_callee(function)
             if target is not function:
@@ -883,7 +891,7 @@ def _new_callee(fn: types.FunctionType) -> Any:
     target: Any = fn
     if compile_callee is not None and compiles(fn):
         target = compile_callee(fn)
-    fn.__dict__[DISPATCH_KEY] = (fn, target)
+    fn.__dict__[DISPATCH_KEY] = (fn, fn.__code__, target)
     return target
 
 
@@ -904,8 +912,14 @@ def compiles(fn: types.FunctionType) -> bool:
 
 def dispatch_target(fn: types.FunctionType) -> Any:
     """What compiled callers run for ``fn`` so far (None: not called from one yet)."""
-    entry = fn.__dict__.get(DISPATCH_KEY)
-    return entry[1] if entry is not None and entry[0] is fn else None
+    return owned(fn, DISPATCH_KEY)
+
+
+def owned(fn: types.FunctionType, key: str) -> Any:
+    """The value cached on ``fn`` under ``key`` (NOTE: [Cached on the function]), or
+    None: absent, copied from another function, or made for code since replaced."""
+    entry = fn.__dict__.get(key)
+    return entry[2] if entry is not None and entry[0] is fn and entry[1] is fn.__code__ else None
 
 
 FunctionRuntime.callee = staticmethod(callee)  # type: ignore[attr-defined]
@@ -1095,14 +1109,15 @@ def _changed_by(
     fn, skip = _as_function(fn, receiver)
     if fn is None or not is_user_code(fn.__code__):
         return {}, 0, None
-    entry = fn.__dict__.get(_CHANGED_PARAMETERS)
-    if entry is not None and entry[0] is fn:  # NOTE: [Cached on the function]
-        return entry[1], skip, fn.__code__
+    known = owned(fn, _CHANGED_PARAMETERS)  # NOTE: [Cached on the function]
+    if known is not None:
+        return known, skip, fn.__code__
     if depth > 4:
         return {}, 0, None
-    fn.__dict__[_CHANGED_PARAMETERS] = (fn, {})  # recursion ends here
+    code = fn.__code__
+    fn.__dict__[_CHANGED_PARAMETERS] = (fn, code, {})  # recursion ends here
     changed = _changed_parameters(fn, depth + 1)
-    fn.__dict__[_CHANGED_PARAMETERS] = (fn, changed)
+    fn.__dict__[_CHANGED_PARAMETERS] = (fn, code, changed)
     return changed, skip, fn.__code__
 
 
@@ -1292,15 +1307,14 @@ def _sequential_within(target: Any, receiver: Any, depth: int = 0) -> str | None
         if receiver is _MISSING or isinstance(receiver, type | types.ModuleType)
         else type(receiver)
     )
-    entry = fn.__dict__.get(_SEQUENTIAL_WITHIN)  # NOTE: [Cached on the function]
-    cache = entry[1] if entry is not None and entry[0] is fn else None
+    cache = owned(fn, _SEQUENTIAL_WITHIN)  # NOTE: [Cached on the function]
     if cache is not None and owner in cache:
         return cache[owner]  # type: ignore[no-any-return]
     if not is_user_code(fn.__code__):
         return None
     if cache is None:
         cache = {}
-        fn.__dict__[_SEQUENTIAL_WITHIN] = (fn, cache)
+        fn.__dict__[_SEQUENTIAL_WITHIN] = (fn, fn.__code__, cache)
     cache[owner] = None  # recursion ends here
     found = _find_sequential(fn, owner, receiver, depth)
     cache[owner] = found
