@@ -273,20 +273,22 @@ _by_code: weakref.WeakKeyDictionary[
 def _builtin_only(fn: types.FunctionType) -> frozenset[str]:
     """The names ``fn`` reads that only the builtins bind (NOTE: [Call tree])."""
     code = fn.__code__
-    builtins_ = fn.__globals__.get("__builtins__", __builtins__)
-    namespace = builtins_ if isinstance(builtins_, dict) else vars(builtins_)
-    names: set[str] = set()
-    codes = [code]
-    while codes:
-        current = codes.pop()
-        names.update(current.co_names)
-        codes.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
+    namespace = _rt.builtins_of(fn.__globals__)
+    names = _names_read(code)
     bound = set(code.co_varnames) | set(code.co_cellvars) | set(code.co_freevars)
     return frozenset(
         name
         for name in names
         if name in namespace and name not in fn.__globals__ and name not in bound
     )
+
+
+def _names_read(code: types.CodeType) -> set[str]:
+    """The global and attribute names ``code`` and the code nested in it read."""
+    names: set[str] = set()
+    for current in _rt.nested_codes(code):
+        names.update(current.co_names)
+    return names
 
 
 def _compile_callee(fn: types.FunctionType) -> Callable[..., Any]:
@@ -404,12 +406,7 @@ def _queue_callees(fn: types.FunctionType) -> None:
 def _named_functions(fn: types.FunctionType) -> list[types.FunctionType]:
     """The user's functions ``fn``'s code names that no compiled caller has called
     yet: globals, and methods (by name) of the classes it names and of its own."""
-    names: set[str] = set()
-    codes = [fn.__code__]
-    while codes:
-        code = codes.pop()
-        names.update(code.co_names)
-        codes.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+    names = _names_read(fn.__code__)
     namespace = fn.__globals__
     classes = [value for name in names if isinstance(value := namespace.get(name), type)]
     own = _rt._defining_class(fn)
@@ -435,13 +432,8 @@ def _named_functions(fn: types.FunctionType) -> list[types.FunctionType]:
 
 
 def _user_class(cls: type) -> bool:
-    module = sys.modules.get(cls.__module__)
-    file = getattr(module, "__file__", None)
-    return (
-        file is not None
-        and cls.__module__ != "builtins"
-        and not file.startswith(_rt._library_dirs())
-    )
+    file = getattr(sys.modules.get(cls.__module__), "__file__", None)
+    return file is not None and _rt.is_user_file(file)
 
 
 def _compile_ahead(fn: types.FunctionType) -> None:

@@ -31,6 +31,7 @@ import inspect
 import sys
 import types
 import weakref
+from collections.abc import Iterator
 from typing import Any
 
 from xcs._compiler import _rt
@@ -152,12 +153,7 @@ def _target(
     if line is None or column is None:
         return None
     path: list[str] = []
-    arg = 0
-    for i in range(unit):
-        op = ops[i]
-        arg = arg << 8 | raw[2 * i + 1]
-        if op == _EXTENDED_ARG:
-            continue
+    for i, op, arg in _decoded(raw, ops, unit):
         if op in _JUMP_OPS:
             return None  # a branch before the call: its target is not one expression
         if op not in _NEUTRAL_OPS:
@@ -170,7 +166,6 @@ def _target(
                 if not (op in _ATTRIBUTE_OPS if path else op == _LOAD_GLOBAL):
                     return None
                 path.append(_name(code, op, arg))
-        arg = 0
     return tuple(path) if path else None
 
 
@@ -186,9 +181,7 @@ def _resolve(fn: types.FunctionType, path: tuple[str, ...]) -> Any:
     first, *attributes = path
     value = fn.__globals__.get(first, _MISSING)
     if value is _MISSING:
-        builtins_ = fn.__globals__.get("__builtins__")
-        namespace = builtins_ if isinstance(builtins_, dict) else vars(builtins_ or object)
-        value = namespace.get(first, _MISSING)
+        value = _rt.builtins_of(fn.__globals__).get(first, _MISSING)
     for attribute in attributes:
         if type(value) is not types.ModuleType:
             return _MISSING
@@ -243,15 +236,22 @@ def changes_no_parameter(code: types.CodeType) -> bool:
     ops = raw[::2]
     if not _OTHER_FAST_LOADS.isdisjoint(ops):
         return False
+    return not any(
+        op == _LOAD_FAST and arg < count and not _formatted(raw, ops, i + 1)
+        for i, op, arg in _decoded(raw, ops, len(ops))
+    )
+
+
+def _decoded(raw: bytes, ops: bytes, stop: int) -> Iterator[tuple[int, int, int]]:
+    """(code unit, opcode, argument) of each instruction before code unit ``stop``,
+    with the arguments of EXTENDED_ARG prefixes folded in."""
     arg = 0
-    for i, op in enumerate(ops):
+    for i in range(stop):
+        op = ops[i]
         arg = arg << 8 | raw[2 * i + 1]
-        if op == _EXTENDED_ARG:
-            continue
-        if op == _LOAD_FAST and arg < count and not _formatted(raw, ops, i + 1):
-            return False
-        arg = 0
-    return True
+        if op != _EXTENDED_ARG:
+            yield i, op, arg
+            arg = 0
 
 
 def _formatted(raw: bytes, ops: bytes, unit: int) -> bool:

@@ -543,9 +543,7 @@ class FunctionRuntime:
                 return _MISSING
         if name in self._globals:
             return self._globals[name]
-        builtins_ = self._globals.get("__builtins__", builtins)
-        namespace = builtins_ if isinstance(builtins_, dict) else vars(builtins_)
-        return namespace.get(name, _MISSING)
+        return builtins_of(self._globals).get(name, _MISSING)
 
     def _ordered_callee(
         self, site: Site, roots: Callable[[], tuple[Any, ...]] | None
@@ -797,13 +795,33 @@ def _library_dirs() -> tuple[str, ...]:
 def is_user_code(code: types.CodeType) -> bool:
     """True if ``code`` is the user's own: not the standard library's, site-packages'
     or xcs's, and not frozen or built-in."""
-    filename = code.co_filename
+    return is_user_file(code.co_filename)
+
+
+def is_user_file(filename: str) -> bool:
+    """True if ``filename`` (a code object's, or a module's ``__file__``) is the
+    user's own (as ``is_user_code``)."""
     known = _library_files.get(filename)
     if known is None:
         known = not filename.startswith(("<frozen", *_library_dirs()))
         if len(_library_files) < 65536:
             _library_files[filename] = known
     return known
+
+
+def builtins_of(namespace: dict[str, Any]) -> dict[str, Any]:
+    """The builtins that code run with the globals ``namespace`` sees."""
+    found = namespace.get("__builtins__", builtins)
+    return found if isinstance(found, dict) else vars(found)
+
+
+def nested_codes(code: types.CodeType) -> Iterator[types.CodeType]:
+    """``code`` and the code of every function, class and comprehension in it."""
+    codes = [code]
+    while codes:
+        current = codes.pop()
+        yield current
+        codes.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
 
 
 def callee(fn: Any) -> Any:
@@ -1325,13 +1343,10 @@ def _find_sequential(
     fn: types.FunctionType, owner: type | None, receiver: Any, depth: int
 ) -> str | None:
     cells = dict(zip(fn.__code__.co_freevars, fn.__closure__ or (), strict=True))
-    codes = [fn.__code__]
     names: set[str] = set()
-    while codes:
-        code = codes.pop()
+    for code in nested_codes(fn.__code__):
         names.update(code.co_names)
         names.update(code.co_freevars)
-        codes.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
     for name in sorted(names):
         candidates: list[tuple[Any, Any]] = []
         cell = cells.get(name)
