@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import pytest
+from tests.compiler._forget import forget
 
 import xcs
 import xcs.testing
@@ -105,11 +106,8 @@ def _fresh_model() -> Any:
 
 def _fresh(fn: Any) -> Any:
     """A fresh function object with ``fn``'s code: nothing compiled or cached yet."""
-    for function in (fn, Pipeline.drafts, Pipeline.run, helper_a, helper_b, walk):
-        function.__dict__.pop(_rt.DISPATCH_KEY, None)
-        function.__dict__.pop("__xcs_compiled__", None)
-    for method in (Pipeline.make, Pipeline.polish):
-        getattr(method, "__func__", method).__dict__.pop(_rt.DISPATCH_KEY, None)
+    forget(fn, Pipeline.drafts, Pipeline.run, Pipeline.make, Pipeline.polish)
+    forget(helper_a, helper_b, walk)
     return xcs.jit(fn)
 
 

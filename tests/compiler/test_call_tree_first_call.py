@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from tests.compiler._forget import forget
 
 import xcs
 from xcs._compiler import _rt
@@ -64,10 +65,7 @@ model = Model()
 def _fresh(entry: Callable[..., Any], *callees: Any) -> Callable[..., Any]:
     """``xcs.jit(entry)`` with nothing compiled or cached on ``entry`` or ``callees``
     (functions, or class/static methods as found in a class ``__dict__``)."""
-    for fn in (entry, *callees):
-        function = getattr(fn, "__func__", fn)
-        function.__dict__.pop(_rt.DISPATCH_KEY, None)
-        function.__dict__.pop("__xcs_compiled__", None)
+    forget(entry, *callees)
     return xcs.jit(entry)
 
 

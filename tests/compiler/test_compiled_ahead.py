@@ -11,9 +11,10 @@ import time
 from typing import Any
 
 import pytest
+from tests.compiler._forget import forget
 
 import xcs
-from xcs._compiler import _jit, _rt
+from xcs._compiler import _jit
 
 TIMEOUT = 10.0
 AHEAD = "xcs-compile-ahead"
@@ -22,12 +23,6 @@ AHEAD = "xcs-compile-ahead"
 def _compiled(fn: Any) -> bool:
     store = _jit._cached(fn)
     return store is not None and None in store
-
-
-def _fresh(*fns: Any) -> None:
-    for fn in fns:
-        fn.__dict__.pop(_rt.DISPATCH_KEY, None)
-        fn.__dict__.pop("__xcs_compiled__", None)
 
 
 class WaitsUntilCompiled:
@@ -83,7 +78,7 @@ def compiles(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
 def test_a_function_called_after_a_region_is_compiled_while_the_region_runs(
     compiles: list[tuple[str, str]],
 ) -> None:
-    _fresh(consensus, ask, vote)
+    forget(consensus, ask, vote)
     model.watched, model.saw_it = vote, []
     assert xcs.jit(consensus)("abc") == consensus("abc") == "a"
     # Every call of the region (3 jitted, 3 plain) saw `vote` compiled before it
@@ -119,7 +114,7 @@ def panel_of_three(q: str) -> dict[str, int]:
 def test_a_method_of_the_callers_own_class_is_compiled_ahead(
     compiles: list[tuple[str, str]],
 ) -> None:
-    _fresh(panel_of_three, Panel.run, Panel.drafts, Panel.tally)
+    forget(panel_of_three, Panel.run, Panel.drafts, Panel.tally)
     model.watched, model.saw_it = Panel.tally, []
     assert xcs.jit(panel_of_three)("xy") == panel_of_three("xy") == {"x": 3}
     assert model.saw_it == [True] * 6
@@ -149,7 +144,7 @@ def sometimes(xs: list[int], flag: bool) -> list[int]:
 def test_a_callee_that_cannot_compile_is_reported_by_the_call_that_reaches_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    _fresh(sometimes, rarely_called)
+    forget(sometimes, rarely_called)
     real = _jit._try_compile
     tried: list[str] = []
 
@@ -186,7 +181,7 @@ def test_drain_reports_a_queue_that_does_not_empty_in_time(
         real(fn)
 
     monkeypatch.setattr(_jit, "_compile_ahead", stuck)
-    _fresh(vote)
+    forget(vote)
     _jit._ahead.submit([vote])
     try:
         assert not _jit._ahead.drain(0.05)

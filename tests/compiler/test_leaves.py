@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import pytest
+from tests.compiler._forget import forget
 
 import xcs
 from xcs._compiler import _jit, _leaf, _rt
@@ -244,18 +245,12 @@ def pipeline(qs: list[str]) -> list[list[str]]:
     return [step(q) for q in qs]
 
 
-def _fresh(*fns: Any) -> None:
-    for fn in fns:
-        fn.__dict__.pop(_rt.DISPATCH_KEY, None)
-        fn.__dict__.pop("__xcs_compiled__", None)
-
-
 def test_the_first_call_overlaps_through_a_leaf_and_compiles_only_what_has_regions(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     global model
     model = Model(9)  # 3 questions x 3 drafts in flight at once, or no return
-    _fresh(pipeline, step, drafts, leaf_draft)
+    forget(pipeline, step, drafts, leaf_draft)
     compiled: list[str] = []
     real = _jit._try_compile
 
@@ -293,7 +288,7 @@ def fan_out(qs: list[str]) -> list[str]:
 def test_a_leaf_whose_global_is_rebound_later_gives_what_plain_python_gives(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    _fresh(fan_out, calls_the_target, rebinding_target)
+    forget(fan_out, calls_the_target, rebinding_target)
     jitted = xcs.jit(fan_out)
     assert jitted(["a", "b"]) == fan_out(["a", "b"]) == ["a!", "b!"]
     seen: list[str] = []
