@@ -5,8 +5,8 @@ One call::
     >>> import xcs
     >>> from xcs.models import models
     >>> answer = models("sim:echo", "Why is the sky blue?", temperature=0)
-    >>> answer
-    Response('Why is the sky blue?', model='sim:echo', tokens=8+5, latency_s=0.000, cost_usd=?)
+    >>> answer  # doctest: +ELLIPSIS
+    Response('Why is the sky blue?', model='sim:echo', tokens=8+5, latency_s=0..., cost_usd=?)
     >>> answer.upper(), answer.usage.total_tokens
     ('WHY IS THE SKY BLUE?', 13)
 
