@@ -6,8 +6,12 @@ what the program computes."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -188,3 +192,57 @@ def test_drain_reports_a_queue_that_does_not_empty_in_time(
     finally:
         release.set()
     assert _jit._ahead.drain(TIMEOUT)
+
+
+_FORKS_MID_COMPILE = """
+import gc, os, sys, threading, time
+import xcs
+from xcs._compiler import _jit
+
+
+def work(xs):
+    return [abs(x) for x in xs]
+
+
+held, release = threading.Event(), threading.Event()
+
+
+def compiling():  # as a compile (ahead, or on a pool thread) holds the lock
+    with _jit._compile_lock, _jit._collections_off():
+        held.set()
+        release.wait(30)
+
+
+thread = threading.Thread(target=compiling)
+thread.start()
+assert held.wait(10)
+threading.Timer(0.2, release.set).start()
+pid = os.fork()  # waits for the compile to end
+if pid == 0:
+    ok = gc.isenabled() and xcs.jit(work)([-1, -2]) == [1, 2]
+    os._exit(0 if ok else 3)
+deadline = time.monotonic() + 30
+while True:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        print(os.waitstatus_to_exitcode(status))
+        break
+    if time.monotonic() > deadline:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        print("the child hung")
+        break
+    time.sleep(0.02)
+thread.join()
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_fork_while_another_thread_compiles_leaves_the_child_able_to_compile(
+    tmp_path: Path,
+) -> None:
+    script = tmp_path / "forks_mid_compile.py"
+    script.write_text(_FORKS_MID_COMPILE)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=90)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "0"

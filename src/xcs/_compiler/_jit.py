@@ -393,8 +393,22 @@ class _Ahead:
 
 
 _ahead = _Ahead()
+
+
+def _reinit_compile_lock_in_child() -> None:
+    _compile_lock._at_fork_reinit()  # type: ignore[attr-defined]
+    _ahead.forget_thread()
+
+
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_ahead.forget_thread)
+    # A fork waits for a compile in progress: a child forked mid-compile would inherit
+    # the lock held by a thread it does not have, and the collector that compile had
+    # turned off (NOTE: [Compiled ahead]: the ahead thread compiles at any moment).
+    os.register_at_fork(
+        before=_compile_lock.acquire,
+        after_in_parent=_compile_lock.release,
+        after_in_child=_reinit_compile_lock_in_child,
+    )
 
 
 def _queue_callees(fn: types.FunctionType) -> None:
