@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import random
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -561,3 +563,52 @@ def test_a_task_after_a_failed_input_or_a_known_failure_never_runs() -> None:
         group.wait(late)
         assert late.state is TaskState.CANCELLED
     assert ran == []
+
+
+# -- a task that ends at the recursion limit (NOTE in _scheduler) ----------------------
+
+
+class _NoWorkers:
+    """A pool whose workers never take anything: the owner runs every task it waits for."""
+
+    max_workers = 1
+
+    def submit(self, task: object) -> None:
+        pass
+
+
+def _depth() -> int:
+    frame, depth = sys._getframe(), 0
+    while frame is not None:
+        frame, depth = frame.f_back, depth + 1
+    return depth
+
+
+def _wait_at(levels: int, group: TaskGroup, task: object) -> None:
+    if levels > 0:
+        _wait_at(levels - 1, group, task)
+        return
+    with contextlib.suppress(RecursionError):
+        group.wait(task)  # type: ignore[arg-type]
+
+
+def test_a_task_run_where_no_call_fits_still_finishes() -> None:
+    """Waited for at every depth close to the limit, a task is never left running: at
+    one of them it ends (here, failing to enter its function) with no room for the
+    call that records it. Before the fix it stayed running and its group waited for
+    it forever."""
+    room = sys.getrecursionlimit() - _depth()
+    states = []
+    for below_the_limit in range(1, 40):
+        group = TaskGroup(name="limit", pool=_NoWorkers())  # type: ignore[arg-type]
+        task = group.spawn(lambda: 1)
+        with contextlib.suppress(RecursionError):  # too deep to even get there
+            _wait_at(room - below_the_limit, group, task)
+        states.append(task.state)
+        assert task.state is not TaskState.RUNNING, below_the_limit
+        # Back where calls fit: the group ends as any other (runs what is pending).
+        with contextlib.suppress(RecursionError):  # the task's, if it had one
+            group.__exit__(None, None, None)
+        assert task.state is TaskState.FINISHED
+    assert TaskState.PENDING in states  # too deep to claim it: it waits for its owner
+    assert TaskState.FINISHED in states

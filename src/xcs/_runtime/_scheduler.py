@@ -60,6 +60,16 @@ stands, and if a task it starts after fails, it never starts (its index is past 
 failure, so the claim cancels it). Nobody may claim it before it is ready, and a
 thread that waits for it waits for those tasks first, so a waiter still blocks only
 on a task that is running.
+NOTE: [A task that ends at the recursion limit]
+A task run inline by a waiter whose stack is deep (a recursion through regions) may
+end, by returning or by raising ``RecursionError``, with no room left for one more
+Python call, and then ``_finish`` itself raises ``RecursionError``. The task is then
+finished by statements that call no Python function (a C lock, attribute stores,
+``next``): its outcome stands in its place in program order and its waiters wake;
+tasks that start after it are left for their waiters to run. Before this, the task
+stayed "running" forever and its group's owner waited for it forever (findings of
+the real-code suite: tomllib under forced overlap, 1 run in 2).
+
 NOTE: [Where a task's error came from]
 When a task's exception is raised to the owner, it gets one note (``add_note``)
 naming the group and the task's index, e.g. ``xcs: raised by item 3 of f:12
@@ -192,19 +202,37 @@ class Task(Generic[R]):
     def _execute(self) -> None:
         fn, args = self._fn, self._args
         assert fn is not None
+        error: BaseException | None = None
+        value: Any = None
         try:
             value = self._ctx.run(fn, *args)
         except BaseException as exc:
             # Even KeyboardInterrupt and SystemExit: NOTE: [Interrupts inside tasks].
-            self.group._finish(self, None, exc)
-        else:
-            self.group._finish(self, value, None)
-        finally:
-            # Break references early: a finished task kept for its value must not
-            # keep its function, arguments and context alive too.
-            self._fn = None
-            self._args = ()
-            del fn, args
+            error = exc
+        # Break references early: a finished task kept for its value must not keep its
+        # function, arguments and context alive too.
+        self._fn = None
+        self._args = ()
+        del fn, args
+        try:
+            self.group._finish(self, value, error)
+        except RecursionError:
+            # NOTE: [A task that ends at the recursion limit]
+            if self.state is _FINISHED:
+                return  # recorded and released; a dependent _finish did not queue
+                # is run by its waiter
+            group = self.group
+            with group._lock:
+                self.value = value
+                self.error = error
+                self.state = _FINISHED
+                if error is not None and self.index < group._stop:
+                    group._stop = self.index
+                    group.failure_seq = next(_sequence)
+                for dependent in self.dependents or ():
+                    dependent.blockers -= 1  # not queued: its waiter runs it
+                self.dependents = None
+            self._done.release()
 
     @property
     def done(self) -> bool:
@@ -217,24 +245,34 @@ class Task(Generic[R]):
 class TaskGroup:
     """Tasks spawned in program order and joined in program order.
 
-    A group belongs to the thread that created it: only that thread spawns and joins
-    (workers only run tasks). Use it as a context manager; on exit it joins what is
-    left (raising the first error in program order) or, when the block raised,
-    cancels what has not started and waits for what is running.
+        A group belongs to the thread that created it: only that thread spawns and joins
+        (workers only run tasks). Use it as a context manager; on exit it joins what is
+        left (raising the first error in program order) or, when the block raised,
+        cancels what has not started and waits for what is running.
 
-    Args:
-        name: a label for the tasks, shown in errors and traces.
-        pool: the pool to run on (default: the process-wide pool).
-        note: given a task's index, what its exception's note says after
-            ``xcs: raised by `` when it is raised to the owner (default:
-            ``item <index> of <name>``); NOTE: [Where a task's error came from].
+        Args:
+            name: a label for the tasks, shown in errors and traces.
+            pool: the pool to run on (default: the process-wide pool).
+            note: given a task's index, what its exception's note says after
+                ``xcs: raised by `` when it is raised to the owner (default:
+                ``item <index> of <name>``); NOTE: [A task that ends at the recursion limit]
+    A task run inline by a waiter whose stack is deep (a recursion through regions) may
+    end, by returning or by raising ``RecursionError``, with no room left for one more
+    Python call, and then ``_finish`` itself raises ``RecursionError``. The task is then
+    finished by statements that call no Python function (a C lock, attribute stores,
+    ``next``): its outcome stands in its place in program order and its waiters wake;
+    tasks that start after it are left for their waiters to run. Before this, the task
+    stayed "running" forever and its group's owner waited for it forever (findings of
+    the real-code suite: tomllib under forced overlap, 1 run in 2).
 
-    Example::
+    NOTE: [Where a task's error came from].
 
-        with TaskGroup(name="ensemble") as group:
-            a = group.spawn(call_model, "q1")
-            b = group.spawn(call_model, "q2")
-            answer = combine(group.result(a), group.result(b))
+        Example::
+
+            with TaskGroup(name="ensemble") as group:
+                a = group.spawn(call_model, "q1")
+                b = group.spawn(call_model, "q2")
+                answer = combine(group.result(a), group.result(b))
     """
 
     def __init__(
@@ -636,7 +674,17 @@ def raise_with_its_chain(error: BaseException) -> NoReturn:
 
 
 def _add_origin_note(error: BaseException, index: int, group: TaskGroup) -> None:
-    """NOTE: [Where a task's error came from]."""
+    """NOTE: [A task that ends at the recursion limit]
+    A task run inline by a waiter whose stack is deep (a recursion through regions) may
+    end, by returning or by raising ``RecursionError``, with no room left for one more
+    Python call, and then ``_finish`` itself raises ``RecursionError``. The task is then
+    finished by statements that call no Python function (a C lock, attribute stores,
+    ``next``): its outcome stands in its place in program order and its waiters wake;
+    tasks that start after it are left for their waiters to run. Before this, the task
+    stayed "running" forever and its group's owner waited for it forever (findings of
+    the real-code suite: tomllib under forced overlap, 1 run in 2).
+
+    NOTE: [Where a task's error came from]."""
     try:
         notes = getattr(error, "__notes__", None)
         if notes is not None:
