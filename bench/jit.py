@@ -1027,9 +1027,11 @@ def bench_callee_dispatch(calls: int, runs: int) -> dict[str, Any]:
         "your function, a leaf (runs as written)": (trivial, 1),
         "your method, a leaf (bound)": (scorer.score, 1),
         "your callable object": (scorer, 1),
+        "your `@xcs.jit` function (without its wrapper's frame)": (xcs.jit(trivial), 1),
     }
     rows = {}
     for label, (fn, arg) in callees.items():
+        fn(arg)  # a jit wrapper compiles at its first call
         rt.callee(fn)  # the first dispatch decides, once per function
         row = _timed_side_by_side(
             lambda f=fn, a=arg: f(a), lambda f=fn, a=arg: rt.callee(f)(a), calls, runs

@@ -599,6 +599,23 @@ class _JitState:
 _UNSET = object()
 
 
+def _jit_target(wrapper: types.FunctionType, state: Any) -> Any:
+    """What ``wrapper`` (whose ``__xcs_jit__`` is ``state``) calls now, if it is a jit
+    wrapper that has made its first call and its original's code is still the code
+    compiled; else ``wrapper``."""
+    if (
+        type(state) is _JitState
+        and state.call is not None
+        and state.code is getattr(state.original, "__code__", None)
+        and wrapper.__dict__.get("__wrapped__") is state.original  # not a wraps() copy
+    ):
+        return state.call
+    return wrapper
+
+
+_rt.jit_target = _jit_target
+
+
 def _code_of(fn: Any) -> Any:
     """``fn``'s code object (a function's or a bound method's), or None."""
     return getattr(fn, "__code__", None)
@@ -788,6 +805,9 @@ def _call_tree(entry: Compiled, depth: int, seen: set[int]) -> list[str]:
     for callee in sorted(found.values(), key=lambda f: f.__qualname__):
         compiled = _rt.dispatch_target(callee)
         indent = "    " * (depth + 1)
+        if isinstance(callee.__dict__.get("__xcs_jit__"), _JitState):
+            lines.append(f"{indent}{callee.__qualname__}: jitted (xcs.explain shows its plan)")
+            continue
         if compiled is None or compiled is callee or id(callee) in seen:
             why = "runs as written" if compiled is callee else "(above)"
             lines.append(f"{indent}{callee.__qualname__}: {why}")

@@ -770,6 +770,9 @@ _BUILDERS: tuple[Callable[[Iterable[Any]], Any], ...] = (list, set, dict)
 DISPATCH_KEY = "__xcs_callee__"
 #: Set by ``_jit``: compiles a function (or falls back) and returns what to call.
 compile_callee: Callable[[types.FunctionType], Callable[..., Any]] | None = None
+#: Set by ``_jit``: what compiled callers run for a jit wrapper: what the wrapper
+#: would call, without the wrapper's frame (or the wrapper, until it has a target).
+jit_target: Callable[[types.FunctionType, Any], Any] | None = None
 #: Set by ``_jit``: a function's syntax tree, parsed safely from any thread.
 parse_function: Callable[[types.FunctionType], ast.AST] | None = None
 _library_files: dict[str, bool] = {}
@@ -893,6 +896,17 @@ per_call_sites: dict[types.CodeType, list[Any]] = {}
 
 
 def _new_callee(fn: types.FunctionType) -> Any:
+    attributes = fn.__dict__
+    state = attributes.get("__xcs_jit__")
+    if state is not None and jit_target is not None:
+        # A jit wrapper: one frame less per call (a recursion as deep as plain
+        # Python's). Its target is asked again at each call, as the wrapper asks:
+        # this entry's code never matches (NOTE: [Cached on the function]).
+        if DISPATCH_KEY not in attributes:
+            attributes[DISPATCH_KEY] = (fn, None, fn)
+            with contextlib.suppress(ValueError, TypeError):
+                note_callee(fn, sys._getframe(2).f_code)
+        return jit_target(fn, state)
     code = fn.__code__
     if code in as_written:
         return fn
