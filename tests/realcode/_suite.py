@@ -107,6 +107,59 @@ MODULES: dict[str, Module] = {
         Module("ast", "test.test_ast", ("ast",), ci=False),
         Module("tokenize", "test.test_tokenize", ("tokenize",), ci=False),
         Module("_pydecimal", "test.test_decimal", ("_pydecimal",), ci=False),
+        Module("pathlib", "test.test_pathlib", ("pathlib",), ci=False),
+        Module("dataclasses", "test.test_dataclasses", ("dataclasses",), ci=False),
+        Module("glob", "test.test_glob", ("glob",), ci=False),
+        Module("uuid", "test.test_uuid", ("uuid",), ci=False),
+        Module("optparse", "test.test_optparse", ("optparse",), ci=False),
+        Module("cmd", "test.test_cmd", ("cmd",), ci=False),
+        Module("http.cookies", "test.test_http_cookies", ("http.cookies",), ci=False),
+        Module("http.cookiejar", "test.test_http_cookiejar", ("http.cookiejar",), ci=False),
+        Module(
+            "xml.dom.minidom",
+            "test.test_minidom",
+            ("xml.dom.minidom", "xml.dom.minicompat"),
+            ci=False,
+        ),
+        Module("linecache", "test.test_linecache", ("linecache",), ci=False),
+        Module("_py_abc", "test.test_abc", ("_py_abc",), ci=False),
+        Module("contextlib", "test.test_contextlib", ("contextlib",), ci=False),
+        Module("filecmp", "test.test_filecmp", ("filecmp",), ci=False),
+        Module("fileinput", "test.test_fileinput", ("fileinput",), ci=False),
+        Module("stringprep", "test.test_stringprep", ("stringprep",), ci=False),
+        Module(
+            "zoneinfo",
+            "test.test_zoneinfo",
+            ("zoneinfo._zoneinfo", "zoneinfo._common", "zoneinfo._tzpath"),
+            ci=False,
+        ),
+        Module("queue", "test.test_queue", ("queue",), ci=False),
+        Module("re", "test.test_re", ("re", "re._parser", "re._compiler", "re._casefix"), ci=False),
+        Module(
+            "xml.etree",
+            "test.test_xml_etree",
+            ("xml.etree.ElementTree", "xml.etree.ElementPath"),
+            ci=False,
+        ),
+        Module("pickle", "test.test_pickle", ("pickle",), ci=False),
+        Module("wave", "test.test_wave", ("wave",), ci=False),
+        Module("zipfile", "test.test_zipfile", ("zipfile",), ci=False),
+        Module("tarfile", "test.test_tarfile", ("tarfile",), ci=False),
+        Module("tempfile", "test.test_tempfile", ("tempfile",), ci=False),
+        Module("shutil", "test.test_shutil", ("shutil",), ci=False),
+        Module("gzip", "test.test_gzip", ("gzip",), ci=False),
+        Module("pickletools", "test.test_pickletools", ("pickletools",), ci=False),
+        Module(
+            "xml.sax",
+            "test.test_sax",
+            ("xml.sax", "xml.sax.saxutils", "xml.sax.expatreader", "xml.sax.handler"),
+            ci=False,
+        ),
+        Module("dbm.dumb", "test.test_dbm_dumb", ("dbm.dumb",), ci=False),
+        Module("aifc", "test.test_aifc", ("aifc",), ci=False),
+        Module("robotparser", "test.test_robotparser", ("urllib.robotparser",), ci=False),
+        Module("codeop", "test.test_codeop", ("codeop",), ci=False),
+        Module("pstats", "test.test_pstats", ("pstats",), ci=False),
     ]
 }
 
@@ -178,6 +231,9 @@ def run(module: Module, mode: str, *, timeout: float | None = None) -> Run:
     env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     with tempfile.TemporaryDirectory(prefix="xcs-realcode-") as tmp:
         out = Path(tmp) / "result.json"
+        # Tests that write fixed names under the temporary directory (filecmp's
+        # "dir-same"...) must not meet another mode's run of them (--jobs).
+        env["TMPDIR"] = tmp
         command = [sys.executable, str(RUNNER), "--mode", mode, "--tests", module.tests]
         command += [f"--patch={p}" for p in module.patch]
         command += [f"--only={o}" for o in module.only]
