@@ -219,8 +219,7 @@ class Task(Generic[R]):
         except RecursionError:
             # NOTE: [A task that ends at the recursion limit]
             if self.state is _FINISHED:
-                return  # recorded and released; a dependent _finish did not queue
-                # is run by its waiter
+                return  # recorded and released (a dependent not queued: its waiter runs it)
             group = self.group
             with group._lock:
                 self.value = value
@@ -233,6 +232,9 @@ class Task(Generic[R]):
                     dependent.blockers -= 1  # not queued: its waiter runs it
                 self.dependents = None
             self._done.release()
+        finally:
+            # No cycle error -> its traceback -> this frame -> error.
+            del value, error
 
     @property
     def done(self) -> bool:
@@ -245,34 +247,24 @@ class Task(Generic[R]):
 class TaskGroup:
     """Tasks spawned in program order and joined in program order.
 
-        A group belongs to the thread that created it: only that thread spawns and joins
-        (workers only run tasks). Use it as a context manager; on exit it joins what is
-        left (raising the first error in program order) or, when the block raised,
-        cancels what has not started and waits for what is running.
+    A group belongs to the thread that created it: only that thread spawns and joins
+    (workers only run tasks). Use it as a context manager; on exit it joins what is
+    left (raising the first error in program order) or, when the block raised,
+    cancels what has not started and waits for what is running.
 
-        Args:
-            name: a label for the tasks, shown in errors and traces.
-            pool: the pool to run on (default: the process-wide pool).
-            note: given a task's index, what its exception's note says after
-                ``xcs: raised by `` when it is raised to the owner (default:
-                ``item <index> of <name>``); NOTE: [A task that ends at the recursion limit]
-    A task run inline by a waiter whose stack is deep (a recursion through regions) may
-    end, by returning or by raising ``RecursionError``, with no room left for one more
-    Python call, and then ``_finish`` itself raises ``RecursionError``. The task is then
-    finished by statements that call no Python function (a C lock, attribute stores,
-    ``next``): its outcome stands in its place in program order and its waiters wake;
-    tasks that start after it are left for their waiters to run. Before this, the task
-    stayed "running" forever and its group's owner waited for it forever (findings of
-    the real-code suite: tomllib under forced overlap, 1 run in 2).
+    Args:
+        name: a label for the tasks, shown in errors and traces.
+        pool: the pool to run on (default: the process-wide pool).
+        note: given a task's index, what its exception's note says after
+            ``xcs: raised by `` when it is raised to the owner (default:
+            ``item <index> of <name>``); NOTE: [Where a task's error came from].
 
-    NOTE: [Where a task's error came from].
+    Example::
 
-        Example::
-
-            with TaskGroup(name="ensemble") as group:
-                a = group.spawn(call_model, "q1")
-                b = group.spawn(call_model, "q2")
-                answer = combine(group.result(a), group.result(b))
+        with TaskGroup(name="ensemble") as group:
+            a = group.spawn(call_model, "q1")
+            b = group.spawn(call_model, "q2")
+            answer = combine(group.result(a), group.result(b))
     """
 
     def __init__(
@@ -674,17 +666,7 @@ def raise_with_its_chain(error: BaseException) -> NoReturn:
 
 
 def _add_origin_note(error: BaseException, index: int, group: TaskGroup) -> None:
-    """NOTE: [A task that ends at the recursion limit]
-    A task run inline by a waiter whose stack is deep (a recursion through regions) may
-    end, by returning or by raising ``RecursionError``, with no room left for one more
-    Python call, and then ``_finish`` itself raises ``RecursionError``. The task is then
-    finished by statements that call no Python function (a C lock, attribute stores,
-    ``next``): its outcome stands in its place in program order and its waiters wake;
-    tasks that start after it are left for their waiters to run. Before this, the task
-    stayed "running" forever and its group's owner waited for it forever (findings of
-    the real-code suite: tomllib under forced overlap, 1 run in 2).
-
-    NOTE: [Where a task's error came from]."""
+    """NOTE: [Where a task's error came from]."""
     try:
         notes = getattr(error, "__notes__", None)
         if notes is not None:
