@@ -369,13 +369,10 @@ def prog(xs, n, log, store):
 """
 
 
-@pytest.mark.xfail(
-    strict=False,  # not strict: an item a worker picks up starts a fresh stack, so it
-    # passes when the workers take the items (seen once in ~10 runs)
-    reason="findings F6: each level of a recursion through a region costs ~12 frames "
-    "under jit (2 plain) on the thread that runs it: RecursionError at depth ~85",
-)
 def test_recursion_through_a_region_as_deep_as_plain_python() -> None:
+    """Findings F6: each level of a recursion through a region cost about 12 frames
+    under jit (2 plain) on the thread that runs its items: RecursionError about 85
+    levels down. Fixed by NOTE: [Deep on one thread, in order] in ``_rt``."""
     plain_module = load_tree(DEEP_RECURSION, TreeConfig())
     expected = run_tree(plain_module, plain_module.prog, ([], 300))
     assert expected.error is None

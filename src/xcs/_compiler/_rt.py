@@ -55,7 +55,7 @@ from xcs._runtime._measure import (
     worth_overlapping,
 )
 from xcs._runtime._pool import get_pool
-from xcs._runtime._scheduler import Task, TaskGroup, drive_window, ordered_imap
+from xcs._runtime._scheduler import Task, TaskGroup, drive_window, helping, ordered_imap
 
 __all__ = ["SKIP", "UNBOUND", "FunctionRuntime", "Mode", "Site", "live_runtimes"]
 
@@ -79,6 +79,20 @@ UNBOUND = _Sentinel("UNBOUND")  # a name the loop body did not assign
 
 _EWMA = 0.3
 _MAX_PROBE_INTERVAL = 1024
+
+# NOTE: [Deep on one thread, in order]
+# A thread that waits for a region's item may run it itself (NOTE: [Waiting threads
+# help] in _scheduler), under the region's frames: about a dozen frames of XCS's per
+# level, where the original comprehension costs one. A recursion through a region
+# (a tree walk: ``[size(k) for k in node.kids]``) then met the recursion limit about
+# 85 levels down, where plain Python goes 450 (findings F6, and tomllib's nesting
+# tests in the real-code suite), and raised a RecursionError the program does not.
+# So once the tasks a thread runs inline, one inside another, hold an eighth of the
+# recursion limit in XCS's frames, the regions it starts run their original code, in
+# order: that is always the sequential program, and costs what it costs there.
+# Other threads are not affected: a worker starts each task on a fresh stack.
+_FRAMES_PER_HELP = 12
+_MIN_DEEP = 4  # below this no thread is deep: the limit is not even read
 
 
 class Mode(enum.Enum):
@@ -167,7 +181,9 @@ class Site:
         if self.mode is Mode.IN_ORDER and self._countdown > 0 and not _forced[0]:
             self._countdown -= 1
             return True
-        return False
+        depth = helping.depth
+        # NOTE: [Deep on one thread, in order]
+        return depth >= _MIN_DEEP and depth * _FRAMES_PER_HELP * 8 >= sys.getrecursionlimit()
 
     def wants_probe(self) -> bool:
         """True if this execution should start with a probe (never on the first

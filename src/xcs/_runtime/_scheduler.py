@@ -119,6 +119,16 @@ _INFINITY = float("inf")
 _sequence = itertools.count()
 
 
+class _Helping(threading.local):
+    """How many tasks this thread is running inline, one inside another (NOTE:
+    [Waiting threads help]): each costs the thread's stack about a dozen frames."""
+
+    depth = 0
+
+
+helping = _Helping()
+
+
 class TaskState(enum.Enum):
     PENDING = "pending"  # spawned, not started; may be claimed by a worker or a waiter
     RUNNING = "running"  # claimed: a thread is running it
@@ -493,8 +503,13 @@ class TaskGroup:
             raise self._expire(active)
         worker = current_pool()
         # NOTE: [Waiting threads help]
+        here = helping
         if (active is None or worker is not None) and self._claim(task, worker):
-            task._execute()
+            here.depth += 1
+            try:
+                task._execute()
+            finally:
+                here.depth -= 1
             return
         if worker is not None:
             for other in list(self._open):
@@ -503,7 +518,11 @@ class TaskGroup:
                 if active is not None and active.expired():
                     break
                 if other.state is _PENDING and self._claim(other, worker):
-                    other._execute()
+                    here.depth += 1
+                    try:
+                        other._execute()
+                    finally:
+                        here.depth -= 1
         if active is None:
             task._done.acquire()
             task._done.release()
