@@ -599,21 +599,16 @@ class _JitState:
 _UNSET = object()
 
 
-def _jit_target(wrapper: types.FunctionType, state: Any) -> Any:
-    """What ``wrapper`` (whose ``__xcs_jit__`` is ``state``) calls now, if it is a jit
-    wrapper that has made its first call and its original's code is still the code
-    compiled; else ``wrapper``."""
-    if (
-        type(state) is _JitState
-        and state.call is not None
-        and state.code is getattr(state.original, "__code__", None)
-        and wrapper.__dict__.get("__wrapped__") is state.original  # not a wraps() copy
-    ):
-        return state.call
-    return wrapper
+def _jit_state(fn: types.FunctionType) -> _JitState | None:
+    """``fn``'s state if it is a jit wrapper (not a ``functools.wraps`` copy of one)."""
+    attributes = fn.__dict__
+    state = attributes.get("__xcs_jit__")
+    if type(state) is _JitState and attributes.get("__wrapped__") is state.original:
+        return state
+    return None
 
 
-_rt.jit_target = _jit_target
+_rt.jit_state = _jit_state
 
 
 def _code_of(fn: Any) -> Any:

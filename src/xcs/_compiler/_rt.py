@@ -786,9 +786,9 @@ _BUILDERS: tuple[Callable[[Iterable[Any]], Any], ...] = (list, set, dict)
 DISPATCH_KEY = "__xcs_callee__"
 #: Set by ``_jit``: compiles a function (or falls back) and returns what to call.
 compile_callee: Callable[[types.FunctionType], Callable[..., Any]] | None = None
-#: Set by ``_jit``: what compiled callers run for a jit wrapper: what the wrapper
-#: would call, without the wrapper's frame (or the wrapper, until it has a target).
-jit_target: Callable[[types.FunctionType, Any], Any] | None = None
+#: Set by ``_jit``: a jit wrapper's state, or None for any other function (a copy of
+#: a wrapper made by ``functools.wraps`` included): NOTE: [Jitted callees].
+jit_state: Callable[[types.FunctionType], Any] | None = None
 #: Set by ``_jit``: a function's syntax tree, parsed safely from any thread.
 parse_function: Callable[[types.FunctionType], ast.AST] | None = None
 _library_files: dict[str, bool] = {}
@@ -854,16 +854,27 @@ def callee(fn: Any) -> Any:
             return _new_callee(fn)
         # NOTE: [Cached on the function] a copied entry belongs to another function,
         # and one made for other code is stale
-        return target if owner is fn and code is fn.__code__ else _new_callee(fn)
+        if owner is fn:
+            if code is fn.__code__:
+                return target
+            if code is None:  # a jit wrapper; target is its state (NOTE: [Jitted callees])
+                # (_wrapped_target, inline: a recursion's deepest call has no frame to spare)
+                if target.call is not None and target.code is getattr(
+                    target.original, "__code__", None
+                ):
+                    return target.call
+                return fn
+        return _new_callee(fn)
     if kind is types.MethodType:
         function = fn.__func__
         if type(function) is types.FunctionType:
             entry = function.__dict__.get(DISPATCH_KEY)
-            target = (
-                entry[2]
-                if entry is not None and entry[0] is function and entry[1] is function.__code__
-                else None
-            )
+            target = None
+            if entry is not None and entry[0] is function:
+                if entry[1] is function.__code__:
+                    target = entry[2]
+                elif entry[1] is None:  # a jit wrapper
+                    target = _wrapped_target(function, entry[2])
             if target is None:
                 target = _new_callee(function)
             if target is not function:
@@ -911,18 +922,27 @@ as_written: dict[types.CodeType, bool] = {}
 per_call_sites: dict[types.CodeType, list[Any]] = {}
 
 
+def _wrapped_target(wrapper: types.FunctionType, state: Any) -> Any:
+    """What jit ``wrapper`` calls now (NOTE: [Jitted callees]): its target once it has
+    one, made for its original's code as it is now; else the wrapper, which makes it."""
+    if state.call is not None and state.code is getattr(state.original, "__code__", None):
+        return state.call
+    return wrapper
+
+
 def _new_callee(fn: types.FunctionType) -> Any:
-    attributes = fn.__dict__
-    state = attributes.get("__xcs_jit__")
-    if state is not None and jit_target is not None:
-        # A jit wrapper: one frame less per call (a recursion as deep as plain
-        # Python's). Its target is asked again at each call, as the wrapper asks:
-        # this entry's code never matches (NOTE: [Cached on the function]).
-        if DISPATCH_KEY not in attributes:
-            attributes[DISPATCH_KEY] = (fn, None, fn)
-            with contextlib.suppress(ValueError, TypeError):
-                note_callee(fn, sys._getframe(2).f_code)
-        return jit_target(fn, state)
+    state = jit_state(fn) if jit_state is not None else None
+    if state is not None:
+        # NOTE: [Jitted callees] A jit wrapper called from compiled code: its target is
+        # called directly, without the wrapper's frame, so a recursion through
+        # @xcs.jit functions goes as deep as in plain Python (and ``stacklevel`` finds
+        # the caller). The entry holds the wrapper's state, not a target: its code
+        # slot (None) never matches, and ``callee`` asks the state at each call, as
+        # the wrapper would (the original's code may have been replaced since).
+        fn.__dict__[DISPATCH_KEY] = (fn, None, state)
+        with contextlib.suppress(ValueError, TypeError):
+            note_callee(fn, sys._getframe(2).f_code)
+        return _wrapped_target(fn, state)
     code = fn.__code__
     if code in as_written:
         return fn
