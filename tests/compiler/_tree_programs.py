@@ -17,6 +17,9 @@ The module's world::
     ModelError                  # (tag, ints) as args
     oops(*args) -> ValueError   # ``raise oops(...)``: the error, recorded as raised
     xcs                         # for xcs.Operator and @xcs.sequential
+    jitted                      # xcs.jit, or nothing in the plain run: a function or
+                                # a recursive one jitted itself, reached from compiled
+                                # code (NOTE: [Jitted callees] in _rt)
 
 Units raise ``ValueError("<unit>", k, value)`` (through ``oops``) at data-dependent
 points (distinct args per unit and point, so the first error in program order is
@@ -170,8 +173,9 @@ class TreeLoaded:
         return fn
 
 
-def load_tree(source: str, config: TreeConfig) -> TreeLoaded:
-    """Write ``source`` to a new file and exec it: fresh function objects, real source."""
+def load_tree(source: str, config: TreeConfig, *, plain: bool = False) -> TreeLoaded:
+    """Write ``source`` to a new file and exec it: fresh function objects, real source.
+    ``@jitted`` units are jitted unless ``plain`` (the reference run: plain Python)."""
     serial = next(_serial)
     path = os.path.join(_source_dir(), f"tree_program_{os.getpid()}_{serial}.py")
     with open(path, "w", encoding="utf-8") as file:
@@ -188,6 +192,7 @@ def load_tree(source: str, config: TreeConfig) -> TreeLoaded:
         "oops": world.oops,
         "ModelError": ModelError,
         "xcs": xcs,
+        "jitted": (lambda fn: fn) if plain else xcs.jit,
     }
     exec(compile(source, path, "exec"), namespace)
     return TreeLoaded(path, world, namespace)
@@ -264,6 +269,7 @@ class Unit:
     name: str  # the def's name
     owner: str = ""  # class name for methods and operators
     partner: Unit | None = None  # the other half of a mutual recursion
+    jitted: bool = False  # decorated ``@jitted``: xcs.jit, except in the plain run
     lines: list[str] = field(default_factory=list)  # its def, without decorators
 
     @property
@@ -670,7 +676,12 @@ def tree_programs(draw: st.DrawFn) -> TreeProgram:
         if kind in ("method", "classmethod", "staticmethod"):
             name = {"method": "run", "classmethod": "build", "staticmethod": "calc"}[kind]
             name = f"{name}{index}"
-        units.append(Unit(index, kind, effectful, name))
+        # A unit jitted itself, reached from compiled code without its wrapper's frame
+        # (NOTE: [Jitted callees] in _rt); recursion through one included.
+        jitted = kind in ("function", "recursive") and draw(st.sampled_from([False, True]))
+        if jitted:
+            writer.feature(f"{kind} under @xcs.jit")
+        units.append(Unit(index, kind, effectful, name, jitted=jitted))
         index += 1
     # Methods share a class with the method units next to them.
     owner = ""
@@ -759,6 +770,8 @@ def tree_programs(draw: st.DrawFn) -> TreeProgram:
                     f"{unit.name}_one = {unit.name}()",
                 ]
             )
+        elif unit.jitted:
+            parts.append(["@jitted", *unit.lines])
         else:
             parts.append(unit.lines)
     body: list[str] = []

@@ -37,6 +37,7 @@ import io
 import itertools
 import operator
 import sys
+import threading
 import time
 import types
 import weakref
@@ -1116,8 +1117,9 @@ def _ordered_receiver(receiver: Any, method: str | None, target: Any) -> str | N
 # it, deletes one) runs in order. Judged from the callee's source, once per function;
 # a parameter the function rebinds is its own object from then on, and the method's
 # own receiver (``self``) is the user's side (DESIGN §1.6: calls to one stateful
-# object). Changes made deeper (``ask`` passing ``log`` on to another function) are
-# not followed: ``xcs.testing.force_overlap()`` shows them.
+# object). Changes made deeper (``ask`` passing ``log`` on to another function of
+# yours) are followed, four calls down, through cycles of calls too (NOTE: [Changes
+# through a cycle]); past that, ``xcs.testing.force_overlap()`` shows them.
 _CHANGED_PARAMETERS = "__xcs_changed_parameters__"
 
 
@@ -1177,16 +1179,59 @@ def _changed_by(
     fn, skip = _as_function(fn, receiver)
     if fn is None or not is_user_code(fn.__code__):
         return {}, 0, None
-    known = owned(fn, _CHANGED_PARAMETERS)  # NOTE: [Cached on the function]
-    if known is not None:
-        return known, skip, fn.__code__
-    if depth > 4:
-        return {}, 0, None
+    with _analysing:
+        known = owned(fn, _CHANGED_PARAMETERS)  # NOTE: [Cached on the function]
+        if known is not None:
+            if type(known) is _Assumed:  # being analysed further up: a cycle
+                _consulted[-1].add(fn)
+            return known, skip, fn.__code__
+        if depth > 4:
+            return {}, 0, None
+        return _analyse_changes(fn, depth), skip, fn.__code__
+
+
+class _Assumed(dict[str, str]):
+    """What a function is assumed to change while its own analysis runs (NOTE:
+    [Changes through a cycle])."""
+
+
+# NOTE: [Changes through a cycle]
+# In a cycle of calls (``p0`` passes ``log`` to ``q1``, which appends to it and passes
+# it back to ``p0``), a function's analysis meets itself. It then reads what it is
+# assumed to change so far (at first nothing), and the functions analysed on the way
+# depend on that assumption. Before, those were cached as final: ``p0`` "changed
+# nothing" (it was analysed inside ``q1``'s analysis, which was assumed to change
+# nothing), and a loop calling ``p0(x, log)`` overlapped, its appends in completion
+# order (call-tree suite, mutual recursion). Now a function whose analysis consulted
+# its own assumption is analysed again with the result as the new assumption, until
+# it stands (results only grow, so this ends); one that consulted the assumption of a
+# function further up is not cached, and is analysed again when asked next, once that
+# function is known. One lock for all analyses: an assumption must never be read by
+# another thread as an answer.
+_analysing = threading.RLock()
+_consulted: list[set[types.FunctionType]] = [set()]  # per analysis on the stack
+
+
+def _analyse_changes(fn: types.FunctionType, depth: int) -> dict[str, str]:
     code = fn.__code__
-    fn.__dict__[_CHANGED_PARAMETERS] = (fn, code, {})  # recursion ends here
-    changed = _changed_parameters(fn, depth + 1)
-    fn.__dict__[_CHANGED_PARAMETERS] = (fn, code, changed)
-    return changed, skip, fn.__code__
+    assumed = _Assumed()
+    while True:
+        fn.__dict__[_CHANGED_PARAMETERS] = (fn, code, assumed)
+        _consulted.append(set())
+        try:
+            changed = _changed_parameters(fn, depth + 1)
+        finally:
+            consulted = _consulted.pop()
+        if fn not in consulted or changed.keys() <= assumed.keys():
+            break
+        assumed = _Assumed(changed)
+    consulted.discard(fn)
+    if consulted:  # rests on an assumption about a function further up
+        del fn.__dict__[_CHANGED_PARAMETERS]
+        _consulted[-1].update(consulted)
+    else:
+        fn.__dict__[_CHANGED_PARAMETERS] = (fn, code, changed)
+    return changed
 
 
 _AN_INSTANCE = object()  # a receiver that is an instance (for method calls resolved)
