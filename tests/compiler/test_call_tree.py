@@ -25,8 +25,9 @@ TIMEOUT = 10.0
 class Model:
     """A model whose calls meet at a barrier (when set) and count those in flight."""
 
-    def __init__(self, parties: int | None) -> None:
+    def __init__(self, parties: int | None, delay: float = 0.0) -> None:
         self.barrier = threading.Barrier(parties, timeout=TIMEOUT) if parties else None
+        self.delay = delay  # seconds each call stays in flight
         self.lock = threading.Lock()
         self.now = self.peak = 0
         self.calls: list[str] = []
@@ -39,6 +40,7 @@ class Model:
         try:
             if self.barrier is not None:
                 self.barrier.wait()
+            time.sleep(self.delay)
             return prompt.upper()
         finally:
             with self.lock:
@@ -252,6 +254,37 @@ def test_a_sequential_function_behind_helpers_keeps_the_region_in_order(
             assert jitted(["a", "b", "c", "d"]) == ["A", "B", "C", "D"]
         assert calls.peak == 1
         assert "which calls _save, marked @xcs.sequential" in xcs.explain(jitted)
+
+
+def _cycle_a(x: str, d: int) -> str:
+    return _cycle_b(x, d - 1) if d > 0 else x  # reaches _save only through _cycle_b
+
+
+def _cycle_b(x: str, d: int) -> str:
+    return _save(_cycle_a(x, d))
+
+
+@pytest.mark.parametrize("mode", ["as shipped", "forced"])
+def test_a_sequential_function_reached_through_a_cycle_keeps_the_region_in_order(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The search for a marked function met a search further up (``_cycle_b`` ->
+    ``_cycle_a`` -> ``_cycle_b``), took it for "none" and cached ``_cycle_a`` as
+    reaching nothing: a region calling ``_cycle_a`` then overlapped ``_save``'s calls
+    (NOTE: [Changes through a cycle] in ``_rt``)."""
+    calls = Model(None, delay=0.005)  # calls that block: overlapped, they would meet
+    monkeypatch.setitem(globals(), "model", calls)
+    forget(_cycle_a, _cycle_b)
+
+    @xcs.jit
+    def both(xs: list[str]) -> tuple[list[str], list[str]]:
+        first = [_cycle_b(x, 1) for x in xs]  # searched from _cycle_b first
+        return first, [_cycle_a(x, 2) for x in xs]
+
+    with xcs.testing.force_overlap() if mode == "forced" else contextlib.nullcontext():
+        assert both(["a", "b", "c", "d"]) == (["A", "B", "C", "D"],) * 2
+    assert calls.peak == 1
+    assert "which calls _save, marked @xcs.sequential" in xcs.explain(both)
 
 
 @pytest.mark.parametrize("mode", ["as shipped", "forced"])

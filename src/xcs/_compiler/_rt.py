@@ -1209,7 +1209,7 @@ class _Assumed(dict[str, str]):
 # function is known. One lock for all analyses: an assumption must never be read by
 # another thread as an answer.
 _analysing = threading.RLock()
-_consulted: list[set[types.FunctionType]] = [set()]  # per analysis on the stack
+_consulted: list[set[Any]] = [set()]  # per analysis on the stack
 
 
 def _analyse_changes(fn: types.FunctionType, depth: int) -> dict[str, str]:
@@ -1220,6 +1220,9 @@ def _analyse_changes(fn: types.FunctionType, depth: int) -> dict[str, str]:
         _consulted.append(set())
         try:
             changed = _changed_parameters(fn, depth + 1)
+        except BaseException:
+            del fn.__dict__[_CHANGED_PARAMETERS]  # no assumption left behind
+            raise
         finally:
             consulted = _consulted.pop()
         if fn not in consulted or changed.keys() <= assumed.keys():
@@ -1420,18 +1423,40 @@ def _sequential_within(target: Any, receiver: Any, depth: int = 0) -> str | None
         if receiver is _MISSING or isinstance(receiver, type | types.ModuleType)
         else type(receiver)
     )
-    cache = owned(fn, _SEQUENTIAL_WITHIN)  # NOTE: [Cached on the function]
-    if cache is not None and owner in cache:
-        return cache[owner]  # type: ignore[no-any-return]
-    if not is_user_code(fn.__code__):
-        return None
-    if cache is None:
-        cache = {}
-        fn.__dict__[_SEQUENTIAL_WITHIN] = (fn, fn.__code__, cache)
-    cache[owner] = None  # recursion ends here
-    found = _find_sequential(fn, owner, receiver, depth)
-    cache[owner] = found
-    return found
+    with _analysing:
+        cache = owned(fn, _SEQUENTIAL_WITHIN)  # NOTE: [Cached on the function]
+        if cache is not None and owner in cache:
+            known = cache[owner]
+            if known is _SEARCHING:  # further up this search: a cycle
+                _consulted[-1].add((fn, owner))
+                return None
+            return known  # type: ignore[no-any-return]
+        if not is_user_code(fn.__code__):
+            return None
+        if cache is None:
+            cache = {}
+            fn.__dict__[_SEQUENTIAL_WITHIN] = (fn, fn.__code__, cache)
+        # NOTE: [Changes through a cycle], for reachability: a marked function found is
+        # found for good; "none" rests on the searches it met further up, if any.
+        cache[owner] = _SEARCHING
+        _consulted.append(set())
+        try:
+            found = _find_sequential(fn, owner, receiver, depth)
+        except BaseException:
+            del cache[owner]
+            raise
+        finally:
+            consulted = _consulted.pop()
+        consulted.discard((fn, owner))
+        if found is None and consulted:
+            del cache[owner]
+            _consulted[-1].update(consulted)
+        else:
+            cache[owner] = found
+        return found
+
+
+_SEARCHING = _Sentinel("SEARCHING")
 
 
 def _find_sequential(
