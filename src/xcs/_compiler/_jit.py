@@ -395,19 +395,32 @@ class _Ahead:
 _ahead = _Ahead()
 
 
-def _reinit_compile_lock_in_child() -> None:
+def _before_fork() -> None:
+    # In the order the runtime takes them: an analysis parses under the compile lock.
+    _rt.analysing.acquire()
+    _compile_lock.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    _compile_lock.release()
+    _rt.analysing.release()
+
+
+def _after_fork_in_child() -> None:
     _compile_lock._at_fork_reinit()  # type: ignore[attr-defined]
+    _rt.analysing._at_fork_reinit()  # type: ignore[attr-defined]
     _ahead.forget_thread()
 
 
 if hasattr(os, "register_at_fork"):
-    # A fork waits for a compile in progress: a child forked mid-compile would inherit
-    # the lock held by a thread it does not have, and the collector that compile had
-    # turned off (NOTE: [Compiled ahead]: the ahead thread compiles at any moment).
+    # A fork waits for a compile, or an analysis of callees, in progress: a child forked
+    # mid-way would inherit a lock held by a thread it does not have, the collector
+    # that compile had turned off, or an analysis's assumptions left as answers (NOTE:
+    # [Changes through a cycle] in _rt). The ahead thread compiles at any moment.
     os.register_at_fork(
-        before=_compile_lock.acquire,
-        after_in_parent=_compile_lock.release,
-        after_in_child=_reinit_compile_lock_in_child,
+        before=_before_fork,
+        after_in_parent=_after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
     )
 
 

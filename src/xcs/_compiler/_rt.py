@@ -1179,7 +1179,7 @@ def _changed_by(
     fn, skip = _as_function(fn, receiver)
     if fn is None or not is_user_code(fn.__code__):
         return {}, 0, None
-    with _analysing:
+    with analysing:
         known = owned(fn, _CHANGED_PARAMETERS)  # NOTE: [Cached on the function]
         if known is not None:
             if type(known) is _Assumed:  # being analysed further up: a cycle
@@ -1207,8 +1207,8 @@ class _Assumed(dict[str, str]):
 # it stands (results only grow, so this ends); one that consulted the assumption of a
 # function further up is not cached, and is analysed again when asked next, once that
 # function is known. One lock for all analyses: an assumption must never be read by
-# another thread as an answer.
-_analysing = threading.RLock()
+# another thread as an answer (nor by a child forked mid-analysis: _jit's fork hooks).
+analysing = threading.RLock()
 _consulted: list[set[Any]] = [set()]  # per analysis on the stack
 
 
@@ -1423,7 +1423,7 @@ def _sequential_within(target: Any, receiver: Any, depth: int = 0) -> str | None
         if receiver is _MISSING or isinstance(receiver, type | types.ModuleType)
         else type(receiver)
     )
-    with _analysing:
+    with analysing:
         cache = owned(fn, _SEQUENTIAL_WITHIN)  # NOTE: [Cached on the function]
         if cache is not None and owner in cache:
             known = cache[owner]
