@@ -480,3 +480,29 @@ def test_a_change_made_through_a_cycle_of_calls_keeps_program_order(source: str)
     as ``y``: found only by analysing ``a`` again with what the first pass found."""
     check_tree(source, TreeConfig(latency=0.002), ([3, 5], 0), ([1, 0], 0))
     check_tree(source, TreeConfig(latency=0.002), ([2, 1], 0), ([1, 2], 0))
+
+
+PASSED_ON_UNPACKED = """
+def f3(v, log, store):
+    rs = []
+    for w in range(v % 3 + 1):
+        log.append(("f3", w))
+        rs.append(model("f3", w))
+    return sum(rs) % 97
+
+
+def run0(v, log, store):
+    return (f3(*[v + 1, log, store]) + model("run0", v)) % 97  # log passed unpacked
+
+
+def prog(xs, n, log, store):
+    return [run0(x, log, store) for x in xs]
+"""
+
+
+def test_a_shared_argument_passed_on_inside_an_unpacked_list_keeps_program_order() -> None:
+    """Found by this suite (2500 examples, under force_overlap): ``run0`` passes ``log``
+    on as ``f3(*[v + 1, log, store])``, which the analysis of what a callee changes
+    did not read (the region's own call sites did), so the items overlapped and
+    ``f3``'s appends interleaved."""
+    check_tree(PASSED_ON_UNPACKED, TreeConfig(latency=0.002), ([0, 0, 0], 0), ([1, 2], 0))

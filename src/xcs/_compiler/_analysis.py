@@ -745,6 +745,24 @@ def lazy_items_obstacle(iterable: ast.AST) -> str | None:
 ADVANCING_METHODS = frozenset({"__next__", "send", "throw"})
 
 
+def positional_arguments(call: ast.Call) -> list[ast.expr]:
+    """``call``'s positional arguments, in their positions: ``f(*[x, log])`` passes
+    ``x`` and ``log`` as the first two. Ends at any other starred argument (``*args``),
+    past which positions are not known."""
+    found: list[ast.expr] = []
+    for arg in call.args:
+        if isinstance(arg, ast.Starred):
+            if not isinstance(arg.value, ast.List | ast.Tuple):
+                break
+            for element in arg.value.elts:
+                if isinstance(element, ast.Starred):
+                    return found
+                found.append(element)
+        else:
+            found.append(arg)
+    return found
+
+
 def advanced_iterator(body: Iterable[ast.AST], local: set[str] | frozenset[str]) -> str | None:
     """``next(it)`` (or ``it.send(...)``) of an iterator the items share: each call
     takes what the one before it left, so the items must run in order."""

@@ -51,6 +51,7 @@ from xcs._compiler._analysis import (
     node_fields,
     own_nodes,
     own_statements,
+    positional_arguments,
     rebinder_called,
     rebinder_obstacle,
     target_names,
@@ -1011,15 +1012,7 @@ def _shared_arguments(
         if not isinstance(call, ast.Call) or id(call) in deferred:
             continue
         keys: set[int | str] = set()
-        args: list[ast.expr] = []
-        for arg in call.args:
-            if isinstance(arg, ast.Starred) and isinstance(arg.value, ast.List | ast.Tuple):
-                args.extend(arg.value.elts)  # ``f(*[x, log])``: positions known
-            else:
-                args.append(arg)
-        for position, arg in enumerate(args):
-            if isinstance(arg, ast.Starred):
-                break
+        for position, arg in enumerate(positional_arguments(call)):
             if isinstance(arg, ast.Name) and arg.id not in stored:
                 keys.add(position)
         for keyword in call.keywords:

@@ -44,7 +44,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from xcs._compiler._analysis import ADVANCING_METHODS
+from xcs._compiler._analysis import ADVANCING_METHODS, positional_arguments
 from xcs._observe import _counters, _stats
 from xcs._runtime._deadline import current_deadline
 from xcs._runtime._measure import (
@@ -1352,7 +1352,7 @@ def _changed_parameters_read(fn: types.FunctionType, depth: int = 0) -> dict[str
         if isinstance(inner, ast.Call):
             passed: list[tuple[int | str, str]] = [
                 (position, arg.id)
-                for position, arg in enumerate(inner.args)
+                for position, arg in enumerate(positional_arguments(inner))
                 if isinstance(arg, ast.Name) and arg.id in params and arg.id not in found
             ]
             passed.extend(
