@@ -813,7 +813,7 @@ def _call_tree(entry: Compiled, depth: int, seen: set[int]) -> list[str]:
     for callee in sorted(found.values(), key=lambda f: f.__qualname__):
         compiled = _rt.dispatch_target(callee)
         indent = "    " * (depth + 1)
-        if isinstance(callee.__dict__.get("__xcs_jit__"), _JitState):
+        if _jit_state(callee) is not None:
             lines.append(f"{indent}{callee.__qualname__}: jitted (xcs.explain shows its plan)")
             continue
         if compiled is None or compiled is callee or id(callee) in seen:
