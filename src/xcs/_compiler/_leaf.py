@@ -198,7 +198,7 @@ def _dispatch_leaves(target: Any, depth: int, seen: set[types.CodeType]) -> bool
         kind = type(target)
     if kind is not types.FunctionType:
         return getattr(kind, "__xcs_callee__", None) is None  # as _rt.callee looks it up
-    if "__xcs_jit__" in target.__dict__:
+    if _rt.jit_state is not None and _rt.jit_state(target) is not None:
         return False  # a jit wrapper: _rt.callee hands back its target, one frame less
     known = _rt.dispatch_target(target)
     if known is not None:

@@ -502,7 +502,9 @@ class TaskGroup:
             # NOTE: [No start after the deadline]
             raise self._expire(active)
         worker = current_pool()
-        # NOTE: [Waiting threads help]
+        # NOTE: [Waiting threads help]. The depth is counted here, inline: a helper
+        # would add a frame to each level, the very cost it counts (_rt: NOTE: [Deep
+        # on one thread, in order]).
         here = helping
         if (active is None or worker is not None) and self._claim(task, worker):
             here.depth += 1
